@@ -1,0 +1,38 @@
+"""toedit: token-level editing of human text into semi-synthetic training data (ToEdit, Zhu et al. 2025)."""
+
+__version__ = "0.1.0"
+
+from .config import EditConfig, IOConfig, RunConfig, ScoreConfig  # noqa: E402
+from .editing import EditResult, EditStats  # noqa: E402
+from .pipeline import edit_batch, edit_texts  # noqa: E402
+from .prior import Prior, PriorError, load_prior, prior_from_model  # noqa: E402
+from .scoring import TokenScores, score_texts  # noqa: E402
+
+__all__ = [
+    "EditConfig",
+    "EditResult",
+    "EditStats",
+    "IOConfig",
+    "Prior",
+    "PriorError",
+    "RunConfig",
+    "ScoreConfig",
+    "TokenScores",
+    "edit_batch",
+    "edit_texts",
+    "load_prior",
+    "prior_from_model",
+    "run_edit",
+    "run_score",
+    "run_status",
+    "score_texts",
+]
+
+
+def __getattr__(name: str):
+    # the run layer imports the I/O stack; load it only when asked for
+    if name in ("run_edit", "run_score", "run_status"):
+        from . import runs
+
+        return getattr(runs, name)
+    raise AttributeError(name)

@@ -1,0 +1,190 @@
+"""The `toedit` command line: one verb per public function, flags generated from the config dataclasses.
+
+Exit codes: 0 ok; 1 unexpected error; 2 usage or config error; 3 model cannot be loaded;
+4 input or run-directory error; 5 more bad records than --max-errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from typing import Any
+
+from . import __version__
+from .config import SECTIONS, ConfigError, EditConfig, IOConfig, RunConfig, ScoreConfig, build, load_config_file
+
+EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_MODEL, EXIT_INPUT, EXIT_TOO_MANY_ERRORS = 0, 1, 2, 3, 4, 5
+
+
+def _field_type(f: dataclasses.Field) -> type:
+    annotation = str(f.type)
+    for name, typ in (("bool", bool), ("int", int), ("float", float)):
+        if annotation.split("|")[0].strip() == name:
+            return typ
+    return str
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """One flag per dataclass field; defaults are suppressed so we know which flags were given."""
+    group = parser.add_argument_group(title)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        typ = _field_type(f)
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+        if typ is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text, **kw)
+        else:
+            choices = f.metadata.get("choices")
+            group.add_argument(flag, type=typ, choices=choices, help=help_text, **kw)
+
+
+def _values(args: argparse.Namespace) -> dict[str, Any]:
+    """Config values: defaults < --config file < command-line flags."""
+    values: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        values.update(load_config_file(args.config))
+    given = {k: v for k, v in vars(args).items() if k not in ("verb", "config", "func", "json", "dry_run")}
+    values.update(given)
+    return values
+
+
+def _inputs(args: argparse.Namespace, values: dict[str, Any]) -> tuple[list[str], str]:
+    inputs = args.inputs or values.get("inputs") or []
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    output = getattr(args, "output", None) or values.get("output")
+    if not inputs:
+        raise ConfigError("no INPUT given (positional arguments or `inputs` in --config)")
+    if not output:
+        raise ConfigError("no output given (-o RUN_DIR, or `output` in --config)")
+    return list(inputs), output
+
+
+def _print_summary(summary, as_json: bool, dry_run: bool) -> None:
+    if as_json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    elif dry_run:
+        print(f"plan: {summary.shards} shard(s) -> {summary.run_dir or 'stdout'}")
+        for item in summary.plan:
+            print(f"  {item['name']:<40} {item['format']:<9} {item['size']:>12,} B  {item['path']}")
+    else:
+        print(summary.format(), file=sys.stderr if summary.run_dir is None else sys.stdout)
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    from .runs import run_edit
+
+    values = _values(args)
+    inputs, output = _inputs(args, values)
+    summary = run_edit(
+        inputs,
+        output,
+        edit=build(EditConfig, values),
+        score=build(ScoreConfig, values),
+        io=build(IOConfig, values),
+        run=build(RunConfig, values),
+        dry_run=args.dry_run,
+    )
+    _print_summary(summary, args.json, args.dry_run)
+    return EXIT_OK
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .runs import run_score
+
+    values = _values(args)
+    inputs, output = _inputs(args, values)
+    summary = run_score(
+        inputs,
+        output,
+        score=build(ScoreConfig, values),
+        io=build(IOConfig, values),
+        run=build(RunConfig, values),
+        dry_run=args.dry_run,
+    )
+    _print_summary(summary, args.json, args.dry_run)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .runs import format_status, run_status
+
+    status = run_status(args.run_dir)
+    print(json.dumps(status, indent=2) if args.json else format_status(status))
+    return EXIT_OK
+
+
+def cmd_corpus(args: argparse.Namespace) -> int:
+    from .corpora import fetch_corpus
+
+    for path in fetch_corpus(args.name, args.output):
+        print(path)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="toedit", description="ToEdit: token-level editing of human text.")
+    parser.add_argument("--version", action="version", version=f"toedit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    sub = parser.add_subparsers(dest="verb", required=True)
+
+    def run_verb(name: str, help_text: str, sections: tuple[str, ...], func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("inputs", nargs="*", metavar="INPUT", help="files, directories, globs, or - for stdin")
+        p.add_argument("-o", "--output", metavar="RUN_DIR", help="run directory (edit: - writes JSONL to stdout)")
+        p.add_argument("--config", metavar="FILE", help="YAML or TOML file with the same keys as the flags")
+        p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+        p.add_argument("--json", action="store_true", help="print the summary as JSON")
+        for section in sections:
+            add_config_flags(p, SECTIONS[section], f"{section} options")
+        p.set_defaults(func=func)
+        return p
+
+    run_verb("edit", "edit corpora with the ToEdit rule into a resumable run directory", ("edit", "score", "io", "run"), cmd_edit)
+    run_verb("score", "score corpora (token log-probs, top-k) into RUN_DIR/scores", ("score", "io", "run"), cmd_score)
+
+    p = sub.add_parser("status", help="progress and stats of a run directory")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("corpus", help="fetch an offline human-written corpus as JSONL (austen, pydoc)")
+    p.add_argument("name", help="austen | pydoc")
+    p.add_argument("-o", "--output", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_corpus)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .io import InputError
+    from .prior import PriorError
+    from .runs import RunDirError, TooManyErrors
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"toedit: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except PriorError as exc:
+        print(f"toedit: model error: {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    except (InputError, RunDirError, FileNotFoundError) as exc:
+        print(f"toedit: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except TooManyErrors as exc:
+        print(f"toedit: {exc}", file=sys.stderr)
+        return EXIT_TOO_MANY_ERRORS
+    except KeyboardInterrupt:
+        print("toedit: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""One config schema for Python, CLI flags and YAML/TOML files.
+
+Every field carries its help text; `cli.py` builds the flags from these dataclasses, and `load_config_file`
+accepts the same keys (dashes or underscores). Flags given on the command line win over the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+STRATEGIES = ("resample", "resample+drop", "drop")
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is invalid."""
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class ScoreConfig:
+    """How the prior scores documents."""
+
+    window: int | None = _f(None, "tokens per scoring window (default: the model's context, at most 2048)")
+    stride: int | None = _f(
+        None, "window advance; every token keeps >= window-stride left context (default 3/4 window)"
+    )
+    token_budget: int = _f(2048, "padded tokens per forward batch (CPU: 1-2K is fastest; GPU: larger)")
+    head_chunk: int = _f(512, "positions per LM-head + log-softmax chunk (bounds logits memory)")
+    store_k: int = _f(8, "top-k candidates stored per position in scores/ (for analysis)")
+    entropy: bool = _f(False, "also compute the full-distribution entropy per position")
+
+    def validate(self) -> None:
+        if self.window is not None and self.window < 2:
+            raise ConfigError("window must be >= 2")
+        if self.stride is not None and self.stride < 1:
+            raise ConfigError("stride must be >= 1")
+        if self.window is not None and self.stride is not None and self.stride > self.window - 1:
+            raise ConfigError("stride must be < window (each window needs a token of context)")
+        if self.token_budget < 1 or self.head_chunk < 1 or self.store_k < 0:
+            raise ConfigError("token_budget and head_chunk must be >= 1, store_k >= 0")
+
+
+@dataclass
+class EditConfig:
+    """The ToEdit rule (parity with the official code by default)."""
+
+    threshold: float = _f(0.99, "resample tokens whose probability is strictly above this")
+    top_k: int = _f(8, "candidates = top-k plus the original token; 0 = full vocabulary")
+    beta: float = _f(1.5, "candidate weights softmax(logprob / beta)")
+    low: float = _f(0.001, "drop tokens with probability below this (drop strategies)")
+    strategy: str = _f("resample", "resample | resample+drop | drop", choices=STRATEGIES)
+    exclude_original: bool = _f(False, "resample among the other candidates only")
+    seed: int = _f(0, "random seed; one stream per (seed, document id, round)")
+    rounds: int = _f(1, "editing rounds; round r re-scores round r-1's output")
+    record_spans: bool = _f(False, "keep every edit span [start, end, old, new, p] for audit")
+
+    def validate(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
+        if self.top_k < 0:
+            raise ConfigError("top_k must be >= 0 (0 = full vocabulary)")
+        if self.beta <= 0:
+            raise ConfigError("beta must be > 0")
+        if not 0.0 <= self.low <= 1.0:
+            raise ConfigError("low must be in [0, 1]")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
+        if self.rounds < 1:
+            raise ConfigError("rounds must be >= 1")
+
+
+@dataclass
+class IOConfig:
+    """Which fields are read and how outputs are written."""
+
+    text_field: str = _f("text", "field holding the text to edit")
+    id_field: str | None = _f(None, "field holding a document id (default: <shard>:<line>)")
+    messages_field: str | None = _f(None, "chat data: edit the turns of this list of {role, content}")
+    roles: str = _f("assistant", "comma-separated roles edited in --messages-field mode")
+    response_field: str | None = _f(None, "instruction data: edit only this field")
+    inline_stats: bool = _f(True, "add a 'toedit' stats object to every output record (else scores/ only)")
+    save_topk: bool = _f(False, "store top-k ids/log-probs per token in scores/ (large)")
+    max_errors: int | None = _f(None, "abort when more bad records than this are found (default: never)")
+    docs_per_batch: int = _f(64, "documents read and scored together (bounds memory)")
+
+
+@dataclass
+class RunConfig:
+    """Where and how a run executes."""
+
+    model: str = _f("default", "prior: 'default' (embedded SmolLM2-135M), a .gguf file, an HF dir or hub id")
+    device: str | None = _f(None, "cpu | cuda | cuda:N (default: cuda if available)")
+    dtype: str | None = _f(None, "float32 | bfloat16 | float16 (default: fp32 on CPU, bf16 on CUDA)")
+    trust_remote_code: bool = _f(False, "allow custom model code from the model directory")
+    overwrite: bool = _f(False, "reuse RUN_DIR even if its config differs (drops its outputs)")
+    progress: bool = _f(True, "show progress bars")
+
+
+SECTIONS: dict[str, type] = {"score": ScoreConfig, "edit": EditConfig, "io": IOConfig, "run": RunConfig}
+
+
+def field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or TOML file into a flat {key: value} dict (sections, if any, are flattened)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file not found: {p}")
+    text = p.read_text(encoding="utf-8")
+    try:
+        if p.suffix.lower() == ".toml":
+            raw = tomllib.loads(text)
+        elif p.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text) or {}
+        elif p.suffix.lower() == ".json":
+            raw = json.loads(text)
+        else:
+            raise ConfigError(f"{p}: config must be .yaml, .yml, .toml or .json")
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{p}: cannot parse config: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: config must be a mapping of keys to values")
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in SECTIONS and isinstance(value, dict):
+            flat.update({k.replace("-", "_"): v for k, v in value.items()})
+        else:
+            flat[key.replace("-", "_")] = value
+    known = {name for cls in SECTIONS.values() for name in field_names(cls)} | {"inputs", "output"}
+    unknown = sorted(set(flat) - known)
+    if unknown:
+        raise ConfigError(f"{p}: unknown keys {unknown}; known: {sorted(known)}")
+    return flat
+
+
+def build(cls: type, values: dict[str, Any]):
+    """Instantiate a config dataclass from the keys of `values` that belong to it."""
+    names = set(field_names(cls))
+    obj = cls(**{k: v for k, v in values.items() if k in names})
+    if hasattr(obj, "validate"):
+        try:
+            obj.validate()
+        except TypeError as exc:  # e.g. a string where a number belongs, from a config file
+            raise ConfigError(f"{cls.__name__}: {exc}") from exc
+    return obj

@@ -1,0 +1,109 @@
+"""Score and edit in-memory texts: the Python entry points under the CLI and the run layer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .config import EditConfig, ScoreConfig
+from .editing import STAT_KEYS, EditResult, EditStats, edit_scored
+from .prior import Prior
+from .rng import doc_uniforms
+from .scoring import FullVocabDraw, TokenScores, score_texts
+
+__all__ = ["edit_texts", "edit_batch", "score_texts"]
+
+
+def _scores_needed(config: EditConfig, score_config: ScoreConfig) -> int:
+    return max(score_config.store_k, config.top_k)
+
+
+def edit_round(
+    texts: Sequence[str],
+    ids: Sequence[str],
+    prior: Prior,
+    config: EditConfig,
+    score_config: ScoreConfig,
+    round_index: int,
+) -> tuple[list[str], list[EditStats], list[list | None], list[TokenScores]]:
+    """One editing round over a batch of texts; returns new texts, stats, spans and the scores used."""
+    draw = None
+    if config.top_k == 0 and config.strategy != "drop":
+        draw = FullVocabDraw(
+            config.threshold,
+            config.beta,
+            config.exclude_original,
+            lambda d, n: doc_uniforms(config.seed, ids[d], round_index, n),
+        )
+    scores = score_texts(texts, prior, score_config, k=_scores_needed(config, score_config), draw=draw)
+    unsafe = frozenset(prior.special_ids())
+    out_texts, out_stats, out_spans = [], [], []
+    for text, doc_id, sc in zip(texts, ids, scores, strict=True):
+        u = doc_uniforms(config.seed, doc_id, round_index, len(sc))
+        new_text, stats, spans = edit_scored(text, sc, config, u, prior.piece, unsafe)
+        out_texts.append(new_text)
+        out_stats.append(stats)
+        out_spans.append(spans)
+    return out_texts, out_stats, out_spans, scores
+
+
+def edit_texts(
+    texts: Sequence[str],
+    prior: Prior,
+    config: EditConfig | None = None,
+    ids: Sequence[str] | None = None,
+    score_config: ScoreConfig | None = None,
+    keep_scores: bool = False,
+) -> list[EditResult]:
+    """Edit texts with the ToEdit rule. `ids` key the random streams (default: the list index).
+
+    With `keep_scores`, each result carries the first round's `TokenScores` of its input text.
+    """
+    config = config or EditConfig()
+    config.validate()
+    score_config = score_config or ScoreConfig()
+    score_config.validate()
+    ids = [str(i) for i in range(len(texts))] if ids is None else [str(i) for i in ids]
+    if len(ids) != len(texts):
+        raise ValueError("ids and texts must have the same length")
+    current = list(texts)
+    results = [EditResult(text=t, stats=EditStats()) for t in texts]
+    for r in range(config.rounds):
+        current, stats, spans, scores = edit_round(current, ids, prior, config, score_config, r)
+        for res, text, st, sp, sc in zip(results, current, stats, spans, scores, strict=True):
+            if keep_scores and r == 0:
+                res.scores = sc
+            res.text = text
+            res.stats += st
+            res.rounds.append(st)
+            if config.record_spans:
+                res.spans = (res.spans or []) + [[*s, r] for s in sp]
+    return results
+
+
+def edit_batch(
+    batch: dict[str, list[Any]],
+    prior: Prior,
+    config: EditConfig | None = None,
+    text_field: str = "text",
+    id_field: str | None = None,
+    score_config: ScoreConfig | None = None,
+) -> dict[str, list[Any]]:
+    """For `datasets.Dataset.map(edit_batch, batched=True, fn_kwargs={"prior": prior, ...})`.
+
+    Replaces `text_field` with the edited text and adds one `toedit_<stat>` column per statistic. Without an
+    `id_field` the random streams are keyed by the text's content hash, so results do not depend on batching.
+    """
+    import hashlib
+
+    texts = batch[text_field]
+    if id_field:
+        ids = [str(i) for i in batch[id_field]]
+    else:
+        ids = [hashlib.sha256(t.encode()).hexdigest()[:32] for t in texts]
+    results = edit_texts(texts, prior, config, ids=ids, score_config=score_config)
+    out = dict(batch)
+    out[text_field] = [r.text for r in results]
+    for key in STAT_KEYS:
+        out[f"toedit_{key}"] = [getattr(r.stats, key) for r in results]
+    return out

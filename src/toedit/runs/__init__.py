@@ -1,0 +1,7 @@
+"""Resumable sharded runs over files: run directories, markers, manifests, merged stats."""
+
+from .manifest import RunDirError
+from .run import RunSummary, format_status, run_edit, run_score, run_status
+from .shard import TooManyErrors
+
+__all__ = ["RunDirError", "RunSummary", "TooManyErrors", "format_status", "run_edit", "run_score", "run_status"]

@@ -1,0 +1,66 @@
+"""Run manifests: what was run, with which model and versions, and the fingerprint that guards resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..config import EditConfig, IOConfig, ScoreConfig
+from ..prior import Prior
+
+# score settings that change results (token_budget and head_chunk only change speed)
+_SCORE_KEYS = ("window", "stride", "store_k", "entropy")
+_IO_KEYS = ("text_field", "id_field", "messages_field", "roles", "response_field", "inline_stats", "save_topk")
+
+
+class RunDirError(RuntimeError):
+    """RUN_DIR holds a different run (or is otherwise unusable)."""
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import torch
+    import transformers
+
+    return {
+        "toedit": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "numpy": numpy.__version__,
+    }
+
+
+def fingerprint_payload(
+    kind: str, prior: Prior, window: tuple[int, int], score: ScoreConfig, io: IOConfig, edit: EditConfig | None
+) -> dict[str, Any]:
+    """Everything that determines the outputs, and nothing that only changes speed."""
+    sc = {k: getattr(score, k) for k in _SCORE_KEYS}
+    sc["window"], sc["stride"] = window
+    return {
+        "kind": kind,
+        "toedit": __version__,
+        "model": prior.fingerprint,
+        "context_id": prior.context_id,
+        "score": sc,
+        "io": {k: getattr(io, k) for k in _IO_KEYS},
+        "edit": dataclasses.asdict(edit) if edit is not None else None,
+    }
+
+
+def fingerprint(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path} is not valid JSON ({exc}); remove it or use --overwrite") from exc

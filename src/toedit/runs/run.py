@@ -1,0 +1,264 @@
+"""Resumable sharded runs: `run_edit`, `run_score` and `run_status` (what the CLI verbs call)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import EditConfig, IOConfig, RunConfig, ScoreConfig
+from ..io import Shard, count_records, list_shards, write_json_atomic
+from ..prior import Prior, load_prior
+from ..scoring import resolve_window
+from . import stats as run_stats
+from .manifest import RunDirError, fingerprint, fingerprint_payload, read_json, versions
+from .shard import RunContext, process_shard
+
+SUBDIRS = ("data", "scores", "done", "errors")
+
+
+@dataclass
+class RunSummary:
+    """What a run did: merged stats over all shards, and this invocation's throughput."""
+
+    run_dir: str | None
+    shards: int
+    shards_done_before: int
+    stats: dict[str, Any]
+    seconds: float
+    tokens_this_run: int
+    plan: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens_this_run / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"tokens_per_second": self.tokens_per_second, **run_stats.rates(self.stats)}
+
+    def format(self) -> str:
+        s, r = self.stats, run_stats.rates(self.stats)
+        lines = [
+            f"run dir        {self.run_dir or '(stdout)'}",
+            f"shards         {self.shards} ({self.shards_done_before} already done)",
+            f"documents      {s['n_records']:,} ({s['n_empty']:,} empty, {s['n_errors']:,} bad records)",
+            f"tokens         {s['n_tokens']:,} ({s['n_scored']:,} scored)",
+            f"above thr.     {s['n_above']:,} ({100 * r['above_rate']:.2f} % of scored)",
+            f"changed        {s['n_changed']:,} ({100 * r['change_rate']:.3f} % of scored)",
+            f"dropped        {s['n_dropped']:,} ({100 * r['drop_rate']:.3f} %)",
+            f"skipped unsafe {s['n_skipped_unsafe']:,}",
+            f"speed          {self.tokens_per_second:,.0f} tokens/s ({self.tokens_this_run:,} tokens in {self.seconds:.1f} s)",
+        ]
+        return "\n".join(lines)
+
+
+def _prepare_dir(run_dir: Path, manifest: dict[str, Any], overwrite: bool) -> None:
+    old = read_json(run_dir / "manifest.json")
+    if old is not None and old.get("fingerprint") != manifest["fingerprint"]:
+        if not overwrite:
+            raise RunDirError(
+                f"{run_dir} holds a run with a different configuration (fingerprint {old.get('fingerprint', '?')[:12]} "
+                f"vs {manifest['fingerprint'][:12]}); use another RUN_DIR or pass --overwrite"
+            )
+    if old is not None and old.get("fingerprint") != manifest["fingerprint"] or overwrite:
+        for sub in SUBDIRS:
+            shutil.rmtree(run_dir / sub, ignore_errors=True)
+        for name in ("stats.json", "errors.jsonl"):
+            (run_dir / name).unlink(missing_ok=True)
+    elif old is not None:
+        _check_inputs(run_dir, old, manifest)
+    for sub in SUBDIRS:
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        for stale in (run_dir / sub).glob("*.tmp-*"):  # left by a killed process
+            stale.unlink()
+    write_json_atomic(run_dir / "manifest.json", manifest)
+
+
+def _check_inputs(run_dir: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+    before = {i["name"]: i for i in old.get("inputs", [])}
+    for item in new["inputs"]:
+        prev = before.get(item["name"])
+        if prev is not None and item["path"] != "-" and prev["size"] != item["size"]:
+            raise RunDirError(
+                f"input {item['path']} changed size since {run_dir} was started ({prev['size']} -> {item['size']} "
+                "bytes); its outputs would be stale: pass --overwrite to start again"
+            )
+
+
+def _done(run_dir: Path, shard: Shard, fp: str) -> dict[str, Any] | None:
+    marker = read_json(run_dir / "done" / f"{shard.name}.json")
+    return marker if marker is not None and marker.get("fingerprint") == fp else None
+
+
+def _merge_outputs(run_dir: Path, shards: list[Shard]) -> dict[str, Any]:
+    """errors.jsonl and stats.json from the per-shard files, in shard order."""
+    markers = [read_json(run_dir / "done" / f"{s.name}.json") for s in shards]
+    with open(run_dir / "errors.jsonl.tmp", "w", encoding="utf-8") as out:
+        for s in shards:
+            path = run_dir / "errors" / f"{s.name}.jsonl"
+            if path.exists():
+                out.write(path.read_text(encoding="utf-8"))
+    (run_dir / "errors.jsonl.tmp").replace(run_dir / "errors.jsonl")
+    merged = run_stats.merge(m["stats"] for m in markers if m)
+    merged["shards_done"] = sum(m is not None for m in markers)
+    merged["shards"] = len(shards)
+    write_json_atomic(run_dir / "stats.json", merged | {"rates": run_stats.rates(merged)})
+    return merged
+
+
+def _execute(
+    kind: str,
+    inputs: Sequence[str],
+    output: str,
+    edit: EditConfig | None,
+    score: ScoreConfig | None,
+    io: IOConfig | None,
+    run: RunConfig | None,
+    dry_run: bool,
+    prior: Prior | None,
+) -> RunSummary:
+    score, io, run = score or ScoreConfig(), io or IOConfig(), run or RunConfig()
+    for cfg in (score, edit):
+        if cfg is not None:
+            cfg.validate()
+    shards = list_shards(inputs)
+    plan = [{"name": s.name, "path": s.path, "format": s.format, "size": s.size} for s in shards]
+    run_dir = None if output == "-" else Path(output)
+    if dry_run:
+        return RunSummary(str(run_dir) if run_dir else None, len(shards), 0, run_stats.new_stats(), 0.0, 0, plan)
+    if kind == "score" and run_dir is None:
+        raise RunDirError("`toedit score` writes scores/ into a RUN_DIR; -o - is only for `toedit edit`")
+    prior = prior or load_prior(run.model, run.device, run.dtype, run.trust_remote_code)
+    window = resolve_window(prior, score)
+    payload = fingerprint_payload(kind, prior, window, score, io, edit)
+    fp = fingerprint(payload)
+    ctx = RunContext(kind, run_dir, prior, score, io, edit, fp)
+    done_before: list[Shard] = []
+    todo = shards
+    if run_dir is not None:
+        manifest = {
+            "kind": kind,
+            "fingerprint": fp,
+            "config": payload,
+            "settings": {"score": asdict(score), "io": asdict(io), "run": asdict(run), "edit": edit and asdict(edit)},
+            "model": {"name": prior.name, "fingerprint": prior.fingerprint, "context_id": prior.context_id},
+            "inputs": plan,
+            "versions": versions(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        _prepare_dir(run_dir, manifest, run.overwrite)
+        done_markers = [m for s in shards if (m := _done(run_dir, s, fp))]
+        done_names = {m["shard"] for m in done_markers}
+        done_before = [s for s in shards if s.name in done_names]
+        todo = [s for s in shards if s.name not in done_names]
+        ctx.errors_seen = sum(m["stats"]["n_errors"] for m in done_markers)
+    t0 = time.time()
+    tokens = 0
+    bar = _progress(todo, run.progress)
+
+    def on_progress(n_records: int, n_tokens: int) -> None:
+        nonlocal tokens
+        tokens += n_tokens
+        if bar is not None:
+            bar.update(n_records)
+            bar.set_postfix(tok_s=f"{tokens / max(time.time() - t0, 1e-9):,.0f}", refresh=False)
+
+    ctx.on_progress = on_progress
+    markers = []
+    try:
+        for shard in todo:
+            markers.append(process_shard(shard, ctx))
+    finally:
+        if bar is not None:
+            bar.close()
+        if run_dir is not None:
+            merged = _merge_outputs(run_dir, shards)
+    seconds = time.time() - t0
+    if run_dir is None:
+        merged = run_stats.merge(m["stats"] for m in markers)
+    return RunSummary(str(run_dir) if run_dir else None, len(shards), len(done_before), merged, seconds, tokens, plan)
+
+
+def _progress(todo: list[Shard], enabled: bool):
+    if not enabled or not todo:
+        return None
+    from tqdm.auto import tqdm
+
+    counts = [count_records(s) for s in todo]
+    total = None if any(c is None for c in counts) else sum(counts)
+    return tqdm(total=total, unit="doc", desc="toedit", file=sys.stderr, dynamic_ncols=True)
+
+
+def run_edit(
+    inputs: Sequence[str],
+    output: str,
+    edit: EditConfig | None = None,
+    score: ScoreConfig | None = None,
+    io: IOConfig | None = None,
+    run: RunConfig | None = None,
+    dry_run: bool = False,
+    prior: Prior | None = None,
+) -> RunSummary:
+    """Edit every document of `inputs` into RUN_DIR `output` (or stdout for "-"); resumable."""
+    return _execute("edit", inputs, output, edit or EditConfig(), score, io, run, dry_run, prior)
+
+
+def run_score(
+    inputs: Sequence[str],
+    output: str,
+    score: ScoreConfig | None = None,
+    io: IOConfig | None = None,
+    run: RunConfig | None = None,
+    dry_run: bool = False,
+    prior: Prior | None = None,
+) -> RunSummary:
+    """Score every document of `inputs` into RUN_DIR/scores (for analysis); resumable."""
+    return _execute("score", inputs, output, None, score, io, run, dry_run, prior)
+
+
+def run_status(run_dir: str) -> dict[str, Any]:
+    """Progress of a run directory: shards done / pending, merged stats so far, errors."""
+    root = Path(run_dir)
+    manifest = read_json(root / "manifest.json")
+    if manifest is None:
+        raise RunDirError(f"{root} is not a toedit run directory (no manifest.json)")
+    fp = manifest["fingerprint"]
+    names = [i["name"] for i in manifest.get("inputs", [])]
+    markers = {n: read_json(root / "done" / f"{n}.json") for n in names}
+    done = [n for n, m in markers.items() if m and m.get("fingerprint") == fp]
+    merged = run_stats.merge(markers[n]["stats"] for n in done)
+    seconds = sum(markers[n].get("seconds", 0.0) for n in done)
+    return {
+        "run_dir": str(root),
+        "kind": manifest.get("kind"),
+        "model": manifest.get("model", {}).get("name"),
+        "fingerprint": fp,
+        "shards": len(names),
+        "shards_done": len(done),
+        "pending": [n for n in names if n not in done],
+        "stats": merged,
+        "rates": run_stats.rates(merged),
+        "tokens_per_second": merged["n_tokens"] / seconds if seconds else None,
+        "errors_file": str(root / "errors.jsonl"),
+    }
+
+
+def format_status(status: dict[str, Any]) -> str:
+    s, r = status["stats"], status["rates"]
+    lines = [
+        f"{status['run_dir']}: {status['kind']} run, model {status['model']}",
+        f"shards {status['shards_done']}/{status['shards']} done"
+        + (f"; pending: {', '.join(status['pending'][:10])}" if status["pending"] else ""),
+        f"documents {s['n_records']:,}  tokens {s['n_tokens']:,}  bad records {s['n_errors']:,}",
+        f"above threshold {100 * r['above_rate']:.2f} %  changed {100 * r['change_rate']:.3f} %",
+    ]
+    return "\n".join(lines)
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False)

@@ -1,0 +1,237 @@
+"""Process one shard: read -> score -> (edit) -> write outputs, scores and errors -> completion marker."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..config import EditConfig, IOConfig, ScoreConfig
+from ..editing import STAT_KEYS, EditStats
+from ..io import BadRecord, FieldSpec, Record, Shard, ShardWriter, extract_texts, read_shard, replace_texts
+from ..io import write_json_atomic, write_jsonl_atomic
+from ..pipeline import edit_texts
+from ..prior import Prior
+from ..scoring import TokenScores, score_texts
+from .stats import new_stats, prob_histogram
+
+
+class TooManyErrors(RuntimeError):
+    """More bad records than --max-errors allows."""
+
+
+@dataclass
+class RunContext:
+    """Everything a worker needs to process shards of one run."""
+
+    kind: str  # "edit" | "score"
+    run_dir: Path | None  # None: stream edited records to stdout
+    prior: Prior
+    score: ScoreConfig
+    io: IOConfig
+    edit: EditConfig | None
+    fingerprint: str
+    on_progress: Callable[[int, int], None] | None = None  # (records, tokens) done since the last call
+    errors_seen: int = 0
+
+    @property
+    def spec(self) -> FieldSpec:
+        roles = tuple(r.strip() for r in self.io.roles.split(",") if r.strip())
+        return FieldSpec(self.io.text_field, self.io.id_field, self.io.messages_field, roles, self.io.response_field)
+
+
+def output_path(run_dir: Path, shard: Shard) -> Path:
+    return run_dir / "data" / f"{shard.name}{shard.out_suffix}"
+
+
+def _writer_format(path: Path) -> tuple[str, str | None]:
+    name = path.name
+    if name.endswith(".parquet"):
+        return "parquet", None
+    if name.endswith(".txt"):
+        return "txt", None
+    return "jsonl", {".gz": "gzip", ".zst": "zstd"}.get(path.suffix)
+
+
+class _StdoutWriter:
+    def write(self, data: dict) -> None:
+        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+
+    def commit(self) -> None:
+        sys.stdout.flush()
+
+    def abort(self) -> None:
+        sys.stdout.flush()
+
+
+class _ScoresWriter:
+    """scores/<shard>.parquet: one row per record with its stats and token-level arrays (atomic on commit)."""
+
+    def __init__(self, path: Path, save_topk: bool, with_spans: bool):
+        self.path, self.save_topk, self.with_spans = path, save_topk, with_spans
+        fields = [("id", pa.string()), ("line", pa.int64())]
+        fields += [(key, pa.int64()) for key in (*STAT_KEYS, "n_texts")]
+        fields += [("token_ids", pa.list_(pa.int32())), ("logprob", pa.list_(pa.float32()))]
+        if save_topk:
+            fields += [("topk_ids", pa.list_(pa.list_(pa.int32()))), ("topk_logprobs", pa.list_(pa.list_(pa.float32())))]
+        if with_spans:
+            fields.append(("spans", pa.string()))
+        self.schema = pa.schema(fields)
+        self.rows: dict[str, list] = {name: [] for name in self.schema.names}
+        self.tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.writer = pq.ParquetWriter(self.tmp, self.schema)
+
+    def add(self, rec: Record, stats: EditStats, scores: list[TokenScores], spans: list | None) -> None:
+        row: dict[str, Any] = {"id": rec.id, "line": rec.line, **stats.to_dict(), "n_texts": len(scores)}
+        row["token_ids"] = [int(t) for s in scores for t in s.token_ids]
+        row["logprob"] = [float(x) for s in scores for x in s.logprob]
+        if self.save_topk:
+            row["topk_ids"] = [r.tolist() for s in scores for r in s.topk_ids]
+            row["topk_logprobs"] = [r.tolist() for s in scores for r in s.topk_logprobs]
+        if self.with_spans:
+            row["spans"] = json.dumps(spans or [], ensure_ascii=False)
+        for key, value in row.items():
+            self.rows[key].append(value)
+        if len(self.rows["id"]) >= 256:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.writer.write_table(pa.Table.from_pydict(self.rows, schema=self.schema))
+        self.rows = {name: [] for name in self.schema.names}
+
+    def commit(self) -> None:
+        self._flush()
+        self.writer.close()
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        self.writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _process_batch(batch: list[Record], ctx: RunContext, spec: FieldSpec):
+    """Score/edit every text of a batch of records; yields (record, new_data, stats, scores, spans)."""
+    texts, ids, owners = [], [], []
+    for j, rec in enumerate(batch):
+        parts = extract_texts(rec.data, spec)
+        for t_i, text in enumerate(parts):
+            texts.append(text)
+            ids.append(f"{rec.id}/{t_i}" if spec.messages_field else rec.id)
+            owners.append(j)
+    if ctx.kind == "edit":
+        results = edit_texts(texts, ctx.prior, ctx.edit, ids=ids, score_config=ctx.score, keep_scores=True)
+    else:
+        scores_only = score_texts(texts, ctx.prior, ctx.score)
+    per_rec: list[list[int]] = [[] for _ in batch]
+    for i, j in enumerate(owners):
+        per_rec[j].append(i)
+    for j, rec in enumerate(batch):
+        stats = EditStats()
+        if ctx.kind == "edit":
+            rs = [results[i] for i in per_rec[j]]
+            for r in rs:
+                stats += r.stats
+            new_data = replace_texts(rec.data, spec, [r.text for r in rs])
+            scores = [r.scores for r in rs]
+            spans = [s for r in rs for s in (r.spans or [])] if ctx.edit.record_spans else None
+        else:
+            scores = [scores_only[i] for i in per_rec[j]]
+            for s in scores:
+                stats += EditStats(n_tokens=len(s), n_scored=s.n_scored)
+            new_data, spans = rec.data, None
+        yield rec, new_data, stats, scores, spans, len(per_rec[j])
+
+
+def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
+    """Run one shard to completion and return its marker (written only after every output is in place)."""
+    t0 = time.time()
+    spec = ctx.spec
+    stats = new_stats()
+    hist = np.zeros(len(stats["prob_hist"]), dtype=np.int64)
+    errors: list[dict] = []
+    data_writer = None
+    scores_writer = None
+    if ctx.run_dir is None:
+        data_writer = _StdoutWriter()
+    else:
+        if ctx.kind == "edit":
+            out = output_path(ctx.run_dir, shard)
+            fmt, comp = _writer_format(out)
+            data_writer = ShardWriter(out, fmt, comp)
+        with_spans = ctx.edit is not None and ctx.edit.record_spans
+        scores_writer = _ScoresWriter(ctx.run_dir / "scores" / f"{shard.name}.parquet", ctx.io.save_topk, with_spans)
+
+    def flush(batch: list[Record]) -> None:
+        tokens = 0
+        for rec, new_data, st, scores, spans, n_texts in _process_batch(batch, ctx, spec):
+            stats["n_records"] += 1
+            stats["n_texts"] += n_texts
+            stats["n_empty"] += int(n_texts > 0 and st.n_tokens == 0)
+            for key in STAT_KEYS:
+                stats[key] += getattr(st, key)
+            for s in scores:
+                hist[:] += prob_histogram(s.logprob)
+            tokens += st.n_tokens
+            if data_writer is not None:
+                if ctx.io.inline_stats and ctx.kind == "edit":
+                    new_data = dict(new_data)
+                    new_data["toedit"] = st.to_dict() | ({"spans": spans} if spans is not None else {})
+                data_writer.write(new_data)
+            if scores_writer is not None:
+                scores_writer.add(rec, st, scores, spans)
+        if ctx.on_progress:
+            ctx.on_progress(len(batch), tokens)
+
+    batch: list[Record] = []
+    try:
+        for item in read_shard(shard, spec):
+            if isinstance(item, BadRecord):
+                errors.append(item.to_json())
+                ctx.errors_seen += 1
+                if ctx.io.max_errors is not None and ctx.errors_seen > ctx.io.max_errors:
+                    raise TooManyErrors(
+                        f"{ctx.errors_seen} bad records (more than --max-errors {ctx.io.max_errors}); "
+                        f"last: {item.file} line {item.line}: {item.reason}"
+                    )
+                continue
+            batch.append(item)
+            if len(batch) >= ctx.io.docs_per_batch:
+                flush(batch)
+                batch = []
+        if batch:
+            flush(batch)
+    except BaseException:
+        for w in (data_writer, scores_writer):
+            if w is not None:
+                w.abort()
+        raise
+    stats["n_errors"] = len(errors)
+    stats["prob_hist"] = hist.tolist()
+    if data_writer is not None:
+        data_writer.commit()
+    marker = {
+        "shard": shard.name,
+        "path": shard.path,
+        "size": shard.size,
+        "fingerprint": ctx.fingerprint,
+        "stats": stats,
+        "seconds": round(time.time() - t0, 3),
+    }
+    if ctx.run_dir is None:
+        for err in errors:
+            print(json.dumps(err, ensure_ascii=False), file=sys.stderr)
+        return marker
+    scores_writer.commit()
+    write_jsonl_atomic(ctx.run_dir / "errors" / f"{shard.name}.jsonl", errors)
+    write_json_atomic(ctx.run_dir / "done" / f"{shard.name}.json", marker)
+    return marker

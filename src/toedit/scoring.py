@@ -1,0 +1,270 @@
+"""Teacher-forced scoring: exact full-vocabulary log-probs for every token of any length of document.
+
+One forward pass per window; windows overlap so every token is scored exactly once with at least
+`window - stride` tokens of left context. The LM head and the softmax run in chunks of positions, so no
+`[batch, seq, vocab]` logits tensor ever exists. Segments are length-sorted into token-budget batches and the
+results come back in input order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import ScoreConfig
+from .prior import Prior
+from .rule import above
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TokenScores:
+    """Per-document token scores (numpy). `logprob` is NaN where a position has no score."""
+
+    token_ids: np.ndarray  # int32 [n]
+    offsets: np.ndarray  # int32 [n, 2] character spans in the text
+    logprob: np.ndarray  # float32 [n]
+    topk_ids: np.ndarray  # int32 [n, k]
+    topk_logprobs: np.ndarray  # float32 [n, k]
+    entropy: np.ndarray | None = None  # float32 [n]
+    sampled: np.ndarray | None = None  # int32 [n]: full-vocabulary draws (-1 where none)
+
+    def __len__(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def n_scored(self) -> int:
+        return int(np.count_nonzero(~np.isnan(self.logprob)))
+
+
+@dataclass
+class FullVocabDraw:
+    """Ask the scorer to resample selected positions from the full distribution (top_k = 0)."""
+
+    threshold: float
+    beta: float
+    exclude_original: bool
+    uniforms: Callable[[int, int], np.ndarray]  # (text index, n tokens) -> one uniform per token
+
+
+@dataclass
+class _Segment:
+    doc: int
+    start: int  # window start in the context-prefixed sequence
+    lo: int  # first target index (context-prefixed sequence)
+    hi: int  # one past the last target index
+
+
+def plan_windows(length: int, window: int, stride: int) -> list[tuple[int, int, int]]:
+    """Windows (start, lo, hi) over a sequence of `length` ids whose targets are indices 1..length-1."""
+    if length < 2:
+        return []
+    out, lo, start = [], 1, 0
+    while lo < length:
+        hi = min(start + window, length)
+        out.append((start, lo, hi))
+        lo, start = hi, start + stride
+    return out
+
+
+def resolve_window(prior: Prior, config: ScoreConfig) -> tuple[int, int]:
+    window = config.window or min(prior.max_positions, 2048)
+    window = min(window, prior.max_positions)
+    stride = config.stride or max(1, (window * 3) // 4)
+    if stride >= window:
+        raise ValueError(f"stride ({stride}) must be smaller than window ({window})")
+    return window, stride
+
+
+def tokenize(prior: Prior, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Token ids and character offsets of each text (no special tokens added)."""
+    if not texts:
+        return []
+    enc = prior.tokenizer(list(texts), add_special_tokens=False, return_offsets_mapping=True)
+    out = []
+    for text, ids, offs in zip(texts, enc["input_ids"], enc["offset_mapping"], strict=True):
+        ids_np = np.asarray(ids, dtype=np.int32)
+        offs_np = np.asarray(offs, dtype=np.int32).reshape(-1, 2)
+        _restore_trimmed_offsets(text, ids_np, offs_np, prior.piece)
+        out.append((ids_np, offs_np))
+    return out
+
+
+def _restore_trimmed_offsets(text: str, ids: np.ndarray, offs: np.ndarray, piece) -> None:
+    """Tokenizers with `trim_offsets` leave out a token's leading whitespace; give it back when the token's
+    decoded text is exactly the extended span (so edits replace the whole token, space included)."""
+    if len(ids) < 2:
+        return
+    for i in np.nonzero(offs[1:, 0] > offs[:-1, 1])[0] + 1:
+        start = offs[i - 1, 1]
+        if piece(int(ids[i])) == text[start : offs[i, 1]]:
+            offs[i, 0] = start
+
+
+def _batches(segments: list[_Segment], budget: int) -> list[list[_Segment]]:
+    """Length-sorted (longest first) batches whose padded size rows * max_len stays within the budget."""
+    order = sorted(segments, key=lambda s: (-(s.hi - s.start), s.doc, s.start))
+    batches: list[list[_Segment]] = []
+    cur: list[_Segment] = []
+    cur_len = 0
+    for seg in order:
+        n = seg.hi - seg.start
+        if cur and max(cur_len, n) * (len(cur) + 1) > budget:
+            batches.append(cur)
+            cur, cur_len = [], 0
+        cur.append(seg)
+        cur_len = max(cur_len, n)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+class _Head:
+    """The LM head applied in fp32 (exact log-probs even when the body runs in bf16)."""
+
+    def __init__(self, prior: Prior):
+        head = prior.model.get_output_embeddings()
+        self.weight = head.weight.detach().float()
+        bias = getattr(head, "bias", None)
+        self.bias = None if bias is None else bias.detach().float()
+        self.softcap = getattr(prior.model.config, "final_logit_softcapping", None)
+
+    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = F.linear(hidden.float(), self.weight, self.bias)
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+
+def score_texts(
+    texts: Sequence[str],
+    prior: Prior,
+    config: ScoreConfig | None = None,
+    k: int | None = None,
+    draw: FullVocabDraw | None = None,
+) -> list[TokenScores]:
+    """Score every token of every text; `k` top candidates per position (default config.store_k)."""
+    config = config or ScoreConfig()
+    k = config.store_k if k is None else k
+    window, stride = resolve_window(prior, config)
+    toks = tokenize(prior, texts)
+    ctx = prior.context_id
+    off = 1 if ctx is not None else 0
+    seqs: list[np.ndarray] = []
+    results: list[TokenScores] = []
+    segments: list[_Segment] = []
+    for d, (ids, offsets) in enumerate(toks):
+        n = len(ids)
+        seq = np.concatenate([[ctx], ids]).astype(np.int64) if off else ids.astype(np.int64)
+        seqs.append(seq)
+        results.append(
+            TokenScores(
+                token_ids=ids,
+                offsets=offsets,
+                logprob=np.full(n, np.nan, dtype=np.float32),
+                topk_ids=np.full((n, k), -1, dtype=np.int32),
+                topk_logprobs=np.full((n, k), -np.inf, dtype=np.float32),
+                entropy=np.full(n, np.nan, dtype=np.float32) if config.entropy else None,
+                sampled=np.full(n, -1, dtype=np.int32) if draw is not None else None,
+            )
+        )
+        segments.extend(_Segment(d, *w) for w in plan_windows(len(seq), window, stride))
+    uniforms = [draw.uniforms(d, len(ids)) for d, (ids, _) in enumerate(toks)] if draw else None
+    if not segments:
+        return results
+    head = _Head(prior)
+    ctx_manager = torch.inference_mode()
+    with ctx_manager:
+        pending = _batches(segments, config.token_budget)
+        while pending:
+            batch = pending.pop()
+            try:
+                _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, off)
+            except torch.cuda.OutOfMemoryError:
+                if len(batch) == 1:
+                    raise
+                torch.cuda.empty_cache()
+                half = len(batch) // 2
+                log.warning("CUDA out of memory on %d rows; retrying in halves", len(batch))
+                pending.extend([batch[:half], batch[half:]])
+    return results
+
+
+def _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, off) -> None:
+    dev = prior.device
+    width = max(s.hi - s.start for s in batch)
+    ids = torch.zeros((len(batch), width), dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    rows, cols, docs, tok_idx = [], [], [], []
+    for r, seg in enumerate(batch):
+        n = seg.hi - seg.start
+        ids[r, :n] = torch.from_numpy(seqs[seg.doc][seg.start : seg.hi])
+        mask[r, :n] = 1
+        # hidden state at position j predicts the id at j + 1
+        pos = np.arange(seg.lo - 1 - seg.start, seg.hi - 1 - seg.start)
+        rows.append(np.full(len(pos), r))
+        cols.append(pos)
+        docs.append(np.full(len(pos), seg.doc))
+        tok_idx.append(np.arange(seg.lo, seg.hi) - off)
+    rows_t = torch.from_numpy(np.concatenate(rows)).to(dev)
+    cols_t = torch.from_numpy(np.concatenate(cols)).to(dev)
+    docs_np = np.concatenate(docs)
+    tok_np = np.concatenate(tok_idx)
+    ids, mask = ids.to(dev), mask.to(dev)
+    hidden = prior.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+    hidden = hidden[rows_t, cols_t]  # [N, H]: only the positions that are scored here
+    targets = ids[rows_t, cols_t + 1]
+    del ids, mask
+    for a in range(0, hidden.shape[0], config.head_chunk):
+        b = min(a + config.head_chunk, hidden.shape[0])
+        logits = head(hidden[a:b])
+        lse = torch.logsumexp(logits, dim=-1)
+        lp = (logits.gather(1, targets[a:b, None])[:, 0] - lse).cpu().numpy()
+        if k:
+            top_v, top_i = logits.topk(k, dim=-1)
+            top_v = (top_v - lse[:, None]).cpu().numpy()
+            top_i = top_i.cpu().numpy()
+        ent = None
+        if config.entropy:
+            probs = torch.softmax(logits, dim=-1)
+            ent = (lse - (probs * logits).sum(-1)).cpu().numpy()
+            del probs
+        sampled = None
+        if draw is not None:
+            u = np.array([uniforms[d][t] for d, t in zip(docs_np[a:b], tok_np[a:b], strict=True)])
+            sampled = _draw_full(logits, lp, targets[a:b], u, draw)
+        for j in range(b - a):
+            res = results[docs_np[a + j]]
+            t = tok_np[a + j]
+            res.logprob[t] = lp[j]
+            if k:
+                res.topk_ids[t] = top_i[j]
+                res.topk_logprobs[t] = top_v[j]
+            if ent is not None:
+                res.entropy[t] = ent[j]
+            if sampled is not None:
+                res.sampled[t] = sampled[j]
+
+
+def _draw_full(logits, lp, targets, u: np.ndarray, draw: FullVocabDraw) -> np.ndarray:
+    """Full-vocabulary resampling of the selected rows of one chunk; -1 elsewhere."""
+    out = np.full(len(lp), -1, dtype=np.int32)
+    sel = np.nonzero(above(lp, draw.threshold))[0]
+    if len(sel) == 0:
+        return out
+    sel_t = torch.from_numpy(sel).to(logits.device)
+    scaled = logits[sel_t].double() / draw.beta
+    if draw.exclude_original:
+        scaled.scatter_(1, targets[sel_t][:, None], float("-inf"))
+    cum = torch.softmax(scaled, dim=-1).cumsum(-1)
+    u_sel = torch.from_numpy(u[sel]).to(device=logits.device, dtype=torch.float64)
+    # numpy's `choice` convention: first index whose cumulative weight exceeds u * total
+    picked = torch.searchsorted(cum, (u_sel * cum[:, -1])[:, None], right=True)[:, 0]
+    out[sel] = picked.clamp_(max=cum.shape[1] - 1).cpu().numpy()
+    return out

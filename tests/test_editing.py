@@ -1,0 +1,134 @@
+"""Editing: byte-identical untouched text, honest counts, determinism, rounds, full-vocabulary draws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import TRICKY_TEXTS, corpus_texts
+from toedit.config import EditConfig, ScoreConfig
+from toedit.editing import EditStats, splice
+from toedit.pipeline import edit_batch, edit_texts
+from toedit.scoring import score_texts
+
+TEXTS = [t[:400] for t in corpus_texts(10)] + TRICKY_TEXTS
+
+
+def apply_spans(text: str, spans: list[list]) -> str:
+    out, cursor = [], 0
+    for start, end, old, new, _p, _round in spans:
+        assert text[start:end] == old
+        out += [text[cursor:start], new]
+        cursor = end
+    return "".join(out) + text[cursor:]
+
+
+def test_threshold_one_returns_every_text_byte_identical(tiny_prior):
+    results = edit_texts(TEXTS, tiny_prior, EditConfig(threshold=1.0))
+    assert [r.text for r in results] == TEXTS
+    assert all(r.stats.n_changed == 0 and r.stats.n_above == 0 for r in results)
+
+
+@pytest.mark.parametrize("strategy", ["resample", "resample+drop", "drop"])
+def test_untouched_text_is_byte_identical(tiny_prior, strategy):
+    cfg = EditConfig(threshold=0.3, low=0.05, strategy=strategy, record_spans=True, top_k=8)
+    results = edit_texts(TEXTS, tiny_prior, cfg)
+    assert sum(r.stats.n_changed + r.stats.n_dropped for r in results) > 0
+    for text, res in zip(TEXTS, results, strict=True):
+        assert apply_spans(text, res.spans) == res.text
+        assert len(res.spans) == res.stats.n_changed + res.stats.n_dropped
+        for _s, _e, old, new, p, _r in res.spans:
+            assert old != new
+            if strategy == "drop" or new == "":
+                assert new == "" and p < 0.05
+            else:
+                assert p > 0.3
+
+
+def test_stats_are_true_counts(tiny_prior):
+    cfg = EditConfig(threshold=0.5, top_k=8)
+    results = edit_texts(TEXTS, tiny_prior, cfg)
+    scores = score_texts(TEXTS, tiny_prior)
+    for res, sc in zip(results, scores, strict=True):
+        assert res.stats.n_tokens == len(sc)
+        assert res.stats.n_scored == sc.n_scored
+        assert res.stats.n_above == int((np.exp(sc.logprob.astype(float)) > 0.5).sum())
+        assert res.stats.n_changed + res.stats.n_skipped_unsafe <= res.stats.n_above
+
+
+def test_multibyte_fragments_are_never_edited(tiny_prior):
+    texts = ["東京都は日本の首都です。😀👍🏽 👨‍👩‍👧"] * 3
+    results = edit_texts(texts, tiny_prior, EditConfig(threshold=0.0, exclude_original=True, record_spans=True))
+    for text, res in zip(texts, results, strict=True):
+        assert res.stats.n_skipped_unsafe > 0
+        assert apply_spans(text, res.spans) == res.text
+        assert "\ufffd" not in res.text
+
+
+def test_same_seed_same_output_other_seed_differs(tiny_prior):
+    cfg = EditConfig(threshold=0.2, seed=3)
+    a = [r.text for r in edit_texts(TEXTS, tiny_prior, cfg)]
+    b = [r.text for r in edit_texts(TEXTS, tiny_prior, cfg)]
+    c = [r.text for r in edit_texts(TEXTS, tiny_prior, EditConfig(threshold=0.2, seed=4))]
+    assert a == b
+    assert a != c
+
+
+def test_output_does_not_depend_on_batching_or_windows(tiny_prior):
+    cfg = EditConfig(threshold=0.2, seed=1)
+    ids = [f"doc{i}" for i in range(len(TEXTS))]
+    base = edit_texts(TEXTS, tiny_prior, cfg, ids=ids, score_config=ScoreConfig(token_budget=10_000))
+    small = edit_texts(TEXTS, tiny_prior, cfg, ids=ids, score_config=ScoreConfig(token_budget=100, head_chunk=7))
+    one_by_one = [edit_texts([t], tiny_prior, cfg, ids=[i])[0] for t, i in zip(TEXTS, ids, strict=True)]
+    assert [r.text for r in base] == [r.text for r in small] == [r.text for r in one_by_one]
+    # a window covering the whole text gives the same result as the default window
+    wide = edit_texts(TEXTS, tiny_prior, cfg, ids=ids, score_config=ScoreConfig(window=256, stride=200))
+    assert [r.text for r in base] == [r.text for r in wide]
+
+
+def test_rounds_rescore_the_previous_output(tiny_prior):
+    res = edit_texts(TEXTS[:5], tiny_prior, EditConfig(threshold=0.2, rounds=3, record_spans=True))
+    for r in res:
+        assert len(r.rounds) == 3
+        total = EditStats()
+        for st in r.rounds:
+            total += st
+        assert total == r.stats
+        assert {s[-1] for s in r.spans} <= {0, 1, 2}
+    one = edit_texts(TEXTS[:5], tiny_prior, EditConfig(threshold=0.2, rounds=1))
+    assert [r.rounds[0] for r in res] == [r.stats for r in one]
+
+
+def test_full_vocabulary_draws(tiny_prior):
+    # beta -> 0 turns the tempered distribution into argmax: every selected token becomes the top-1 token
+    cfg = EditConfig(threshold=0.0, top_k=0, beta=1e-4, record_spans=True)
+    texts = [t[:300] for t in corpus_texts(3)]
+    res = edit_texts(texts, tiny_prior, cfg)
+    scores = score_texts(texts, tiny_prior, ScoreConfig(store_k=1))
+    for r, sc, text in zip(res, scores, texts, strict=True):
+        argmax_differs = int((sc.topk_ids[:, 0] != sc.token_ids).sum())
+        assert r.stats.n_changed + r.stats.n_skipped_unsafe == argmax_differs
+        assert apply_spans(text, r.spans) == r.text
+    # exclude_original: every clean selected token changes
+    res = edit_texts(texts, tiny_prior, EditConfig(threshold=0.0, top_k=0, exclude_original=True))
+    for r in res:
+        assert r.stats.n_changed + r.stats.n_skipped_unsafe == r.stats.n_above == r.stats.n_scored
+
+
+def test_splice_skips_special_token_replacements(tiny_prior):
+    text = "hello world"
+    (sc,) = score_texts([text], tiny_prior)
+    new_ids = sc.token_ids.astype(np.int64).copy()
+    new_ids[0] = 0  # <|endoftext|>
+    out, stats, _ = splice(text, sc, new_ids, tiny_prior.piece, frozenset({0}))
+    assert out == text and stats.n_skipped_unsafe == 1 and stats.n_changed == 0
+
+
+def test_edit_batch_for_datasets_map(tiny_prior):
+    batch = {"text": TEXTS[:4], "meta": [1, 2, 3, 4]}
+    out = edit_batch(batch, tiny_prior, EditConfig(threshold=0.2))
+    assert out["meta"] == [1, 2, 3, 4]
+    assert len(out["text"]) == 4 and "toedit_n_changed" in out
+    # keyed by content: the same text edits the same way wherever it sits in a batch
+    again = edit_batch({"text": TEXTS[2:4], "meta": [0, 0]}, tiny_prior, EditConfig(threshold=0.2))
+    assert again["text"] == out["text"][2:4]

@@ -1,0 +1,86 @@
+"""Scoring: exact log-probs, windows that score every token once, batching that never changes results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import TRICKY_TEXTS, corpus_texts
+from toedit.config import ScoreConfig
+from toedit.scoring import plan_windows, score_texts, tokenize
+
+
+def reference_logprobs(prior, ids: np.ndarray) -> np.ndarray:
+    """Plain full forward with full log_softmax (what a naive implementation does)."""
+    seq = torch.tensor([[prior.context_id, *ids.tolist()]])
+    with torch.no_grad():
+        logp = prior.model(seq).logits.float().log_softmax(-1)[0]
+    return logp[:-1].gather(1, seq[0, 1:, None])[:, 0].numpy(), logp[:-1]
+
+
+def test_logprobs_and_topk_match_a_full_forward(tiny_prior):
+    texts = corpus_texts(4)
+    texts = [t[:300] for t in texts]  # within one window (the tiny model has 256 positions)
+    for sc in score_texts(texts, tiny_prior, ScoreConfig(store_k=5)):
+        want, full = reference_logprobs(tiny_prior, sc.token_ids)
+        np.testing.assert_allclose(sc.logprob, want, atol=2e-5)
+        top = full.topk(5, dim=-1)
+        np.testing.assert_array_equal(sc.topk_ids[:, 0], top.indices[:, 0].numpy())
+        np.testing.assert_allclose(sc.topk_logprobs, top.values.numpy(), atol=2e-5)
+        assert sc.n_scored == len(sc)  # the context token makes the first real token scorable
+
+
+@pytest.mark.parametrize("length,window,stride", [(1, 8, 4), (2, 8, 4), (8, 8, 4), (9, 8, 4), (100, 16, 12), (57, 10, 1)])
+def test_windows_cover_every_target_once_with_context(length, window, stride):
+    windows = plan_windows(length, window, stride)
+    targets = [t for _, lo, hi in windows for t in range(lo, hi)]
+    assert targets == list(range(1, length))
+    for k, (start, lo, hi) in enumerate(windows):
+        assert hi - start <= window and start < lo
+        if k:
+            assert lo - start >= window - stride
+
+
+def test_long_document_is_scored_whole(tiny_prior):
+    text = " ".join(corpus_texts(40))
+    ids, _ = tokenize(tiny_prior, [text])[0]
+    window = 64
+    assert len(ids) > 10 * window
+    (sc,) = score_texts([text], tiny_prior, ScoreConfig(window=window, stride=48))
+    assert len(sc) == len(ids) and sc.n_scored == len(ids)
+    # the first window is an ordinary forward pass
+    want, _ = reference_logprobs(tiny_prior, ids[: window - 1])
+    np.testing.assert_allclose(sc.logprob[: window - 1], want, atol=2e-5)
+
+
+@pytest.mark.parametrize("budget", [64, 300, 5000])
+def test_batching_does_not_change_scores(tiny_prior, budget):
+    texts = [t[: 50 + 37 * i] for i, t in enumerate(corpus_texts(12))] + TRICKY_TEXTS
+    base = score_texts(texts, tiny_prior, ScoreConfig(window=128, token_budget=128 * 64))
+    other = score_texts(texts, tiny_prior, ScoreConfig(window=128, token_budget=budget, head_chunk=17))
+    for a, b in zip(base, other, strict=True):
+        np.testing.assert_array_equal(a.token_ids, b.token_ids)
+        np.testing.assert_allclose(a.logprob, b.logprob, atol=1e-5)
+        np.testing.assert_array_equal(a.topk_ids, b.topk_ids)
+
+
+def test_offsets_tile_the_text(tiny_prior):
+    for text, (ids, offs) in zip(TRICKY_TEXTS, tokenize(tiny_prior, TRICKY_TEXTS), strict=True):
+        assert tiny_prior.tokenizer.decode(ids.tolist()) == text
+        if len(ids):
+            assert offs[0, 0] == 0 and offs[-1, 1] == len(text)
+            assert (offs[1:, 0] <= offs[:-1, 1]).all()  # no gaps (overlaps only inside multi-byte characters)
+
+
+def test_empty_and_single_token_documents(tiny_prior):
+    empty, one = score_texts(["", "x"], tiny_prior)
+    assert len(empty) == 0 and empty.n_scored == 0
+    assert len(one) == 1 and one.n_scored == 1
+
+
+def test_entropy_matches_reference(tiny_prior):
+    (sc,) = score_texts([corpus_texts(1)[0][:300]], tiny_prior, ScoreConfig(entropy=True))
+    _, full = reference_logprobs(tiny_prior, sc.token_ids)
+    want = -(full.exp() * full).sum(-1).numpy()
+    np.testing.assert_allclose(sc.entropy, want, atol=1e-4)
