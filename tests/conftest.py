@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pydoc_data.topics
+
 import pytest
 import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 
 TRICKY_TEXTS = [
     "Plain English prose, with punctuation; and numbers 1,234.56!",

@@ -58,7 +58,9 @@ def test_stats_are_true_counts(tiny_prior):
 
 def test_multibyte_fragments_are_never_edited(tiny_prior):
     texts = ["東京都は日本の首都です。😀👍🏽 👨‍👩‍👧"] * 3
-    results = edit_texts(texts, tiny_prior, EditConfig(threshold=0.0, exclude_original=True, record_spans=True))
+    results = edit_texts(
+        texts, tiny_prior, EditConfig(threshold=0.0, exclude_original=True, record_spans=True)
+    )
     for text, res in zip(texts, results, strict=True):
         assert res.stats.n_skipped_unsafe > 0
         assert apply_spans(text, res.spans) == res.text
@@ -78,7 +80,9 @@ def test_output_does_not_depend_on_batching_or_windows(tiny_prior):
     cfg = EditConfig(threshold=0.2, seed=1)
     ids = [f"doc{i}" for i in range(len(TEXTS))]
     base = edit_texts(TEXTS, tiny_prior, cfg, ids=ids, score_config=ScoreConfig(token_budget=10_000))
-    small = edit_texts(TEXTS, tiny_prior, cfg, ids=ids, score_config=ScoreConfig(token_budget=100, head_chunk=7))
+    small = edit_texts(
+        TEXTS, tiny_prior, cfg, ids=ids, score_config=ScoreConfig(token_budget=100, head_chunk=7)
+    )
     one_by_one = [edit_texts([t], tiny_prior, cfg, ids=[i])[0] for t, i in zip(TEXTS, ids, strict=True)]
     assert [r.text for r in base] == [r.text for r in small] == [r.text for r in one_by_one]
     # a window covering the whole text gives the same result as the default window

@@ -31,7 +31,9 @@ def test_logprobs_and_topk_match_a_full_forward(tiny_prior):
         assert sc.n_scored == len(sc)  # the context token makes the first real token scorable
 
 
-@pytest.mark.parametrize("length,window,stride", [(1, 8, 4), (2, 8, 4), (8, 8, 4), (9, 8, 4), (100, 16, 12), (57, 10, 1)])
+@pytest.mark.parametrize(
+    "length,window,stride", [(1, 8, 4), (2, 8, 4), (8, 8, 4), (9, 8, 4), (100, 16, 12), (57, 10, 1)]
+)
 def test_windows_cover_every_target_once_with_context(length, window, stride):
     windows = plan_windows(length, window, stride)
     targets = [t for _, lo, hi in windows for t in range(lo, hi)]

@@ -14,7 +14,16 @@ import sys
 from typing import Any
 
 from . import __version__
-from .config import SECTIONS, ConfigError, EditConfig, IOConfig, RunConfig, ScoreConfig, build, load_config_file
+from .config import (
+    SECTIONS,
+    ConfigError,
+    EditConfig,
+    IOConfig,
+    RunConfig,
+    ScoreConfig,
+    build,
+    load_config_file,
+)
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_MODEL, EXIT_INPUT, EXIT_TOO_MANY_ERRORS = 0, 1, 2, 3, 4, 5
 
@@ -118,6 +127,23 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .runs import run_report
+
+    print(run_report(args.run_dir, args.examples))
+    return EXIT_OK
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    from .analysis.dsir import select_files
+
+    _, summary = select_files(
+        args.target, args.raw, args.n, args.output, text_field=args.text_field, seed=args.seed
+    )
+    print(json.dumps(summary, indent=2))
+    return EXIT_OK
+
+
 def cmd_corpus(args: argparse.Namespace) -> int:
     from .corpora import fetch_corpus
 
@@ -135,7 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     def run_verb(name: str, help_text: str, sections: tuple[str, ...], func) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("inputs", nargs="*", metavar="INPUT", help="files, directories, globs, or - for stdin")
-        p.add_argument("-o", "--output", metavar="RUN_DIR", help="run directory (edit: - writes JSONL to stdout)")
+        p.add_argument(
+            "-o", "--output", metavar="RUN_DIR", help="run directory (edit: - writes JSONL to stdout)"
+        )
         p.add_argument("--config", metavar="FILE", help="YAML or TOML file with the same keys as the flags")
         p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
         p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -144,13 +172,37 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    run_verb("edit", "edit corpora with the ToEdit rule into a resumable run directory", ("edit", "score", "io", "run"), cmd_edit)
-    run_verb("score", "score corpora (token log-probs, top-k) into RUN_DIR/scores", ("score", "io", "run"), cmd_score)
+    run_verb(
+        "edit",
+        "edit corpora with the ToEdit rule into a resumable run directory",
+        ("edit", "score", "io", "run"),
+        cmd_edit,
+    )
+    run_verb(
+        "score",
+        "score corpora (token log-probs, top-k) into RUN_DIR/scores",
+        ("score", "io", "run"),
+        cmd_score,
+    )
 
     p = sub.add_parser("status", help="progress and stats of a run directory")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("report", help="write RUN_DIR/report.md: totals, probability table, sample edits")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--examples", type=int, default=12, help="edits shown (default: 12)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("select", help="DSIR: pick raw documents whose hashed n-grams look like the target's")
+    p.add_argument("--target", nargs="+", required=True, metavar="JSONL", help="target (human) corpus")
+    p.add_argument("--raw", nargs="+", required=True, metavar="JSONL", help="raw (e.g. synthetic) pool")
+    p.add_argument("-n", type=int, required=True, help="documents to select")
+    p.add_argument("-o", "--output", required=True, metavar="JSONL", help="selected raw records")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_select)
 
     p = sub.add_parser("corpus", help="fetch an offline human-written corpus as JSONL (austen, pydoc)")
     p.add_argument("name", help="austen | pydoc")
@@ -166,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
     try:
         return args.func(args)
     except ConfigError as exc:

@@ -30,7 +30,7 @@ class ScoreConfig:
 
     window: int | None = _f(None, "tokens per scoring window (default: the model's context, at most 2048)")
     stride: int | None = _f(
-        None, "window advance; every token keeps >= window-stride left context (default 3/4 window)"
+        None, "window advance; every token keeps >= window-stride left context (default 7/8 window)"
     )
     token_budget: int = _f(2048, "padded tokens per forward batch (CPU: 1-2K is fastest; GPU: larger)")
     head_chunk: int = _f(512, "positions per LM-head + log-softmax chunk (bounds logits memory)")

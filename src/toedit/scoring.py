@@ -76,7 +76,7 @@ def plan_windows(length: int, window: int, stride: int) -> list[tuple[int, int, 
 def resolve_window(prior: Prior, config: ScoreConfig) -> tuple[int, int]:
     window = config.window or min(prior.max_positions, 2048)
     window = min(window, prior.max_positions)
-    stride = config.stride or max(1, (window * 3) // 4)
+    stride = config.stride or max(1, window - window // 8)
     if stride >= window:
         raise ValueError(f"stride ({stride}) must be smaller than window ({window})")
     return window, stride

@@ -15,7 +15,15 @@ from ..prior import Prior
 
 # score settings that change results (token_budget and head_chunk only change speed)
 _SCORE_KEYS = ("window", "stride", "store_k", "entropy")
-_IO_KEYS = ("text_field", "id_field", "messages_field", "roles", "response_field", "inline_stats", "save_topk")
+_IO_KEYS = (
+    "text_field",
+    "id_field",
+    "messages_field",
+    "roles",
+    "response_field",
+    "inline_stats",
+    "save_topk",
+)
 
 
 class RunDirError(RuntimeError):
@@ -37,7 +45,12 @@ def versions() -> dict[str, str]:
 
 
 def fingerprint_payload(
-    kind: str, prior: Prior, window: tuple[int, int], score: ScoreConfig, io: IOConfig, edit: EditConfig | None
+    kind: str,
+    prior: Prior,
+    window: tuple[int, int],
+    score: ScoreConfig,
+    io: IOConfig,
+    edit: EditConfig | None,
 ) -> dict[str, Any]:
     """Everything that determines the outputs, and nothing that only changes speed."""
     sc = {k: getattr(score, k) for k in _SCORE_KEYS}

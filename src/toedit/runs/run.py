@@ -59,13 +59,13 @@ class RunSummary:
 
 def _prepare_dir(run_dir: Path, manifest: dict[str, Any], overwrite: bool) -> None:
     old = read_json(run_dir / "manifest.json")
-    if old is not None and old.get("fingerprint") != manifest["fingerprint"]:
-        if not overwrite:
-            raise RunDirError(
-                f"{run_dir} holds a run with a different configuration (fingerprint {old.get('fingerprint', '?')[:12]} "
-                f"vs {manifest['fingerprint'][:12]}); use another RUN_DIR or pass --overwrite"
-            )
-    if old is not None and old.get("fingerprint") != manifest["fingerprint"] or overwrite:
+    differs = old is not None and old.get("fingerprint") != manifest["fingerprint"]
+    if differs and not overwrite:
+        raise RunDirError(
+            f"{run_dir} holds a run with a different configuration (fingerprint {old.get('fingerprint', '?')[:12]} "
+            f"vs {manifest['fingerprint'][:12]}); use another RUN_DIR or pass --overwrite"
+        )
+    if differs or overwrite:
         for sub in SUBDIRS:
             shutil.rmtree(run_dir / sub, ignore_errors=True)
         for name in ("stats.json", "errors.jsonl"):
@@ -130,7 +130,9 @@ def _execute(
     plan = [{"name": s.name, "path": s.path, "format": s.format, "size": s.size} for s in shards]
     run_dir = None if output == "-" else Path(output)
     if dry_run:
-        return RunSummary(str(run_dir) if run_dir else None, len(shards), 0, run_stats.new_stats(), 0.0, 0, plan)
+        return RunSummary(
+            str(run_dir) if run_dir else None, len(shards), 0, run_stats.new_stats(), 0.0, 0, plan
+        )
     if kind == "score" and run_dir is None:
         raise RunDirError("`toedit score` writes scores/ into a RUN_DIR; -o - is only for `toedit edit`")
     prior = prior or load_prior(run.model, run.device, run.dtype, run.trust_remote_code)
@@ -145,7 +147,12 @@ def _execute(
             "kind": kind,
             "fingerprint": fp,
             "config": payload,
-            "settings": {"score": asdict(score), "io": asdict(io), "run": asdict(run), "edit": edit and asdict(edit)},
+            "settings": {
+                "score": asdict(score),
+                "io": asdict(io),
+                "run": asdict(run),
+                "edit": edit and asdict(edit),
+            },
             "model": {"name": prior.name, "fingerprint": prior.fingerprint, "context_id": prior.context_id},
             "inputs": plan,
             "versions": versions(),
@@ -181,7 +188,9 @@ def _execute(
     seconds = time.time() - t0
     if run_dir is None:
         merged = run_stats.merge(m["stats"] for m in markers)
-    return RunSummary(str(run_dir) if run_dir else None, len(shards), len(done_before), merged, seconds, tokens, plan)
+    return RunSummary(
+        str(run_dir) if run_dir else None, len(shards), len(done_before), merged, seconds, tokens, plan
+    )
 
 
 def _progress(todo: list[Shard], enabled: bool):

@@ -17,8 +17,18 @@ import pyarrow.parquet as pq
 
 from ..config import EditConfig, IOConfig, ScoreConfig
 from ..editing import STAT_KEYS, EditStats
-from ..io import BadRecord, FieldSpec, Record, Shard, ShardWriter, extract_texts, read_shard, replace_texts
-from ..io import write_json_atomic, write_jsonl_atomic
+from ..io import (
+    BadRecord,
+    FieldSpec,
+    Record,
+    Shard,
+    ShardWriter,
+    extract_texts,
+    read_shard,
+    replace_texts,
+    write_json_atomic,
+    write_jsonl_atomic,
+)
 from ..pipeline import edit_texts
 from ..prior import Prior
 from ..scoring import TokenScores, score_texts
@@ -46,7 +56,9 @@ class RunContext:
     @property
     def spec(self) -> FieldSpec:
         roles = tuple(r.strip() for r in self.io.roles.split(",") if r.strip())
-        return FieldSpec(self.io.text_field, self.io.id_field, self.io.messages_field, roles, self.io.response_field)
+        return FieldSpec(
+            self.io.text_field, self.io.id_field, self.io.messages_field, roles, self.io.response_field
+        )
 
 
 def output_path(run_dir: Path, shard: Shard) -> Path:
@@ -82,7 +94,10 @@ class _ScoresWriter:
         fields += [(key, pa.int64()) for key in (*STAT_KEYS, "n_texts")]
         fields += [("token_ids", pa.list_(pa.int32())), ("logprob", pa.list_(pa.float32()))]
         if save_topk:
-            fields += [("topk_ids", pa.list_(pa.list_(pa.int32()))), ("topk_logprobs", pa.list_(pa.list_(pa.float32())))]
+            fields += [
+                ("topk_ids", pa.list_(pa.list_(pa.int32()))),
+                ("topk_logprobs", pa.list_(pa.list_(pa.float32()))),
+            ]
         if with_spans:
             fields.append(("spans", pa.string()))
         self.schema = pa.schema(fields)
@@ -169,7 +184,9 @@ def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
             fmt, comp = _writer_format(out)
             data_writer = ShardWriter(out, fmt, comp)
         with_spans = ctx.edit is not None and ctx.edit.record_spans
-        scores_writer = _ScoresWriter(ctx.run_dir / "scores" / f"{shard.name}.parquet", ctx.io.save_topk, with_spans)
+        scores_writer = _ScoresWriter(
+            ctx.run_dir / "scores" / f"{shard.name}.parquet", ctx.io.save_topk, with_spans
+        )
 
     def flush(batch: list[Record]) -> None:
         tokens = 0

