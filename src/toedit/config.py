@@ -82,7 +82,7 @@ class IOConfig:
     """Which fields are read and how outputs are written."""
 
     text_field: str = _f("text", "field holding the text to edit")
-    id_field: str | None = _f(None, "field holding a document id (default: <shard>:<line>)")
+    id_field: str | None = _f("id", "field holding the document id (records without it: <shard>:<line>)")
     messages_field: str | None = _f(None, "chat data: edit the turns of this list of {role, content}")
     roles: str = _f("assistant", "comma-separated roles edited in --messages-field mode")
     response_field: str | None = _f(None, "instruction data: edit only this field")

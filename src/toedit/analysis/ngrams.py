@@ -50,6 +50,7 @@ __all__ = [
     "NgramStats",
     "bucket_entropy",
     "bucket_of",
+    "clear_default_caches",
     "detect_nltk_engine",
     "distinct_n",
     "featurize",
@@ -78,7 +79,9 @@ def bucket_of(ngram: str, num_buckets: int = 10000) -> int:
     (``int.from_bytes(digest, "big")`` is the same integer as ``int(hexdigest, 16)``.)  Lone surrogates,
     which UTF-8 cannot encode (DSIR raises on them), are encoded with ``surrogatepass``.
     """
-    return int.from_bytes(hashlib.sha256(ngram.encode("utf-8", "surrogatepass")).digest(), "big") % num_buckets
+    return (
+        int.from_bytes(hashlib.sha256(ngram.encode("utf-8", "surrogatepass")).digest(), "big") % num_buckets
+    )
 
 
 def _compile(engine: str):
@@ -169,7 +172,8 @@ class HashedNgramFeaturizer:
 
     ``num_buckets``: hash space (10000 as in DSIR); ``ngrams``: highest order (2 = unigrams + bigrams);
     ``engine``: "re" or "regex" (see the module docstring); ``max_cache_entries``: the token and bigram
-    caches are dropped and rebuilt when either grows past this (bounds memory on huge corpora);
+    caches are dropped and rebuilt between batches when either grows past this (about 100 bytes an
+    entry, so the default bounds them near 200 MB per cache on huge corpora);
     ``dense_vocab``: bigrams of the first ``dense_vocab`` distinct tokens use a dense
     ``dense_vocab**2`` int32 table (16 MiB for 2048).
     """
@@ -180,7 +184,7 @@ class HashedNgramFeaturizer:
         ngrams: int = 2,
         *,
         engine: str = "re",
-        max_cache_entries: int = 4_000_000,
+        max_cache_entries: int = 2_000_000,
         dense_vocab: int = 2048,
     ) -> None:
         if num_buckets < 1:
@@ -202,6 +206,10 @@ class HashedNgramFeaturizer:
         self._pairs = _PairCache(self._vocab.tokens, self.num_buckets)
         self._dense: np.ndarray | None = None
         self._strs = _StrCache(self.num_buckets)
+
+    def clear(self) -> None:
+        """Drop the bucket caches (they are rebuilt on demand)."""
+        self._reset()
 
     def _maybe_reset(self) -> None:
         m = self.max_cache_entries
@@ -253,7 +261,9 @@ class HashedNgramFeaturizer:
             rest = np.ones(a.shape[0], dtype=bool)
         if rest.any():
             codes = (a[rest] << 32) | b[rest]
-            out[rest] = np.fromiter(map(self._pairs.__getitem__, codes.tolist()), dtype=np.int64, count=codes.size)
+            out[rest] = np.fromiter(
+                map(self._pairs.__getitem__, codes.tolist()), dtype=np.int64, count=codes.size
+            )
         return out
 
     def _encode(self, texts: Sequence[str], pairs: bool = False) -> _Batch:
@@ -321,11 +331,15 @@ class HashedNgramFeaturizer:
         batch = self._encode([text])
         return np.bincount(batch.buckets, minlength=self.num_buckets).astype(np.int64, copy=False)
 
-    def featurize(self, texts: Iterable[str], *, workers: int = 1, dense: bool = False) -> sp.csr_matrix | np.ndarray:
+    def featurize(
+        self, texts: Iterable[str], *, workers: int = 1, dense: bool = False
+    ) -> sp.csr_matrix | np.ndarray:
         """Count vectors of many documents: a (num_docs, num_buckets) int64 CSR matrix (or dense
         ndarray with ``dense=True``).  ``workers > 1`` encodes batches in that many processes."""
+        if workers < 0:
+            workers = os.cpu_count() or 1
         if workers > 1:
-            mat = _featurize_parallel(list(texts), self.config(), workers)
+            mat = _featurize_parallel(list(texts), self, workers)
         else:
             parts = [_batch_to_csr(self._encode(b), self.num_buckets) for b in _batches(texts)]
             mat = _vstack(parts, self.num_buckets)
@@ -342,28 +356,31 @@ class HashedNgramFeaturizer:
         return total, n
 
 
-def _batches(texts: Iterable[str]) -> Iterator[list[str]]:
+def _batches(texts: Iterable[str], max_chars: int | None = None) -> Iterator[list[str]]:
     if isinstance(texts, str):
         raise TypeError("texts must be an iterable of str, not a str")
+    if max_chars is None:
+        max_chars = _BATCH_CHARS
     cur: list[str] = []
     chars = 0
+    yielded = False
     for t in texts:
         cur.append(t)
         chars += len(t) if isinstance(t, str) else 0
-        if chars >= _BATCH_CHARS or len(cur) >= _BATCH_DOCS:
+        if chars >= max_chars or len(cur) >= _BATCH_DOCS:
             yield cur
+            yielded = True
             cur = []
             chars = 0
-    if cur or chars == 0:
+    if cur or not yielded:
         yield cur
 
 
 def _csr_from_counts(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> sp.csr_matrix:
     """CSR of the multiplicities of (row, col) pairs, via one sort of the flattened keys."""
+    key = rows * n_cols + cols
     if n_rows * n_cols <= 2**32:
-        key = (rows * n_cols + cols).astype(np.uint32)
-    else:
-        key = rows * n_cols + cols
+        key = key.astype(np.uint32)  # sorting 32-bit keys is about twice as fast
     key.sort()
     if key.shape[0]:
         flag = np.empty(key.shape[0], dtype=bool)
@@ -409,35 +426,26 @@ def _worker_csr(texts: list[str]) -> sp.csr_matrix:
     return _batch_to_csr(_WORKER._encode(texts), _WORKER.num_buckets)
 
 
-def _featurize_parallel(texts: list[str], config: dict[str, Any], workers: int) -> sp.csr_matrix:
+def _featurize_parallel(texts: list[str], featurizer: HashedNgramFeaturizer, workers: int) -> sp.csr_matrix:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     total = sum(len(t) for t in texts if isinstance(t, str))
     # a few chunks per worker for balance; bounded by the batch size for memory
     target = max(min(_BATCH_CHARS, total // (workers * 4) + 1), 1)
-    chunks: list[list[str]] = []
-    cur: list[str] = []
-    chars = 0
-    for t in texts:
-        cur.append(t)
-        chars += len(t) if isinstance(t, str) else 0
-        if chars >= target or len(cur) >= _BATCH_DOCS:
-            chunks.append(cur)
-            cur, chars = [], 0
-    if cur:
-        chunks.append(cur)
+    chunks = list(_batches(texts, target))
+    nb = featurizer.num_buckets
     if len(chunks) <= 1:
-        return _vstack([_batch_to_csr(HashedNgramFeaturizer(**config)._encode(c), config["num_buckets"]) for c in chunks], config["num_buckets"])
+        return _vstack([_batch_to_csr(featurizer._encode(c), nb) for c in chunks], nb)
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     with ProcessPoolExecutor(
         max_workers=min(workers, len(chunks)),
         mp_context=mp.get_context(method),
         initializer=_worker_init,
-        initargs=(config,),
+        initargs=(featurizer.config(),),
     ) as ex:
         parts = list(ex.map(_worker_csr, chunks))
-    return _vstack(parts, config["num_buckets"])
+    return _vstack(parts, nb)
 
 
 _DEFAULT: dict[tuple[int, int, str], HashedNgramFeaturizer] = {}
@@ -451,7 +459,14 @@ def _default_featurizer(num_buckets: int, ngrams: int, engine: str) -> HashedNgr
     return f
 
 
-def hashed_features(text: str, num_buckets: int = 10000, ngrams: int = 2, *, engine: str = "re") -> np.ndarray:
+def clear_default_caches() -> None:
+    """Free the caches of the featurizers behind :func:`hashed_features` / :func:`featurize`."""
+    _DEFAULT.clear()
+
+
+def hashed_features(
+    text: str, num_buckets: int = 10000, ngrams: int = 2, *, engine: str = "re"
+) -> np.ndarray:
     """DSIR's feature vector of one document: int64 counts of hashed unigrams (+ bigrams, ...)."""
     return _default_featurizer(num_buckets, ngrams, engine).features(text)
 
@@ -467,8 +482,6 @@ def featurize(
 ) -> sp.csr_matrix | np.ndarray:
     """Feature vectors of many documents as a (num_docs, num_buckets) int64 CSR matrix (row i ==
     ``hashed_features(texts[i])``), or a dense array with ``dense=True``.  ``workers=-1``: all cores."""
-    if workers < 0:
-        workers = os.cpu_count() or 1
     return _default_featurizer(num_buckets, ngrams, engine).featurize(texts, workers=workers, dense=dense)
 
 
@@ -500,14 +513,19 @@ class NgramStats:
         self.bigram_counts: Counter[str] | None = Counter() if track_counts else None
         # summary values restored by from_dict without counters (read-only, not mergeable)
         self._frozen: dict[str, Any] | None = None
+        self._featurizer: HashedNgramFeaturizer | None = None
 
     # -- accumulation -------------------------------------------------------------------------------
     def add_texts(self, texts: Iterable[str], featurizer: HashedNgramFeaturizer | None = None) -> NgramStats:
         """Add documents (any iterable of str); returns self."""
-        f = featurizer or HashedNgramFeaturizer(self.num_buckets, self.ngrams, engine=self.engine)
+        if featurizer is None:
+            if self._featurizer is None:
+                self._featurizer = HashedNgramFeaturizer(self.num_buckets, self.ngrams, engine=self.engine)
+            featurizer = self._featurizer
+        f = featurizer
         if (f.num_buckets, f.ngrams, f.engine) != (self.num_buckets, self.ngrams, self.engine):
             raise ValueError("featurizer settings differ from the stats' settings")
-        self._frozen = None if self.track_counts else self._frozen
+        self._frozen = None  # summary values restored by from_dict no longer describe the corpus
         for chunk in _batches(texts):
             batch = f._encode(chunk, pairs=True)
             self.bucket_counts += np.bincount(batch.buckets, minlength=self.num_buckets)
@@ -520,7 +538,10 @@ class NgramStats:
                 toks = f._vocab.tokens
                 uc = np.bincount(batch.ids)
                 nz = np.flatnonzero(uc)
-                _counter_add(self.unigram_counts, {toks[i]: c for i, c in zip(nz.tolist(), uc[nz].tolist(), strict=True)})
+                _counter_add(
+                    self.unigram_counts,
+                    {toks[i]: c for i, c in zip(nz.tolist(), uc[nz].tolist(), strict=True)},
+                )
                 if n_pairs:
                     codes, cnt = np.unique((a << 32) | b, return_counts=True)
                     _counter_add(
@@ -533,7 +554,9 @@ class NgramStats:
         return self
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str], num_buckets: int = 10000, ngrams: int = 2, **kw: Any) -> NgramStats:
+    def from_texts(
+        cls, texts: Iterable[str], num_buckets: int = 10000, ngrams: int = 2, **kw: Any
+    ) -> NgramStats:
         return cls(num_buckets, ngrams, **kw).add_texts(texts)
 
     def merge(self, other: NgramStats) -> NgramStats:
@@ -565,7 +588,9 @@ class NgramStats:
 
     @property
     def unigram_distinct(self) -> int | None:
-        return len(self.unigram_counts) if self.unigram_counts is not None else self._summary("unigram_distinct")
+        return (
+            len(self.unigram_counts) if self.unigram_counts is not None else self._summary("unigram_distinct")
+        )
 
     @property
     def bigram_distinct(self) -> int | None:
@@ -735,7 +760,7 @@ def ngram_metrics(stats: NgramStats, top_k: int = 20, top_frac: float = 0.01) ->
         "bucket_entropy_bits": h / math.log(2) if not math.isnan(h) else math.nan,
         "bucket_entropy_max_bits": math.log2(stats.num_buckets),
         "gini": gini(stats),
-        f"top_{top_frac:g}_share": top_share(stats, top_frac),
+        f"top_{top_frac * 100:g}pct_share": top_share(stats, top_frac),  # "top_1pct_share" by default
         "distinct_1": stats.distinct_1,
         "distinct_2": stats.distinct_2,
         "unigram_distinct": stats.unigram_distinct,

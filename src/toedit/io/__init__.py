@@ -1,0 +1,24 @@
+"""I/O layer: input shards and streaming readers, field selection, and atomic writers."""
+
+from .fields import FieldError, FieldSpec, extract_texts, record_id, replace_texts
+from .readers import InputError, count_records, list_shards, read_shard
+from .records import BadRecord, Record, Shard
+from .writers import ShardWriter, write_json_atomic, write_jsonl_atomic
+
+__all__ = [
+    "BadRecord",
+    "FieldError",
+    "FieldSpec",
+    "InputError",
+    "Record",
+    "Shard",
+    "ShardWriter",
+    "count_records",
+    "extract_texts",
+    "list_shards",
+    "read_shard",
+    "record_id",
+    "replace_texts",
+    "write_json_atomic",
+    "write_jsonl_atomic",
+]

@@ -1,0 +1,370 @@
+"""Find input shards and stream their records (JSONL[.gz|.zst], parquet, txt/md, `datasets` dirs, stdin)."""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import json
+import os
+import re
+import sys
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+from .fields import FieldError, FieldSpec, extract_texts, record_id, type_name
+from .records import BadRecord, Record, Shard
+
+BATCH_ROWS = 1000
+_COMPRESSION_EXTS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+_PLAIN_EXTS = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".txt": "txt",
+    ".md": "txt",
+}
+_SUPPORTED = ".jsonl/.json/.ndjson (optionally .gz/.zst), .parquet, .txt/.md, or a datasets save_to_disk dir"
+_DATASET_FILES = ("state.json", "dataset_info.json")
+_UNSAFE = re.compile(r'[\x00-\x1f<>:"|?*\\]')
+_BOM = b"\xef\xbb\xbf"
+NL = b"\n"
+
+
+class InputError(ValueError):
+    """An input that cannot be used (missing path, unknown format, empty glob, name collision)."""
+
+
+def _detect(path: str) -> tuple[str, str | None, str] | None:
+    """(format, compression, path without its extensions) for a supported file name, else None."""
+    base, ext = os.path.splitext(path)
+    compression = _COMPRESSION_EXTS.get(ext.lower())
+    if compression is not None:
+        base, ext = os.path.splitext(base)
+    fmt = _PLAIN_EXTS.get(ext.lower())
+    if fmt is None or (compression is not None and fmt != "jsonl") or not os.path.basename(base):
+        return None
+    return fmt, compression, base
+
+
+def _datasets_kind(path: str) -> str | None:
+    """Kind of a `datasets` save_to_disk dir: "dict" (DatasetDict), "dataset", or None for other dirs."""
+    if os.path.isfile(os.path.join(path, "dataset_dict.json")):
+        return "dict"
+    return "dataset" if any(os.path.isfile(os.path.join(path, f)) for f in _DATASET_FILES) else None
+
+
+def _dir_size(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+
+
+def _datasets_entries(path: str) -> list[tuple[str, str, str | None, str]]:
+    """(path, format, compression, name path) for a Dataset dir, or one per split of a DatasetDict dir."""
+    if _datasets_kind(path) == "dataset":
+        return [(path, "datasets", None, path)]
+    with open(os.path.join(path, "dataset_dict.json"), encoding="utf-8") as f:
+        splits = json.load(f).get("splits") or sorted(os.listdir(path))
+    split_dirs = [os.path.join(path, s) for s in splits]
+    return [(d, "datasets", None, d) for d in split_dirs if _datasets_kind(d) == "dataset"]
+
+
+def _inside_datasets(path: str, root: str) -> bool:
+    """True if `path` lies inside a datasets save_to_disk dir at or below `root` (its metadata is not input)."""
+    parent, root = os.path.dirname(os.path.abspath(path)), os.path.abspath(root)
+    while os.path.commonpath([parent, root]) == root:
+        if _datasets_kind(parent):
+            return True
+        if parent == root:
+            break
+        parent = os.path.dirname(parent)
+    return False
+
+
+def _walk(top: str) -> list[tuple[str, str, str | None, str]]:
+    """Every supported file (and datasets dir) under `top`, skipping hidden entries."""
+    if _datasets_kind(top):
+        return _datasets_entries(top)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        keep = []
+        for d in sorted(dirnames):
+            sub = os.path.join(dirpath, d)
+            if d.startswith("."):
+                continue
+            if _datasets_kind(sub):
+                found += _datasets_entries(sub)
+            else:
+                keep.append(d)
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = os.path.join(dirpath, name)
+            detected = _detect(path)
+            if detected:
+                found.append((path, *detected))
+    return found
+
+
+def _glob_root(pattern: str) -> str:
+    """The directory part of a glob before its first wildcard component."""
+    parts = pattern.split(os.sep)
+    fixed = parts[: next((i for i, p in enumerate(parts) if glob.has_magic(p)), len(parts) - 1)]
+    return os.sep.join(fixed) or (os.sep if pattern.startswith(os.sep) else ".")
+
+
+def _expand(item: str) -> tuple[list[tuple[str, str, str | None, str]], str]:
+    """The entries one input names, and the root its shard names are relative to."""
+    if os.path.isdir(item):
+        if _datasets_kind(item):
+            if not (found := _datasets_entries(item)):
+                raise InputError(f"no splits found in the datasets directory {item}")
+            return found, os.path.dirname(os.path.abspath(item))
+        found = _walk(item)
+        if not found:
+            raise InputError(f"no supported input files under {item} (expected {_SUPPORTED})")
+        return found, item
+    if os.path.isfile(item):
+        detected = _detect(item)
+        if detected is None:
+            raise InputError(f"unsupported input format: {item} (expected {_SUPPORTED})")
+        return [(item, *detected)], os.path.dirname(item) or "."
+    if not glob.has_magic(item):
+        raise InputError(f"input not found: {item}")
+    root = _glob_root(item)
+    found = []
+    for match in sorted(glob.glob(item, recursive=True)):
+        if os.path.isdir(match):
+            found += _walk(match)
+        elif (detected := _detect(match)) and not _inside_datasets(match, root):
+            found.append((match, *detected))
+    if not found:
+        raise InputError(f"no supported input files match {item}")
+    return found, root
+
+
+def _shard_name(name_path: str, root: str) -> str:
+    rel = os.path.relpath(os.path.abspath(name_path), root)
+    return _UNSAFE.sub("_", rel.replace(os.sep, "__").replace("/", "__"))
+
+
+def list_shards(inputs: Sequence[str]) -> list[Shard]:
+    """Expand files, dirs, globs, datasets dirs and "-" (stdin JSONL) into shards sorted by path."""
+    if not inputs:
+        raise InputError("no inputs given")
+    entries: list[tuple[str, str, str | None, str]] = []
+    roots: list[str] = []
+    stdin = False
+    for item in inputs:
+        if item == "-":
+            stdin = True
+            continue
+        found, root = _expand(item)
+        entries += found
+        roots.append(os.path.abspath(root))
+    common = os.path.commonpath(roots) if roots else ""
+    shards, seen = [], set()
+    for path, fmt, compression, name_path in entries:
+        key = os.path.realpath(path)
+        if key in seen:
+            continue
+        seen.add(key)
+        size = _dir_size(path) if fmt == "datasets" else os.path.getsize(path)
+        shards.append(Shard(path, _shard_name(name_path, common), fmt, compression, size))
+    if stdin:
+        shards.append(Shard("-", "stdin", "jsonl", None, 0))
+    shards.sort(key=lambda s: s.path)
+    names: dict[str, str] = {}
+    for s in shards:
+        if s.name in names:
+            raise InputError(f"inputs {names[s.name]} and {s.path} would both write output {s.name!r}")
+        names[s.name] = s.path
+    return shards
+
+
+def _check(shard: Shard, line: int, data: Any, spec: FieldSpec, default_id: str) -> Record | BadRecord:
+    """A Record if `data` is an object with the configured fields, else a BadRecord saying why."""
+    if not isinstance(data, dict):
+        name = type_name(data)
+        article = "" if name == "null" else ("an " if name[0] in "aeiou" else "a ")
+        return BadRecord(shard.path, line, f"record is {article}{name}, expected a JSON object")
+    try:
+        extract_texts(data, spec)
+    except FieldError as exc:
+        return BadRecord(shard.path, line, str(exc))
+    return Record(line, record_id(data, spec, default_id), data)
+
+
+def _not_utf8(raw: bytes, exc: UnicodeDecodeError, multiline: bool = False) -> str:
+    where = f"col {exc.start + 1}"
+    if multiline:
+        start = raw.rfind(b"\n", 0, exc.start) + 1
+        where = f"line {raw.count(NL, 0, exc.start) + 1} col {exc.start - start + 1}"
+    return f"not UTF-8 (byte 0x{raw[exc.start]:02x} at {where})"
+
+
+class _ZstdReader(io.RawIOBase):
+    """Streams concatenated zstd frames; unlike stream_reader, a file cut inside a frame raises ZstdError."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw, self._dctx = raw, zstandard.ZstdDecompressor()
+        self._obj: Any = None
+        self._buf, self._pos = b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while self._pos >= len(self._buf):
+            chunk = self._raw.read(1 << 16)
+            if not chunk:
+                if self._obj is not None and not self._obj.eof:
+                    raise zstandard.ZstdError("compressed data ends inside a frame (truncated file?)")
+                return 0
+            out = []
+            while chunk:
+                if self._obj is None or self._obj.eof:
+                    self._obj = self._dctx.decompressobj()
+                out.append(self._obj.decompress(chunk))
+                chunk = self._obj.unused_data if self._obj.eof else b""
+            self._buf, self._pos = b"".join(out), 0
+        n = min(len(b), len(self._buf) - self._pos)
+        b[:n] = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+
+_CORRUPT = (OSError, EOFError, zlib.error, zstandard.ZstdError)
+
+
+def _unreadable(shard: Shard, exc: Exception, line: int | None = None) -> InputError:
+    what = f"{shard.compression} data" if shard.compression else "data"
+    where = f" after line {line}" if line is not None else ""
+    return InputError(f"{shard.path}: unreadable {what}{where}: {exc}")
+
+
+@contextmanager
+def _open_binary(shard: Shard) -> Iterator[BinaryIO]:
+    """A binary stream of the decompressed JSONL bytes (stdin: sys.stdin.buffer, not closed)."""
+    if shard.path == "-":
+        yield sys.stdin.buffer
+        return
+    with open(shard.path, "rb") as raw:
+        if shard.compression == "gzip":
+            with gzip.GzipFile(fileobj=raw, mode="rb") as f:
+                yield f  # type: ignore[misc]
+        elif shard.compression == "zstd":
+            with io.BufferedReader(_ZstdReader(raw), buffer_size=1 << 16) as f:
+                yield f
+        else:
+            yield raw
+
+
+def _read_jsonl(shard: Shard, spec: FieldSpec) -> Iterator[Record | BadRecord]:
+    line = 0
+    with _open_binary(shard) as f:
+        try:
+            for raw in f:
+                line += 1
+                if line == 1 and raw.startswith(_BOM):
+                    raw = raw[len(_BOM) :]
+                if not raw.strip():
+                    continue
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield BadRecord(shard.path, line, _not_utf8(raw, exc))
+                    continue
+                try:
+                    data = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    yield BadRecord(shard.path, line, f"invalid JSON: {exc.msg} (col {exc.colno})")
+                    continue
+                except (ValueError, RecursionError) as exc:
+                    yield BadRecord(shard.path, line, f"invalid JSON: {exc}")
+                    continue
+                yield _check(shard, line, data, spec, f"{shard.name}:{line}")
+        except _CORRUPT as exc:
+            raise _unreadable(shard, exc, line) from exc
+
+
+def _read_rows(shard: Shard, batches: Iterator[Any], spec: FieldSpec) -> Iterator[Record | BadRecord]:
+    row = 0
+    try:
+        for batch in batches:
+            for data in batch.to_pylist():
+                row += 1
+                yield _check(shard, row, data, spec, f"{shard.name}:{row}")
+    except (OSError, pa.ArrowException) as exc:
+        raise _unreadable(shard, exc, row) from exc
+
+
+def _parquet_file(path: str) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for non-parquet data
+        raise InputError(f"{path}: not a readable parquet file: {exc}") from exc
+
+
+def _load_from_disk(path: str) -> Any:
+    try:
+        import datasets
+    except ImportError as exc:
+        raise ImportError(
+            f"reading the datasets directory {path} needs the `datasets` package: pip install 'toedit[datasets]'"
+        ) from exc
+    return datasets.load_from_disk(path)
+
+
+def _read_txt(shard: Shard, spec: FieldSpec) -> Iterator[Record | BadRecord]:
+    with open(shard.path, "rb") as f:
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        yield BadRecord(shard.path, 1, _not_utf8(raw, exc, multiline=True))
+        return
+    yield _check(shard, 1, {"text": text}, spec, shard.name)
+
+
+def read_shard(shard: Shard, spec: FieldSpec) -> Iterator[Record | BadRecord]:
+    """Stream a shard's records in input order; unusable lines/rows come out as BadRecords."""
+    if shard.format == "jsonl":
+        yield from _read_jsonl(shard, spec)
+    elif shard.format == "parquet":
+        yield from _read_rows(shard, _parquet_file(shard.path).iter_batches(batch_size=BATCH_ROWS), spec)
+    elif shard.format == "datasets":
+        ds = _load_from_disk(shard.path).with_format("arrow")
+        yield from _read_rows(shard, ds.iter(batch_size=BATCH_ROWS), spec)
+    elif shard.format == "txt":
+        yield from _read_txt(shard, spec)
+    else:
+        raise InputError(f"{shard.path}: unknown shard format {shard.format!r}")
+
+
+def count_records(shard: Shard) -> int | None:
+    """Cheap total for progress bars: physical lines (JSONL; None for stdin), rows, or 1 (txt)."""
+    if shard.format == "txt":
+        return 1
+    if shard.format == "parquet":
+        return _parquet_file(shard.path).metadata.num_rows
+    if shard.format == "datasets":
+        return _load_from_disk(shard.path).num_rows
+    if shard.path == "-":
+        return None
+    lines, last = 0, NL
+    with _open_binary(shard) as f:
+        try:
+            while chunk := f.read(1 << 20):
+                lines += chunk.count(NL)
+                last = chunk[-1:]
+        except _CORRUPT as exc:
+            raise _unreadable(shard, exc) from exc
+    return lines + (last != NL)

@@ -1,0 +1,50 @@
+"""Units of I/O: an input shard, a readable record, and a record that could not be used."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+FORMATS = ("jsonl", "parquet", "txt", "datasets")
+COMPRESSIONS = (None, "gzip", "zstd")
+_JSONL_SUFFIX = {None: ".jsonl", "gzip": ".jsonl.gz", "zstd": ".jsonl.zst"}
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One input unit of work: a file, a `datasets` save_to_disk directory (or split), or stdin ("-")."""
+
+    path: str
+    name: str  # unique, filesystem-safe output name without extension, e.g. "sub__part-0001"
+    format: str  # "jsonl" | "parquet" | "txt" | "datasets"
+    compression: str | None = None  # None | "gzip" | "zstd" (jsonl only)
+    size: int = 0  # bytes on disk (0 for stdin; a datasets directory: the sum of its files)
+
+    @property
+    def out_suffix(self) -> str:
+        """Extension of this shard's edited output: same format, datasets -> parquet, stdin -> jsonl."""
+        if self.format == "jsonl":
+            return _JSONL_SUFFIX[self.compression]
+        return ".txt" if self.format == "txt" else ".parquet"
+
+
+@dataclass
+class Record:
+    """A record the caller can edit: its 1-based line (or row), id, and the untouched original data."""
+
+    line: int
+    id: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A line or row that was skipped, with a short specific reason."""
+
+    file: str
+    line: int
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        """{"file", "line", "reason"} for errors.jsonl."""
+        return {"file": self.file, "line": self.line, "reason": self.reason}

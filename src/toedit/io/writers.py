@@ -1,0 +1,217 @@
+"""Atomic output writers: one shard as JSONL[.gz|.zst], parquet or txt, plus small JSON helpers."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zstandard
+
+ROW_GROUP = 1000
+MAX_SCHEMA_ROWS = 10 * ROW_GROUP  # rows buffered at most while the first group's types are still unknown
+
+
+def _tmp_path(final: Path) -> Path:
+    return final.with_name(f"{final.name}.tmp-{os.getpid()}")
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable (best effort; not possible on every platform)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _columns(rows: list[dict]) -> dict[str, list]:
+    """Rows -> columns over the union of their keys (first-seen order); missing keys become None."""
+    keys: dict[str, None] = {}
+    for row in rows:
+        keys.update(dict.fromkeys(row))
+    return {k: [row.get(k) for row in rows] for k in keys}
+
+
+def _has_null(t: pa.Schema | pa.DataType) -> bool:
+    """True if a schema or type has a part whose type is null (seen only None / empty lists so far)."""
+    if isinstance(t, pa.Schema):
+        return any(_has_null(f.type) for f in t)
+    if pa.types.is_null(t):
+        return True
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _has_null(t.value_type)
+    return pa.types.is_struct(t) and any(_has_null(t.field(i).type) for i in range(t.num_fields))
+
+
+def _fits(src: pa.DataType, dst: pa.DataType) -> bool:
+    """Whether values of type `src` convert to `dst` without loss or reinterpretation."""
+    if src == dst or pa.types.is_null(src):
+        return True
+    if pa.types.is_integer(src) and pa.types.is_floating(dst):
+        return True
+    if pa.types.is_list(src) and (pa.types.is_list(dst) or pa.types.is_large_list(dst)):
+        return _fits(src.value_type, dst.value_type)
+    if pa.types.is_struct(src) and pa.types.is_struct(dst):
+        names = [dst.field(i).name for i in range(dst.num_fields)]
+        return all(
+            (f := src.field(i)).name in names and _fits(f.type, dst.field(f.name).type)
+            for i in range(src.num_fields)
+        )
+    return False
+
+
+def _conform(cols: dict[str, pa.Array], schema: pa.Schema, n: int) -> pa.Table:
+    """A table of `schema` from inferred columns; raises ValueError for new fields or clashing types."""
+    extra = [k for k in cols if k not in schema.names]
+    if extra:
+        raise ValueError(f"new field(s) {extra}")
+    arrays = []
+    for field in schema:
+        arr = cols.get(field.name)
+        if arr is None:
+            arrays.append(pa.nulls(n, field.type))
+        elif not _fits(arr.type, field.type):
+            raise ValueError(f"field {field.name!r} is {arr.type} here but {field.type} in the file schema")
+        else:
+            arrays.append(arr.cast(field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+class ShardWriter:
+    """Writes one output shard to `<final_path>.tmp-<pid>` and atomically renames it into place on commit()."""
+
+    def __init__(self, final_path: str | Path, format: str, compression: str | None = None):
+        if format not in ("jsonl", "parquet", "txt"):
+            raise ValueError(f"unknown output format {format!r} (jsonl, parquet or txt)")
+        if compression not in (None, "gzip", "zstd") or (compression and format != "jsonl"):
+            raise ValueError(f"compression {compression!r} is not supported for {format}")
+        self.final = Path(final_path)
+        self.format, self.compression = format, compression
+        self.tmp = _tmp_path(self.final)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.state = "open"  # -> "committed" | "aborted"
+        self.n_written = 0
+        self._raw: BinaryIO = open(self.tmp, "wb")  # noqa: SIM115 (closed by commit/abort)
+        self._out: Any = self._raw
+        if compression == "gzip":
+            self._out = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, compresslevel=6, mtime=0)
+        elif compression == "zstd":
+            cctx = zstandard.ZstdCompressor(level=3, write_checksum=True)
+            self._out = cctx.stream_writer(self._raw, closefd=False)
+        self._rows: list[dict] = []
+        self._schema: pa.Schema | None = None
+        self._pq: pq.ParquetWriter | None = None
+
+    def write(self, data: dict) -> None:
+        """Append one record (txt: data["text"] verbatim, at most one record)."""
+        if self.state != "open":
+            raise RuntimeError(f"{self.final}: write after {self.state}")
+        if self.format == "txt" and self.n_written:
+            raise ValueError(f"{self.final}: a txt shard holds exactly one record")
+        self.n_written += 1
+        if self.format == "jsonl":
+            self._out.write((json.dumps(data, ensure_ascii=False) + "\n").encode("utf-8"))
+        elif self.format == "txt":
+            self._out.write(data["text"].encode("utf-8"))
+        else:
+            self._rows.append(data)
+            if len(self._rows) % ROW_GROUP == 0:
+                self._flush_rows()
+
+    def _flush_rows(self, final: bool = False) -> None:
+        """Write the buffered rows as a row group; the file schema comes from the first group."""
+        if not self._rows:
+            return
+        first = self.n_written - len(self._rows) + 1  # 1-based number of the first buffered row
+        try:
+            cols = {k: pa.array(v) for k, v in _columns(self._rows).items()}
+            if self._schema is None:
+                table = pa.table(cols)
+                if _has_null(table.schema) and len(self._rows) < MAX_SCHEMA_ROWS and not final:
+                    return  # all-null parts give no type yet: keep buffering a little longer
+                self._schema = table.schema
+                self._pq = pq.ParquetWriter(self._raw, self._schema)
+            else:
+                table = _conform(cols, self._schema, len(self._rows))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError) as exc:
+            have = f"; file schema: {self._schema}" if self._schema is not None else ""
+            raise ValueError(
+                f"{self.final}: rows {first}-{self.n_written} do not fit one parquet schema ({exc}){have}; "
+                "write JSONL output instead"
+            ) from exc
+        assert self._pq is not None
+        self._pq.write_table(table, row_group_size=ROW_GROUP)
+        self._rows = []
+
+    def commit(self) -> None:
+        """Flush, fsync, close and os.replace the temp file into place; a second call does nothing."""
+        if self.state == "committed":
+            return
+        if self.state == "aborted":
+            raise RuntimeError(f"{self.final}: commit after abort")
+        try:
+            if self.format == "parquet":
+                self._flush_rows(final=True)
+                if self._pq is None:
+                    pq.write_table(pa.table({}), self._raw)
+                else:
+                    self._pq.close()
+            elif self._out is not self._raw:
+                self._out.close()  # writes the gzip trailer / zstd frame end; leaves _raw open
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+            self._raw.close()
+            os.replace(self.tmp, self.final)
+        except BaseException:
+            self.abort()
+            raise
+        self.state = "committed"
+        _fsync_dir(self.final.parent)
+
+    def abort(self) -> None:
+        """Close and delete the temp file (does nothing after commit)."""
+        if self.state != "open":
+            return
+        self.state = "aborted"
+        for closer in (self._pq, self._out if self._out is not self._raw else None, self._raw):
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    closer.close()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self.state == "open":
+            if exc_type is None:
+                self.commit()
+            else:
+                self.abort()
+
+
+def _compression_for(path: Path) -> str | None:
+    return {".gz": "gzip", ".zst": "zstd"}.get(path.suffix)
+
+
+def write_jsonl_atomic(path: str | Path, rows: Iterable[dict]) -> None:
+    """Write rows as JSONL (.gz/.zst by suffix) via a temp file and os.replace."""
+    path = Path(path)
+    with ShardWriter(path, "jsonl", _compression_for(path)) as w:
+        for row in rows:
+            w.write(row)
+
+
+def write_json_atomic(path: str | Path, obj: dict) -> None:
+    """Write pretty JSON (indent=2, key order kept) via a temp file and os.replace."""
+    path = Path(path)
+    with ShardWriter(path, "txt") as w:
+        w.write({"text": json.dumps(obj, indent=2, ensure_ascii=False) + "\n"})
