@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pydoc_data.topics
 import resource
 import subprocess
 import sys
@@ -23,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pydoc_data.topics
 import torch
 
 from toedit import EditConfig, ScoreConfig, load_prior, run_edit, score_texts
@@ -124,7 +124,9 @@ def child(mode: str, size: int) -> None:
         for i, d in enumerate(docs):
             fh.write(json.dumps({"id": str(i), "text": d}) + "\n")
     t0 = time.perf_counter()
-    summary = run_edit([str(path)], str(tmp / "run"), EditConfig(), io=IOConfig(), run=RunConfig(progress=False), prior=prior)
+    summary = run_edit(
+        [str(path)], str(tmp / "run"), EditConfig(), io=IOConfig(), run=RunConfig(progress=False), prior=prior
+    )
     seconds = time.perf_counter() - t0
     out = {
         "docs": summary.stats["n_records"],
@@ -175,7 +177,9 @@ def main() -> None:
         for i, t in enumerate(texts):
             fh.write(json.dumps({"id": str(i), "text": t}) + "\n")
     t0 = time.perf_counter()
-    summary = run_edit([str(tmp / "input.jsonl")], str(tmp / "run"), EditConfig(), run=RunConfig(progress=False), prior=prior)
+    summary = run_edit(
+        [str(tmp / "input.jsonl")], str(tmp / "run"), EditConfig(), run=RunConfig(progress=False), prior=prior
+    )
     edit_tok_s = summary.stats["n_tokens"] / (time.perf_counter() - t0)
 
     naive = run_child("naive", tokens)
@@ -186,8 +190,12 @@ def main() -> None:
     print(f"score_tok_s: {score_tok_s:.1f}")
     print(f"edit_tok_s: {edit_tok_s:.1f}  (run_edit: read JSONL, score, edit, write)")
     print(f"naive_tok_s: {naive['tok_s']:.1f}  naive_peak_rss_gb: {naive['peak_rss_gb']:.2f}")
-    print(f"long_doc: {long_doc['tokens']} tokens, {long_doc['tok_s']:.1f} tok/s, peak_rss_gb {long_doc['peak_rss_gb']:.2f}")
-    print(f"many_docs: {many['docs']} docs, {many['tokens']} tokens, {many['tok_s']:.1f} tok/s, peak_rss_gb {many['peak_rss_gb']:.2f}")
+    print(
+        f"long_doc: {long_doc['tokens']} tokens, {long_doc['tok_s']:.1f} tok/s, peak_rss_gb {long_doc['peak_rss_gb']:.2f}"
+    )
+    print(
+        f"many_docs: {many['docs']} docs, {many['tokens']} tokens, {many['tok_s']:.1f} tok/s, peak_rss_gb {many['peak_rss_gb']:.2f}"
+    )
     print(f"edit/roofline: {edit_tok_s / roofline:.3f}")
     print(f"score/roofline: {score_tok_s / roofline:.3f}")
     print(f"edit/score: {edit_tok_s / score_tok_s:.3f}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-
 import pydoc_data.topics
 
 import pytest
