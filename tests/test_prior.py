@@ -80,3 +80,21 @@ def test_embedded_prior_edits_and_keeps_text(default_prior):
     assert sum(r.stats.n_changed for r in edited) > 0
     for r in edited:
         assert r.stats.n_changed == sum(1 for s in r.spans if s[3] != "")
+
+
+@pytest.mark.integration
+def test_embedded_prior_run_on_a_real_corpus(default_prior, tmp_path):
+    import json
+
+    from toedit.config import RunConfig
+    from toedit.runs import run_edit
+
+    src = tmp_path / "topics.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in corpus_texts(3)), encoding="utf-8")
+    summary = run_edit(
+        [str(src)], str(tmp_path / "run"), EditConfig(), run=RunConfig(progress=False), prior=default_prior
+    )
+    s = summary.stats
+    assert s["n_records"] == 3 and s["n_scored"] == s["n_tokens"] > 500
+    assert 0 < s["n_above"] < 0.2 * s["n_scored"]  # a 135M prior is rarely sure (PAPER.md: 2-3 %)
+    assert s["n_changed"] <= s["n_above"]
