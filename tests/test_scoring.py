@@ -19,7 +19,11 @@ def reference_logprobs(prior, ids: np.ndarray) -> np.ndarray:
     return logp[:-1].gather(1, seq[0, 1:, None])[:, 0].numpy(), logp[:-1]
 
 
-def test_logprobs_and_topk_match_a_full_forward(tiny_prior):
+@pytest.mark.parametrize("vocab_slice", [4096, 64, 7])
+def test_logprobs_and_topk_match_a_full_forward(tiny_prior, vocab_slice, monkeypatch):
+    from toedit.scoring import _Head
+
+    monkeypatch.setattr(_Head, "CPU_VOCAB_SLICE", vocab_slice)  # the head's vocabulary slices merge exactly
     texts = corpus_texts(4)
     texts = [t[:300] for t in texts]  # within one window (the tiny model has 256 positions)
     for sc in score_texts(texts, tiny_prior, ScoreConfig(store_k=5)):

@@ -126,7 +126,11 @@ def _batches(segments: list[_Segment], budget: int) -> list[list[_Segment]]:
 
 
 class _Head:
-    """The LM head applied in fp32 (exact log-probs even when the body runs in bf16)."""
+    """The LM head in fp32 (exact log-probs even when the body runs in bf16), with the log-softmax
+    statistics computed over vocabulary slices on CPU: a [positions, slice] block stays in cache, where a
+    full [positions, vocab] block would stream through memory. logsumexp and top-k merge exactly."""
+
+    CPU_VOCAB_SLICE = 4096
 
     def __init__(self, prior: Prior):
         head = prior.model.get_output_embeddings()
@@ -134,12 +138,40 @@ class _Head:
         bias = getattr(head, "bias", None)
         self.bias = None if bias is None else bias.detach().float()
         self.softcap = getattr(prior.model.config, "final_logit_softcapping", None)
+        vocab = self.weight.shape[0]
+        self.slice = vocab if prior.device.type != "cpu" else self.CPU_VOCAB_SLICE
 
-    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
-        logits = F.linear(hidden.float(), self.weight, self.bias)
+    def logits(self, hidden: torch.Tensor, lo: int = 0, hi: int | None = None) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias[lo:hi]
+        logits = F.linear(hidden.float(), self.weight[lo:hi], bias)
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits
+
+    def stats(self, hidden: torch.Tensor, targets: torch.Tensor, k: int):
+        """(log-prob of each target, top-k log-probs, top-k ids) for a block of positions."""
+        vocab = self.weight.shape[0]
+        lse = actual = None
+        top_v: list[torch.Tensor] = []
+        top_i: list[torch.Tensor] = []
+        rows = torch.arange(len(targets), device=targets.device)
+        for lo in range(0, vocab, self.slice):
+            hi = min(lo + self.slice, vocab)
+            logits = self.logits(hidden, lo, hi)
+            part = torch.logsumexp(logits, dim=-1)
+            lse = part if lse is None else torch.logaddexp(lse, part)
+            inside = (targets >= lo) & (targets < hi)
+            picked = logits[rows, (targets - lo).clamp(0, hi - lo - 1)]
+            actual = torch.where(inside, picked, actual if actual is not None else picked)
+            if k:
+                v, i = logits.topk(min(k, hi - lo), dim=-1)
+                top_v.append(v)
+                top_i.append(i + lo)
+        if k and len(top_v) > 1:
+            v, pos = torch.cat(top_v, 1).topk(k, dim=-1)
+            top_v, top_i = [v], [torch.cat(top_i, 1).gather(1, pos)]
+        top = (top_v[0] - lse[:, None], top_i[0]) if k else (None, None)
+        return actual - lse, *top
 
 
 def score_texts(
@@ -223,22 +255,19 @@ def _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, o
     del ids, mask
     for a in range(0, hidden.shape[0], config.head_chunk):
         b = min(a + config.head_chunk, hidden.shape[0])
-        logits = head(hidden[a:b])
-        lse = torch.logsumexp(logits, dim=-1)
-        lp = (logits.gather(1, targets[a:b, None])[:, 0] - lse).cpu().numpy()
+        lp_t, top_v, top_i = head.stats(hidden[a:b], targets[a:b], k)
+        lp = lp_t.cpu().numpy()
         if k:
-            top_v, top_i = logits.topk(k, dim=-1)
-            top_v = (top_v - lse[:, None]).cpu().numpy()
-            top_i = top_i.cpu().numpy()
+            top_v, top_i = top_v.cpu().numpy(), top_i.cpu().numpy()
         ent = None
         if config.entropy:
-            probs = torch.softmax(logits, dim=-1)
-            ent = (lse - (probs * logits).sum(-1)).cpu().numpy()
-            del probs
+            logits = head.logits(hidden[a:b])
+            ent = (torch.logsumexp(logits, -1) - (torch.softmax(logits, -1) * logits).sum(-1)).cpu().numpy()
+            del logits
         sampled = None
         if draw is not None:
             u = np.array([uniforms[d][t] for d, t in zip(docs_np[a:b], tok_np[a:b], strict=True)])
-            sampled = _draw_full(logits, lp, targets[a:b], u, draw)
+            sampled = _draw_full(head, hidden[a:b], lp, targets[a:b], u, draw)
         for j in range(b - a):
             res = results[docs_np[a + j]]
             t = tok_np[a + j]
@@ -252,18 +281,18 @@ def _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, o
                 res.sampled[t] = sampled[j]
 
 
-def _draw_full(logits, lp, targets, u: np.ndarray, draw: FullVocabDraw) -> np.ndarray:
+def _draw_full(head: _Head, hidden, lp, targets, u: np.ndarray, draw: FullVocabDraw) -> np.ndarray:
     """Full-vocabulary resampling of the selected rows of one chunk; -1 elsewhere."""
     out = np.full(len(lp), -1, dtype=np.int32)
     sel = np.nonzero(above(lp, draw.threshold))[0]
     if len(sel) == 0:
         return out
-    sel_t = torch.from_numpy(sel).to(logits.device)
-    scaled = logits[sel_t].double() / draw.beta
+    sel_t = torch.from_numpy(sel).to(hidden.device)
+    scaled = head.logits(hidden[sel_t]).double() / draw.beta
     if draw.exclude_original:
         scaled.scatter_(1, targets[sel_t][:, None], float("-inf"))
     cum = torch.softmax(scaled, dim=-1).cumsum(-1)
-    u_sel = torch.from_numpy(u[sel]).to(device=logits.device, dtype=torch.float64)
+    u_sel = torch.from_numpy(u[sel]).to(device=hidden.device, dtype=torch.float64)
     # numpy's `choice` convention: first index whose cumulative weight exceeds u * total
     picked = torch.searchsorted(cum, (u_sel * cum[:, -1])[:, None], right=True)[:, 0]
     out[sel] = picked.clamp_(max=cum.shape[1] - 1).cpu().numpy()
