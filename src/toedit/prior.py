@@ -179,7 +179,8 @@ def load_prior(
         source = cache_root() / "gguf" / digest[:24]
         if not (source / "config.json").exists():
             convert_gguf(gguf, source)
-        name, fingerprint = ("default:" if spec == "default" else "") + str(gguf), f"gguf-sha256:{digest}"
+        name = f"default ({gguf.name})" if spec == "default" else str(gguf)
+        fingerprint = f"gguf-sha256:{digest}"
     else:
         path = Path(spec)
         source = path if path.exists() else spec
