@@ -43,7 +43,9 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> 
         flag = "--" + f.name.replace("_", "-")
         typ = _field_type(f)
         kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
-        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+        help_text = f.metadata.get("help", "")
+        if "default" not in help_text:
+            help_text += f" (default: {f.default})"
         if typ is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text, **kw)
         else:

@@ -37,6 +37,7 @@ class Prior:
     dtype: torch.dtype
     max_positions: int
     _pieces: dict[int, str] = field(default_factory=dict, repr=False)
+    cache: dict[str, object] = field(default_factory=dict, repr=False)  # derived state (scoring's fp32 head)
 
     @property
     def vocab_size(self) -> int:

@@ -210,9 +210,10 @@ def score_texts(
     uniforms = [draw.uniforms(d, len(ids)) for d, (ids, _) in enumerate(toks)] if draw else None
     if not segments:
         return results
-    head = _Head(prior)
-    ctx_manager = torch.inference_mode()
-    with ctx_manager:
+    head = prior.cache.get("head")
+    if head is None:  # the fp32 head copy (bf16 models) is made once per prior
+        head = prior.cache["head"] = _Head(prior)
+    with torch.inference_mode():
         pending = _batches(segments, config.token_budget)
         while pending:
             batch = pending.pop()
