@@ -106,6 +106,26 @@ def naive_baseline(prior, texts: list[str], batch: int = 8, k: int = 8, max_len:
     return tokens / (time.perf_counter() - t0)
 
 
+def compare_bf16(tokens: int) -> None:
+    """bf16 vs fp32 scoring speed and agreement of the p > 0.99 decisions (bf16 is fast on AMX CPUs)."""
+    fp32 = load_prior("default")
+    texts = corpus(tokens, fp32)
+    out = {}
+    for name, prior in (("float32", fp32), ("bfloat16", load_prior("default", dtype="bfloat16"))):
+        score_texts(texts[:1], prior)  # warm-up
+        t0 = time.perf_counter()
+        scores = score_texts(texts, prior)
+        lp = np.concatenate([s.logprob for s in scores])
+        out[name] = (lp, len(lp) / (time.perf_counter() - t0))
+    a, b = out["float32"][0], out["bfloat16"][0]
+    print(f"tokens: {len(a)}")
+    print(f"fp32_score_tok_s: {out['float32'][1]:.1f}")
+    print(f"bf16_score_tok_s: {out['bfloat16'][1]:.1f}")
+    print(f"bf16/fp32: {out['bfloat16'][1] / out['float32'][1]:.2f}")
+    print(f"mean_abs_logprob_diff: {np.abs(a - b).mean():.4f}")
+    print(f"p>0.99_decision_agreement: {((np.exp(a) > 0.99) == (np.exp(b) > 0.99)).mean():.4f}")
+
+
 def child(mode: str, size: int) -> None:
     prior = load_prior("default")
     texts = corpus(size if mode != "many" else 50_000, prior)
@@ -147,6 +167,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smaller sizes (about 3 minutes)")
     ap.add_argument("--tokens", type=int, default=None, help="tokens for the throughput runs")
+    ap.add_argument(
+        "--bf16", action="store_true", help="only compare bf16 with fp32 scoring (speed, decisions)"
+    )
     ap.add_argument("--child", choices=["naive", "long", "many"], help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -154,6 +177,9 @@ def main() -> None:
         child(args.child, args.size)
         return
     tokens = args.tokens or (8_000 if args.quick else 30_000)
+    if args.bf16:
+        compare_bf16(tokens)
+        return
     long_tokens, many_docs = (20_000, 2_000) if args.quick else (100_000, 10_000)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu count {os.cpu_count()}")
