@@ -58,7 +58,19 @@ def _values(args: argparse.Namespace) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if getattr(args, "config", None):
         values.update(load_config_file(args.config))
-    given = {k: v for k, v in vars(args).items() if k not in ("verb", "config", "func", "json", "dry_run")}
+    skip = (
+        "verb",
+        "config",
+        "func",
+        "json",
+        "dry_run",
+        "seed",
+        "thresholds",
+        "betas",
+        "top_k_list",
+        "sample_docs",
+    )
+    given = {k: v for k, v in vars(args).items() if k not in skip}
     values.update(given)
     return values
 
@@ -136,6 +148,40 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+
+    values = _values(args)
+    result = run_sweep(
+        args.inputs,
+        args.output,
+        thresholds=_floats(args.thresholds),
+        betas=_floats(args.betas),
+        top_ks=[int(k) for k in _floats(args.top_k_list)],
+        sample_docs=args.sample_docs,
+        seed=args.seed,
+        score=build(ScoreConfig, values),
+        io=build(IOConfig, values),
+        run=build(RunConfig, values),
+    )
+    print(json.dumps(result, indent=2) if args.json else result["table"])
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from .audit import run_diff
+
+    print(run_diff(args.run_dir, doc=args.doc, html=args.html, limit=args.limit, color=args.color))
+    return EXIT_OK
+
+
 def cmd_select(args: argparse.Namespace) -> int:
     from .analysis.dsir import select_files
 
@@ -186,6 +232,29 @@ def build_parser() -> argparse.ArgumentParser:
         ("score", "io", "run"),
         cmd_score,
     )
+
+    p = sub.add_parser("sweep", help="score a sample once; selected/expected/realised change % per setting")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    p.add_argument("-o", "--output", metavar="DIR", help="write sweep.json, sweep.md and sweep.png here")
+    p.add_argument("--thresholds", default="0.9,0.95,0.99", help="comma-separated (default: 0.9,0.95,0.99)")
+    p.add_argument("--betas", default="1,1.5", help="comma-separated (default: 1,1.5)")
+    p.add_argument("--top-k", dest="top_k_list", default="8,64", help="comma-separated (default: 8,64)")
+    p.add_argument("--sample-docs", type=int, default=256, help="documents sampled, seeded (default: 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    for section in ("score", "io", "run"):
+        add_config_flags(p, SECTIONS[section], f"{section} options")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("diff", help="show the edits of a run (terminal colours, or --html page)")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--doc", help="only this document id")
+    p.add_argument("--html", metavar="OUT", help="also write a self-contained HTML page")
+    p.add_argument("--limit", type=int, default=20, help="documents shown (default: 20)")
+    p.add_argument(
+        "--color", action=argparse.BooleanOptionalAction, default=None, help="default: if a terminal"
+    )
+    p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("status", help="progress and stats of a run directory")
     p.add_argument("run_dir", metavar="RUN_DIR")

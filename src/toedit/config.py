@@ -60,7 +60,14 @@ class EditConfig:
     exclude_original: bool = _f(False, "resample among the other candidates only")
     seed: int = _f(0, "random seed; one stream per (seed, document id, round)")
     rounds: int = _f(1, "editing rounds; round r re-scores round r-1's output")
-    record_spans: bool = _f(False, "keep every edit span [start, end, old, new, p] for audit")
+    target_change_rate: float | None = _f(
+        None, "choose the threshold so this fraction of scored tokens is expected to really change"
+    )
+    target_selected_rate: float | None = _f(None, "choose the threshold so this fraction is above it")
+    calibration_docs: int = _f(256, "documents sampled (seeded) to choose the threshold for a target rate")
+    record_spans: bool = _f(
+        False, "keep every edit span [start, end, old, new, p, round, candidates] for audit"
+    )
 
     def validate(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -75,6 +82,13 @@ class EditConfig:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.rounds < 1:
             raise ConfigError("rounds must be >= 1")
+        if self.target_change_rate is not None and self.target_selected_rate is not None:
+            raise ConfigError("give at most one of target_change_rate and target_selected_rate")
+        for rate in (self.target_change_rate, self.target_selected_rate):
+            if rate is not None and not 0.0 <= rate <= 1.0:
+                raise ConfigError(f"target rates must be in [0, 1], got {rate}")
+        if (self.target_change_rate is not None or self.target_selected_rate is not None) and self.top_k == 0:
+            raise ConfigError("target rates need --top-k > 0")
 
 
 @dataclass

@@ -45,7 +45,9 @@ class EditResult:
     text: str
     stats: EditStats
     rounds: list[EditStats] = field(default_factory=list)
-    spans: list[list] | None = None  # [start, end, old_text, new_text, p, round] in that round's input text
+    # [start, end, old_text, new_text, p, round, candidates] in that round's input text; candidates are the
+    # stored top-k as [text, probability] pairs
+    spans: list[list] | None = None
     scores: TokenScores | None = None  # first-round scores of the input text, when asked for
 
 
@@ -132,7 +134,12 @@ def splice(
         else:
             stats.n_changed += 1
         if spans is not None:
-            spans.append([s, e, text[s:e], replacement, float(probs[i])])
+            cands = [
+                [piece(int(c)), float(np.exp(v))]
+                for c, v in zip(scores.topk_ids[i], scores.topk_logprobs[i], strict=True)
+                if c >= 0
+            ]
+            spans.append([s, e, text[s:e], replacement, float(probs[i]), cands])
     parts.append(text[cursor:])
     return "".join(parts), stats, spans
 

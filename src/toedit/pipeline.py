@@ -77,7 +77,7 @@ def edit_texts(
             res.stats += st
             res.rounds.append(st)
             if config.record_spans:
-                res.spans = (res.spans or []) + [[*s, r] for s in sp]
+                res.spans = (res.spans or []) + [[*s[:5], r, s[5]] for s in sp]
     return results
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -11,12 +12,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..calibrate import calibrate
 from ..config import EditConfig, IOConfig, RunConfig, ScoreConfig
 from ..io import Shard, count_records, list_shards, write_json_atomic
 from ..prior import Prior, load_prior
-from ..scoring import resolve_window
+from ..scoring import resolve_window, score_texts
 from . import stats as run_stats
 from .manifest import RunDirError, fingerprint, fingerprint_payload, read_json, versions
+from .sample import sample_texts
 from .shard import RunContext, process_shard
 
 SUBDIRS = ("data", "scores", "done", "errors")
@@ -33,6 +36,7 @@ class RunSummary:
     seconds: float
     tokens_this_run: int
     plan: list[dict[str, Any]] = field(default_factory=list)
+    calibration: dict[str, Any] | None = None
 
     @property
     def tokens_per_second(self) -> float:
@@ -54,6 +58,14 @@ class RunSummary:
             f"skipped unsafe {s['n_skipped_unsafe']:,}",
             f"speed          {self.tokens_per_second:,.0f} tokens/s ({self.tokens_this_run:,} tokens in {self.seconds:.1f} s)",
         ]
+        if self.calibration:
+            c = self.calibration
+            lines.insert(
+                5,
+                f"threshold      {c['threshold']:.6g}, chosen for {c['target']} {c['target_rate']:g} "
+                f"(expected change {100 * c['expected_change_rate']:.3f} %, selected {100 * c['selected_rate']:.2f} % "
+                f"on {c['sample_docs']} sampled texts)",
+            )
         return "\n".join(lines)
 
 
@@ -107,7 +119,9 @@ def _merge_outputs(run_dir: Path, shards: list[Shard]) -> dict[str, Any]:
     merged = run_stats.merge(m["stats"] for m in markers if m)
     merged["shards_done"] = sum(m is not None for m in markers)
     merged["shards"] = len(shards)
-    write_json_atomic(run_dir / "stats.json", merged | {"rates": run_stats.rates(merged)})
+    calibration = (read_json(run_dir / "manifest.json") or {}).get("calibration")
+    extra = {"calibration": calibration} if calibration else {}
+    write_json_atomic(run_dir / "stats.json", merged | {"rates": run_stats.rates(merged)} | extra)
     return merged
 
 
@@ -137,6 +151,10 @@ def _execute(
         raise RunDirError("`toedit score` writes scores/ into a RUN_DIR; -o - is only for `toedit edit`")
     prior = prior or load_prior(run.model, run.device, run.dtype, run.trust_remote_code)
     window = resolve_window(prior, score)
+    calibration = None
+    if edit is not None and (edit.target_change_rate is not None or edit.target_selected_rate is not None):
+        calibration = _calibration(shards, edit, score, io, prior, run_dir, run.overwrite)
+        edit = dataclasses.replace(edit, threshold=calibration["threshold"])
     payload = fingerprint_payload(kind, prior, window, score, io, edit)
     fp = fingerprint(payload)
     ctx = RunContext(kind, run_dir, prior, score, io, edit, fp)
@@ -155,6 +173,7 @@ def _execute(
             },
             "model": {"name": prior.name, "fingerprint": prior.fingerprint, "context_id": prior.context_id},
             "inputs": plan,
+            "calibration": calibration,
             "versions": versions(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
@@ -188,9 +207,42 @@ def _execute(
     seconds = time.time() - t0
     if run_dir is None:
         merged = run_stats.merge(m["stats"] for m in markers)
-    return RunSummary(
+    summary = RunSummary(
         str(run_dir) if run_dir else None, len(shards), len(done_before), merged, seconds, tokens, plan
     )
+    summary.calibration = calibration
+    return summary
+
+
+def _calibration(
+    shards, edit: EditConfig, score: ScoreConfig, io: IOConfig, prior: Prior, run_dir, overwrite
+):
+    """Threshold for a target rate, fitted on a seeded sample; reused from RUN_DIR's manifest on resume."""
+    request = {
+        "target_change_rate": edit.target_change_rate,
+        "target_selected_rate": edit.target_selected_rate,
+        "calibration_docs": edit.calibration_docs,
+        "seed": edit.seed,
+        "top_k": edit.top_k,
+        "beta": edit.beta,
+        "exclude_original": edit.exclude_original,
+        "model": prior.fingerprint,
+    }
+    old = read_json(run_dir / "manifest.json") if run_dir is not None and not overwrite else None
+    if old and (old.get("calibration") or {}).get("request") == request:
+        return old["calibration"]
+    spec = RunContext("edit", None, prior, score, io, edit, "").spec
+    texts, _ = sample_texts(shards, spec, edit.calibration_docs, edit.seed)
+    scores = score_texts(texts, prior, score, k=max(score.store_k, edit.top_k))
+    cal = calibrate(
+        scores,
+        edit.top_k,
+        edit.beta,
+        edit.exclude_original,
+        change_rate=edit.target_change_rate,
+        selected_rate=edit.target_selected_rate,
+    )
+    return cal.to_dict() | {"request": request}
 
 
 def _progress(todo: list[Shard], enabled: bool):

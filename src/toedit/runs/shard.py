@@ -32,6 +32,7 @@ from ..io import (
 from ..pipeline import edit_texts
 from ..prior import Prior
 from ..scoring import TokenScores, score_texts
+from .sample import unit_ids
 from .stats import new_stats, prob_histogram
 
 
@@ -139,10 +140,10 @@ def _process_batch(batch: list[Record], ctx: RunContext, spec: FieldSpec):
     texts, ids, owners = [], [], []
     for j, rec in enumerate(batch):
         parts = extract_texts(rec.data, spec)
-        for t_i, text in enumerate(parts):
+        for text in parts:
             texts.append(text)
-            ids.append(f"{rec.id}/{t_i}" if spec.messages_field else rec.id)
             owners.append(j)
+        ids.extend(unit_ids(rec.id, len(parts), spec))
     if ctx.kind == "edit":
         results = edit_texts(texts, ctx.prior, ctx.edit, ids=ids, score_config=ctx.score, keep_scores=True)
     else:
