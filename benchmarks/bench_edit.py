@@ -126,6 +126,47 @@ def compare_bf16(tokens: int) -> None:
     print(f"p>0.99_decision_agreement: {((np.exp(a) > 0.99) == (np.exp(b) > 0.99)).mean():.4f}")
 
 
+def profile(with_compile: bool) -> None:
+    """Where one 1 x 2048 window's time goes: transformer body vs LM head (sliced as toedit does, or whole)."""
+    from toedit.scoring import _Head
+
+    prior = load_prior("default")
+    model = prior.model
+    ids = torch.randint(0, prior.vocab_size, (1, 2048), generator=torch.Generator().manual_seed(0))
+
+    def timed(fn, reps: int = 3) -> float:
+        fn()
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        return (time.perf_counter() - t0) / reps
+
+    with torch.inference_mode():
+        body = timed(lambda: model.base_model(input_ids=ids).last_hidden_state)
+        hidden = model.base_model(input_ids=ids).last_hidden_state[0]
+        targets = ids[0]
+        head = _Head(prior)
+
+        def whole() -> None:
+            for a in range(0, 2048, 512):
+                logits = head.logits(hidden[a : a + 512])
+                torch.logsumexp(logits, -1), logits.topk(8, -1)
+
+        sliced = timed(
+            lambda: [head.stats(hidden[a : a + 512], targets[a : a + 512], 8) for a in range(0, 2048, 512)]
+        )
+        print(f"body_s_per_2048: {body:.3f}  ({2048 / body:.0f} tok/s body only)")
+        print(f"head_sliced_s_per_2048: {sliced:.3f}")
+        print(f"head_whole_vocab_s_per_2048: {timed(whole):.3f}")
+        if with_compile:
+            t0 = time.perf_counter()
+            compiled = torch.compile(model.base_model)
+            compiled(input_ids=ids)
+            print(f"compile_s: {time.perf_counter() - t0:.1f}")
+            fast = timed(lambda: compiled(input_ids=ids).last_hidden_state)
+            print(f"compiled_body_s_per_2048: {fast:.3f}  (speed-up {body / fast:.2f}x)")
+
+
 def child(mode: str, size: int) -> None:
     prior = load_prior("default")
     texts = corpus(size if mode != "many" else 50_000, prior)
@@ -170,6 +211,8 @@ def main() -> None:
     ap.add_argument(
         "--bf16", action="store_true", help="only compare bf16 with fp32 scoring (speed, decisions)"
     )
+    ap.add_argument("--profile", action="store_true", help="only time body vs LM head on one 2048 window")
+    ap.add_argument("--compile", action="store_true", help="with --profile: also time a torch.compile'd body")
     ap.add_argument("--child", choices=["naive", "long", "many"], help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -179,6 +222,9 @@ def main() -> None:
     tokens = args.tokens or (8_000 if args.quick else 30_000)
     if args.bf16:
         compare_bf16(tokens)
+        return
+    if args.profile:
+        profile(args.compile)
         return
     long_tokens, many_docs = (20_000, 2_000) if args.quick else (100_000, 10_000)
 
