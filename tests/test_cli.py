@@ -48,6 +48,10 @@ def test_edit_status_report(tmp_path, corpus, tiny_model_dir, capsys):
     assert json.loads(capsys.readouterr().out)["shards_done"] == 1
     assert main(["report", str(run)]) == EXIT_OK
     assert (run / "report.md").exists()
+    capsys.readouterr()
+    assert main(["diff", str(run), "--no-color", "--limit", "0", "--html", str(tmp_path / "d.html")]) == EXIT_OK
+    assert "{+" in capsys.readouterr().out and (tmp_path / "d.html").exists()
+    assert main(["diff", str(run), "--doc", "no-such-id"]) == EXIT_INPUT
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".toml"])

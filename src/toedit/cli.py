@@ -178,7 +178,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from .audit import run_diff
 
-    print(run_diff(args.run_dir, doc=args.doc, html=args.html, limit=args.limit, color=args.color))
+    limit = args.limit or None
+    print(
+        run_diff(
+            args.run_dir, doc=args.doc, html=args.html, limit=limit, color=args.color, context=args.context
+        )
+    )
     return EXIT_OK
 
 
@@ -250,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--doc", help="only this document id")
     p.add_argument("--html", metavar="OUT", help="also write a self-contained HTML page")
-    p.add_argument("--limit", type=int, default=20, help="documents shown (default: 20)")
+    p.add_argument("--limit", type=int, default=20, help="documents shown; 0 = all (default: 20)")
+    p.add_argument("--context", type=int, default=None, help="terminal: characters shown around each edit")
     p.add_argument(
         "--color", action=argparse.BooleanOptionalAction, default=None, help="default: if a terminal"
     )
