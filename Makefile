@@ -41,7 +41,8 @@ demo: data/austen/pride_and_prejudice.jsonl
 	rm -rf $(DEMO_RUN)
 	$(VENV)/bin/toedit edit data/demo/pride_and_prejudice_head.jsonl -o $(DEMO_RUN) --record-spans $(DEMO_ARGS)
 	$(VENV)/bin/toedit report $(DEMO_RUN)
-	$(VENV)/bin/toedit diff $(DEMO_RUN) --limit 0 --no-color --context 40 --html $(DEMO_RUN)/diff.html | tail -n 15
+	$(VENV)/bin/toedit diff $(DEMO_RUN) --limit 0 --no-color --context 40 --html $(DEMO_RUN)/diff.html > $(DEMO_RUN)/diff.txt
+	tail -n 12 $(DEMO_RUN)/diff.txt
 	@echo "whole corpus: make demo-full   (or: $(VENV)/bin/toedit edit data/austen -o runs/austen)"
 
 demo-full: data/austen/pride_and_prejudice.jsonl
