@@ -35,7 +35,9 @@ def test_change_probability_matches_reference(k, beta):
     ]
     np.testing.assert_allclose(got, want, atol=1e-9)
     has_other = (sc.topk_ids[:, :k] != sc.token_ids[:, None]).any(axis=1)
-    np.testing.assert_array_equal(change_probability(sc, k, beta, exclude_original=True), has_other.astype(float))
+    np.testing.assert_array_equal(
+        change_probability(sc, k, beta, exclude_original=True), has_other.astype(float)
+    )
 
 
 def test_calibrated_threshold_hits_the_expected_target():
