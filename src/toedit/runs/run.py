@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import sys
 import time
@@ -319,7 +318,3 @@ def format_status(status: dict[str, Any]) -> str:
         f"above threshold {100 * r['above_rate']:.2f} %  changed {100 * r['change_rate']:.3f} %",
     ]
     return "\n".join(lines)
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2, ensure_ascii=False)
