@@ -187,6 +187,27 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_theory(args: argparse.Namespace) -> int:
+    from .theory import run_theory
+
+    result = run_theory(
+        d=args.d,
+        T=args.T,
+        sigma=args.sigma,
+        generations=args.generations,
+        trials=args.trials,
+        fraction=args.fraction,
+        eta=args.eta,
+        seed=args.seed,
+        out_dir=args.output,
+        design=args.design,
+    )
+    print(result["table"])
+    print()
+    print(result["statement"])
+    return EXIT_OK
+
+
 def cmd_select(args: argparse.Namespace) -> int:
     from .analysis.dsir import select_files
 
@@ -280,6 +301,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text-field", default="text")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_select)
+
+    p = sub.add_parser(
+        "theory", help="linear-regression collapse chains: Monte Carlo, closed forms, exact oracle"
+    )
+    p.add_argument("--d", type=int, default=10, help="dimension (default: 10)")
+    p.add_argument("--T", type=int, default=50, help="rows of the design (default: 50)")
+    p.add_argument("--sigma", type=float, default=1.0, help="label noise (default: 1.0)")
+    p.add_argument("--generations", type=int, default=12, help="(default: 12)")
+    p.add_argument("--trials", type=int, default=2000, help="Monte Carlo trials per point (default: 2000)")
+    p.add_argument(
+        "--fraction", type=float, default=0.3, help="share of rows edited in round 1 (default: 0.3)"
+    )
+    p.add_argument(
+        "--eta", type=float, default=0.8, help="geometric decay of the edited share (default: 0.8)"
+    )
+    p.add_argument("--design", choices=["random", "fixed"], default="random", help="average over X, or one X")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", metavar="DIR", help="write theory.json, theory.md and theory.png here")
+    p.set_defaults(func=cmd_theory)
 
     p = sub.add_parser("corpus", help="fetch an offline human-written corpus as JSONL (austen, pydoc)")
     p.add_argument("name", help="austen | pydoc")
