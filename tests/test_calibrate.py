@@ -82,3 +82,18 @@ def test_run_with_target_change_rate_realises_it(tmp_path, tiny_prior):
     # rerun: the calibration is reused from the manifest and the run resumes
     again = run_edit([str(src)], str(tmp_path / "run"), cfg, run=RunConfig(progress=False), prior=tiny_prior)
     assert again.shards_done_before == 1 and again.calibration["threshold"] == cal["threshold"]
+
+
+def test_edit_texts_calibrates_on_its_texts(tiny_prior):
+    import pytest as _pytest
+
+    from toedit.pipeline import calibrate_threshold, edit_batch, edit_texts
+
+    texts = [t[:500] for t in corpus_texts(20)]
+    cfg = EditConfig(target_selected_rate=0.1)
+    cal = calibrate_threshold(texts, tiny_prior, cfg)
+    results = edit_texts(texts, tiny_prior, cfg)
+    above = sum(r.stats.n_above for r in results) / sum(r.stats.n_scored for r in results)
+    assert above == _pytest.approx(cal.selected_rate) and abs(above - 0.1) < 0.01
+    with _pytest.raises(ValueError, match="per batch"):
+        edit_batch({"text": texts[:2]}, tiny_prior, cfg)

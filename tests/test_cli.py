@@ -49,7 +49,9 @@ def test_edit_status_report(tmp_path, corpus, tiny_model_dir, capsys):
     assert main(["report", str(run)]) == EXIT_OK
     assert (run / "report.md").exists()
     capsys.readouterr()
-    assert main(["diff", str(run), "--no-color", "--limit", "0", "--html", str(tmp_path / "d.html")]) == EXIT_OK
+    assert (
+        main(["diff", str(run), "--no-color", "--limit", "0", "--html", str(tmp_path / "d.html")]) == EXIT_OK
+    )
     assert "{+" in capsys.readouterr().out and (tmp_path / "d.html").exists()
     assert main(["diff", str(run), "--doc", "no-such-id"]) == EXIT_INPUT
 

@@ -4,12 +4,13 @@ __version__ = "0.1.0"
 
 from .config import EditConfig, IOConfig, RunConfig, ScoreConfig  # noqa: E402
 from .editing import EditResult, EditStats  # noqa: E402
-from .pipeline import edit_batch, edit_texts  # noqa: E402
+from .pipeline import calibrate_threshold, edit_batch, edit_texts  # noqa: E402
 from .prior import Prior, PriorError, load_prior, prior_from_model  # noqa: E402
 from .scoring import TokenScores, score_texts  # noqa: E402
 
 __all__ = [
     "EditConfig",
+    "calibrate_threshold",
     "EditResult",
     "EditStats",
     "IOConfig",

@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from .calibrate import Calibration, calibrate
 from .config import EditConfig, ScoreConfig
 from .editing import STAT_KEYS, EditResult, EditStats, edit_scored
 from .prior import Prior
 from .rng import doc_uniforms
 from .scoring import FullVocabDraw, TokenScores, score_texts
 
-__all__ = ["edit_texts", "edit_batch", "score_texts"]
+__all__ = ["calibrate_threshold", "edit_batch", "edit_texts", "score_texts"]
 
 
 def _scores_needed(config: EditConfig, score_config: ScoreConfig) -> int:
     return max(score_config.store_k, config.top_k)
+
+
+def _has_target(config: EditConfig) -> bool:
+    return config.target_change_rate is not None or config.target_selected_rate is not None
+
+
+def calibrate_threshold(
+    texts: Sequence[str], prior: Prior, config: EditConfig, score_config: ScoreConfig | None = None
+) -> Calibration:
+    """The threshold meeting `config`'s target change (or selected) rate on `texts`."""
+    score_config = score_config or ScoreConfig()
+    scores = score_texts(texts, prior, score_config, k=_scores_needed(config, score_config))
+    return calibrate(
+        scores,
+        config.top_k,
+        config.beta,
+        config.exclude_original,
+        change_rate=config.target_change_rate,
+        selected_rate=config.target_selected_rate,
+    )
 
 
 def edit_round(
@@ -66,6 +88,9 @@ def edit_texts(
     ids = [str(i) for i in range(len(texts))] if ids is None else [str(i) for i in ids]
     if len(ids) != len(texts):
         raise ValueError("ids and texts must have the same length")
+    if _has_target(config):  # choose the threshold on these very texts
+        cal = calibrate_threshold(texts, prior, config, score_config)
+        config = dataclasses.replace(config, threshold=cal.threshold)
     current = list(texts)
     results = [EditResult(text=t, stats=EditStats()) for t in texts]
     for r in range(config.rounds):
@@ -96,6 +121,11 @@ def edit_batch(
     """
     import hashlib
 
+    if config is not None and _has_target(config):
+        raise ValueError(
+            "target rates would be calibrated per batch: call calibrate_threshold on a sample first and "
+            "pass EditConfig(threshold=calibration.threshold)"
+        )
     texts = batch[text_field]
     if id_field:
         ids = [str(i) for i in batch[id_field]]

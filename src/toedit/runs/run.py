@@ -11,11 +11,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..calibrate import calibrate
 from ..config import EditConfig, IOConfig, RunConfig, ScoreConfig
 from ..io import Shard, count_records, list_shards, write_json_atomic
+from ..pipeline import calibrate_threshold
 from ..prior import Prior, load_prior
-from ..scoring import resolve_window, score_texts
+from ..scoring import resolve_window
 from . import stats as run_stats
 from .manifest import RunDirError, fingerprint, fingerprint_payload, read_json, versions
 from .sample import sample_texts
@@ -232,16 +232,7 @@ def _calibration(
         return old["calibration"]
     spec = RunContext("edit", None, prior, score, io, edit, "").spec
     texts, _ = sample_texts(shards, spec, edit.calibration_docs, edit.seed)
-    scores = score_texts(texts, prior, score, k=max(score.store_k, edit.top_k))
-    cal = calibrate(
-        scores,
-        edit.top_k,
-        edit.beta,
-        edit.exclude_original,
-        change_rate=edit.target_change_rate,
-        selected_rate=edit.target_selected_rate,
-    )
-    return cal.to_dict() | {"request": request}
+    return calibrate_threshold(texts, prior, edit, score).to_dict() | {"request": request}
 
 
 def _progress(todo: list[Shard], enabled: bool):
