@@ -22,6 +22,7 @@ from .sample import sample_texts
 from .shard import RunContext, process_shard
 
 SUBDIRS = ("data", "scores", "done", "errors")
+COUNT_FOR_ETA_BYTES = 2 * 1024**3
 
 
 @dataclass
@@ -240,8 +241,11 @@ def _progress(todo: list[Shard], enabled: bool):
         return None
     from tqdm.auto import tqdm
 
-    counts = [count_records(s) for s in todo]
-    total = None if any(c is None for c in counts) else sum(counts)
+    total = None
+    # counting records reads the inputs once more: worth it for an ETA, not for terabytes
+    if sum(s.size for s in todo) <= COUNT_FOR_ETA_BYTES:
+        counts = [count_records(s) for s in todo]
+        total = None if any(c is None for c in counts) else sum(counts)
     return tqdm(total=total, unit="doc", desc="toedit", file=sys.stderr, dynamic_ncols=True)
 
 
