@@ -58,6 +58,18 @@ def edit_round(
             lambda d, n: doc_uniforms(config.seed, ids[d], round_index, n),
         )
     scores = score_texts(texts, prior, score_config, k=_scores_needed(config, score_config), draw=draw)
+    return (*edit_scored_texts(texts, ids, scores, prior, config, round_index), scores)
+
+
+def edit_scored_texts(
+    texts: Sequence[str],
+    ids: Sequence[str],
+    scores: Sequence[TokenScores],
+    prior: Prior,
+    config: EditConfig,
+    round_index: int = 0,
+) -> tuple[list[str], list[EditStats], list[list | None]]:
+    """Apply the rule to already-scored texts, each with its (seed, id, round) random stream."""
     unsafe = frozenset(prior.special_ids())
     out_texts, out_stats, out_spans = [], [], []
     for text, doc_id, sc in zip(texts, ids, scores, strict=True):
@@ -66,7 +78,7 @@ def edit_round(
         out_texts.append(new_text)
         out_stats.append(stats)
         out_spans.append(spans)
-    return out_texts, out_stats, out_spans, scores
+    return out_texts, out_stats, out_spans
 
 
 def edit_texts(

@@ -15,29 +15,21 @@ from typing import Any
 
 import numpy as np
 
+from .analysis.dsir import js_divergence
 from .analysis.ngrams import NgramStats, bucket_entropy
 from .calibrate import expected_rates
 from .config import EditConfig, IOConfig, RunConfig, ScoreConfig
-from .editing import EditStats, edit_scored
+from .editing import EditStats
 from .io import list_shards
+from .pipeline import edit_scored_texts
 from .prior import Prior, load_prior
-from .rng import doc_uniforms
 from .runs.sample import sample_texts
 from .runs.shard import RunContext
 from .scoring import score_texts
 
 
-def _js(p_counts: np.ndarray, q_counts: np.ndarray) -> float:
-    """Jensen-Shannon divergence (nats) of two count vectors."""
-    p = p_counts / max(p_counts.sum(), 1)
-    q = q_counts / max(q_counts.sum(), 1)
-    m = (p + q) / 2
-
-    def kl(a: np.ndarray) -> float:
-        nz = a > 0
-        return float((a[nz] * np.log(a[nz] / m[nz])).sum())
-
-    return 0.5 * kl(p) + 0.5 * kl(q)
+def _share(counts: np.ndarray) -> np.ndarray:
+    return counts / max(counts.sum(), 1)  # an empty corpus stays all-zero
 
 
 def _ngrams(texts: Sequence[str]) -> NgramStats:
@@ -67,19 +59,14 @@ def run_sweep(
     scores = score_texts(texts, prior, score, k=max(max(top_ks), score.store_k))
     n_scored = sum(s.n_scored for s in scores)
     source = _ngrams(texts)
-    unsafe = frozenset(prior.special_ids())
     rows = []
     for threshold, beta, k in itertools.product(thresholds, betas, top_ks):
         cfg = EditConfig(threshold=threshold, beta=beta, top_k=k, seed=seed)
         expected, selected = expected_rates(scores, threshold, k, beta)
+        edited, stats, _ = edit_scored_texts(texts, ids, scores, prior, cfg)
         total = EditStats()
-        edited = []
-        for text, doc_id, sc in zip(texts, ids, scores, strict=True):
-            new_text, st, _ = edit_scored(
-                text, sc, cfg, doc_uniforms(seed, doc_id, 0, len(sc)), prior.piece, unsafe
-            )
+        for st in stats:
             total += st
-            edited.append(new_text)
         after = _ngrams(edited)
         rows.append(
             {
@@ -92,7 +79,7 @@ def run_sweep(
                 "n_above": total.n_above,
                 "n_changed": total.n_changed,
                 "n_skipped_unsafe": total.n_skipped_unsafe,
-                "ngram_js": _js(source.bucket_counts, after.bucket_counts),
+                "ngram_js": js_divergence(_share(source.bucket_counts), _share(after.bucket_counts)),
                 "bucket_entropy_delta": bucket_entropy(after) - bucket_entropy(source),
                 "distinct2_delta": (after.distinct_2 or 0.0) - (source.distinct_2 or 0.0),
             }

@@ -110,6 +110,14 @@ def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
         return float(max((p[m] * (np.log(p[m]) - np.log(q[m]))).sum(), 0.0))
 
 
+def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence in nats of two probability vectors (bounded by log 2)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    m = (p + q) / 2
+    return 0.5 * kl_divergence(p, m) + 0.5 * kl_divergence(q, m)
+
+
 def log_importance_weights(features: sp.spmatrix | np.ndarray, log_ratio: np.ndarray) -> np.ndarray:
     """``features @ log_ratio``: one log importance weight per row (document)."""
     return np.asarray(features @ np.asarray(log_ratio, dtype=np.float64), dtype=np.float64).ravel()

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from .dsir import js_divergence, kl_divergence
+
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
@@ -43,11 +45,6 @@ def _hist(x: np.ndarray, edges: np.ndarray, smoothing: float) -> np.ndarray:
     return p / p.sum()
 
 
-def _kl(p: np.ndarray, q: np.ndarray) -> float:
-    nz = p > 0
-    return float((p[nz] * np.log(p[nz] / q[nz])).sum())
-
-
 def compare(reference, other, bins: int = 50, smoothing: float = 0.5) -> dict[str, float]:
     """Distances of `other`'s PPL distribution from `reference`'s, on log PPL.
 
@@ -63,13 +60,12 @@ def compare(reference, other, bins: int = 50, smoothing: float = 0.5) -> dict[st
     lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
     edges = np.linspace(lo, hi if hi > lo else lo + 1e-9, bins + 1)
     p, q = _hist(a, edges, smoothing), _hist(b, edges, smoothing)
-    m = (p + q) / 2
     a_lo, a_hi = np.quantile(a, [0.01, 0.99])
     b_lo, b_hi = np.quantile(b, [0.01, 0.99])
     overlap = max(0.0, min(a_hi, b_hi) - max(a_lo, b_lo))
     return {
-        "kl": _kl(p, q),
-        "js": 0.5 * _kl(p, m) + 0.5 * _kl(q, m),
+        "kl": kl_divergence(p, q),
+        "js": js_divergence(p, q),
         "wasserstein_log_ppl": float(wasserstein_distance(a, b)),
         "range_coverage": float(overlap / (a_hi - a_lo)) if a_hi > a_lo else float(b_lo <= a_lo <= b_hi),
         "mass_coverage": float(((a >= b.min()) & (a <= b.max())).mean()),
