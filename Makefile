@@ -11,7 +11,7 @@ DEMO_DOCS ?= 12
 DEMO_RUN  ?= runs/demo
 DEMO_ARGS ?=
 
-.PHONY: install test demo demo-full lint bench clean
+.PHONY: install browser test demo demo-full lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)
 
-test: install
+# the HTML-report screenshot test renders in Debian's headless chromium (installed here when apt-get can)
+browser:
+	command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser
 	$(PY) -m pytest -q
 
 lint: install

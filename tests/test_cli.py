@@ -131,3 +131,14 @@ def test_dry_run_prints_the_plan(tmp_path, corpus, capsys):
     out = capsys.readouterr().out
     assert "plan: 1 shard(s)" in out and "in" in out
     assert not (tmp_path / "r").exists()
+
+
+def test_every_verb_has_help(capsys):
+    from toedit.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "verb")
+    for verb in ["", *sub.choices]:
+        with pytest.raises(SystemExit) as exc:
+            main([verb, "--help"] if verb else ["--help"])
+        assert exc.value.code == 0, verb
+        assert "usage: toedit" in capsys.readouterr().out

@@ -259,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_score,
     )
 
-    p = sub.add_parser("sweep", help="score a sample once; selected/expected/realised change % per setting")
+    p = sub.add_parser("sweep", help="score a sample once; selected/expected/realised change %% per setting")
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     p.add_argument("-o", "--output", metavar="DIR", help="write sweep.json, sweep.md and sweep.png here")
     p.add_argument("--thresholds", default="0.9,0.95,0.99", help="comma-separated (default: 0.9,0.95,0.99)")
@@ -325,6 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="austen | pydoc")
     p.add_argument("-o", "--output", required=True, metavar="DIR")
     p.set_defaults(func=cmd_corpus)
+
+    # each capability registers its own verbs (kept beside its code; imports stay light until a verb runs)
+    from .analysis.cli import add_verbs as add_analysis_verbs
+    from .experiments.cli import add_verbs as add_experiment_verbs
+
+    add_analysis_verbs(sub)
+    add_experiment_verbs(sub)
     return parser
 
 
