@@ -97,7 +97,7 @@ def test_cache_paths_agree(kw):
 
 
 def test_featurize_multiprocess_and_batches(monkeypatch):
-    import toedit.analysis.ngrams as ng
+    import toedit.analysis.features as ng
 
     texts = VARIED * 5
     ref = np.stack([ref_features(t) for t in texts])
