@@ -12,6 +12,7 @@ import html as _html
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ def original_text(edited: str, spans: list[Span], doc_id: str = "?") -> str:
     return "".join(parts)
 
 
-def _spec(io: dict[str, Any]) -> FieldSpec:
+def field_spec(io: dict[str, Any]) -> FieldSpec:
     roles = tuple(r.strip() for r in str(io.get("roles") or "assistant").split(",") if r.strip())
     return FieldSpec(
         io.get("text_field") or "text",
@@ -153,7 +154,7 @@ def _spec(io: dict[str, Any]) -> FieldSpec:
     )
 
 
-def _data_shard(root: Path, entry: dict[str, Any]) -> Shard:
+def edited_shard(root: Path, entry: dict[str, Any]) -> Shard:
     """The shard of edited records a run wrote for one input entry of its manifest."""
     name = entry["name"]
     fmt = entry.get("format")
@@ -166,19 +167,24 @@ def _data_shard(root: Path, entry: dict[str, Any]) -> Shard:
     return Shard(str(root / "data" / f"{name}{suffix}"), name, f, c)
 
 
-def _wanted_rows(path: Path, doc: str | None, limit: int | None) -> list[tuple[int, str, int, list[Span]]]:
-    """(row, id, line, spans) of the rows to show from one scores file."""
-    out: list[tuple[int, str, int, list[Span]]] = []
+def scores_spans(path: str | os.PathLike) -> Iterator[tuple[int, str, int, list[Span]]]:
+    """(row, id, line, spans) of every record of one scores/<shard>.parquet that has a spans column."""
     row = 0
     for batch in pq.ParquetFile(path).iter_batches(columns=["id", "line", "spans"], batch_size=4096):
         cols = batch.to_pydict()
         for doc_id, line, raw in zip(cols["id"], cols["line"], cols["spans"], strict=True):
-            spans = json.loads(raw) if raw else []
-            if (doc is None and spans) or (doc is not None and doc_id == doc):
-                out.append((row, doc_id, int(line), [Span.from_json(s) for s in spans]))
-                if limit is not None and len(out) >= limit:
-                    return out
+            yield row, doc_id, int(line), [Span.from_json(s) for s in (json.loads(raw) if raw else [])]
             row += 1
+
+
+def _wanted_rows(path: Path, doc: str | None, limit: int | None) -> list[tuple[int, str, int, list[Span]]]:
+    """(row, id, line, spans) of the rows to show from one scores file."""
+    out: list[tuple[int, str, int, list[Span]]] = []
+    for row, doc_id, line, spans in scores_spans(path):
+        if (doc is None and spans) or (doc is not None and doc_id == doc):
+            out.append((row, doc_id, line, spans))
+            if limit is not None and len(out) >= limit:
+                return out
     return out
 
 
@@ -188,7 +194,7 @@ def _run_info(root: Path, manifest: dict[str, Any]) -> RunInfo:
     return RunInfo(
         str(root),
         model,
-        _spec(settings.get("io") or {}).mode,
+        field_spec(settings.get("io") or {}).mode,
         dict(settings.get("edit") or {}),
         read_json(root / "stats.json"),
     )
@@ -215,7 +221,7 @@ def load_edits(run_dir: str | os.PathLike, doc: str | None = None, limit: int | 
         raise AuditError(
             f"{root} was run without edit spans (scores/ have no 'spans' column): rerun with --record-spans"
         )
-    spec = _spec((manifest.get("settings") or {}).get("io") or {})
+    spec = field_spec((manifest.get("settings") or {}).get("io") or {})
     inline = info.mode != "messages" and int(info.edit.get("rounds", 1)) == 1
     docs: list[DocEdits] = []
     for entry, path in scored:
@@ -225,7 +231,7 @@ def load_edits(run_dir: str | os.PathLike, doc: str | None = None, limit: int | 
         rows = _wanted_rows(path, doc, left)
         if not rows:
             continue
-        shard = _data_shard(root, entry)
+        shard = edited_shard(root, entry)
         todo = {r[0]: r for r in rows}
         for i, rec in enumerate(read_shard(shard, spec)):
             if isinstance(rec, BadRecord):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -62,14 +61,15 @@ def _rule(edit: dict) -> str:
 
 
 def _sample_edits(root: Path, n: int) -> list[tuple[str, float, str, str]]:
+    from ..audit import scores_spans  # audit imports runs: import here, not at module level
+
     out: list[tuple[str, float, str, str]] = []
     for path in sorted((root / "scores").glob("*.parquet")):
         if "spans" not in pq.read_schema(path).names:
             return out
-        table = pq.read_table(path, columns=["id", "spans"])
-        for doc, spans in zip(table["id"].to_pylist(), table["spans"].to_pylist(), strict=True):
-            for span in json.loads(spans or "[]"):
-                out.append((doc, span[4], span[2], span[3]))
+        for _, doc, _, spans in scores_spans(path):
+            for span in spans:
+                out.append((doc, span.p, span.old, span.new))
                 if len(out) >= n:
                     return out
     return out

@@ -1,0 +1,117 @@
+"""toedit analyze end to end on small corpora with the tiny prior and a cheap deterministic embedder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import corpus_texts
+from toedit.analysis.features import featurize
+from toedit.analysis.report import analyze, default_labels, summary_text
+from toedit.config import ConfigError, EditConfig, RunConfig
+from toedit.runs import run_edit
+
+SCRIPT = "<script>alert('x')</script>"
+
+
+def bow_embedder(texts):
+    """Deterministic bag-of-words embedding (hashed unigrams, 64 dims): the math, without a model."""
+    x = featurize(texts, num_buckets=64, ngrams=1, dense=True).astype(np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def write_jsonl(path, texts, prefix="d"):
+    path.write_text(
+        "".join(json.dumps({"id": f"{prefix}{i}", "text": t}) + "\n" for i, t in enumerate(texts)),
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory, tiny_prior):
+    root = tmp_path_factory.mktemp("corpora")
+    human = [t[:400] for t in corpus_texts(24)]
+    human[3] = f"A document with markup {SCRIPT} in it. " + human[3]
+    synthetic = [
+        f"The model writes the same sentence again and again, number {i % 3}. " * 4 + SCRIPT
+        for i in range(24)
+    ]
+    h = write_jsonl(root / "human.jsonl", human)
+    s = write_jsonl(root / "synthetic.jsonl", synthetic, "s")
+    edited = root / "edit_run"
+    run_edit(
+        [str(h)],
+        str(edited),
+        edit=EditConfig(threshold=0.5, record_spans=True),
+        run=RunConfig(progress=False),
+        prior=tiny_prior,
+    )
+    return {"human": h, "synthetic": s, "edited": edited}
+
+
+@pytest.fixture(scope="module")
+def report(corpora, tiny_prior, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    rep = analyze(
+        [str(corpora["human"]), str(corpora["synthetic"]), str(corpora["edited"])],
+        str(out),
+        "human,synthetic,edited",
+        prior=tiny_prior,
+        embedder=bow_embedder,
+        permutations=99,
+        progress=False,
+    )
+    return out, rep
+
+
+def test_report_numbers(report):
+    out, rep = report
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk["labels"] == ["human", "synthetic", "edited"]
+    assert rep["sources"]["synthetic"]["kind"] == "corpus" and rep["sources"]["edited"]["kind"] == "edit run"
+    human, synth = on_disk["corpora"]["human"], on_disk["corpora"]["synthetic"]
+    assert human["documents"] == 24 and synth["documents"] == 24
+    # Table 6: ten bins whose counts add up to the scored tokens
+    tp = human["token_probs"]
+    assert len(tp["rows"]) == 10 and sum(r["count"] for r in tp["rows"]) == tp["n_scored"] > 0
+    assert abs(sum(r["pct"] for r in tp["rows"]) - 100) < 1e-6
+    # the repetitive corpus is far more concentrated, and its embeddings are shifted
+    assert synth["ngrams"]["bucket_entropy_bits"] < human["ngrams"]["bucket_entropy_bits"] - 3
+    assert synth["ngrams"]["distinct_2"] < human["ngrams"]["distinct_2"]
+    emb = on_disk["embeddings"]["comparisons"]
+    assert emb["synthetic"]["p_value"] <= 0.02
+    assert on_disk["embeddings"]["reference_split_half"]["p_value"] > 0.05
+    # the edit run: the source's scores are reused; its edit statistics are reported
+    e = on_disk["sources"]["edited"]["edit"]
+    assert e["n_changed"] > 0 and e["n_above"] >= e["n_changed"]
+    assert on_disk["corpora"]["edited"]["token_probs"]["n_scored"] == tp["n_scored"]  # same source text
+    assert on_disk["comparisons"]["edited"]["ppl"]["kl"] == pytest.approx(0.0, abs=1e-12)
+    assert (
+        on_disk["sources"]["edited"]["diff_html"]
+        and (out / on_disk["sources"]["edited"]["diff_html"]).exists()
+    )
+    for name in on_disk["figures"].values():
+        assert (out / name).stat().st_size > 1000
+    assert (out / "stats" / "human.json").exists()
+    text = summary_text(rep)
+    assert "human" in text and "U-shaped" in text
+
+
+def test_html_is_self_contained_and_escaped(report):
+    out, rep = report
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert SCRIPT not in page and "&lt;script&gt;" in page
+    assert "<script" not in page.lower()
+    assert page.count("data:image/png;base64,") == len(rep["figures"])
+    assert "http://" not in page and "https://" not in page
+
+
+def test_labels_and_errors(tmp_path, corpora):
+    assert default_labels(["a/human.jsonl", "b/human.jsonl.gz", "runs/x/"]) == ["human", "human-2", "x"]
+    with pytest.raises(ConfigError, match="labels"):
+        analyze([str(corpora["human"])], str(tmp_path), "a,b")
+    with pytest.raises(ConfigError, match="stdin"):
+        analyze(["-"], str(tmp_path))
