@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -115,3 +118,55 @@ def test_labels_and_errors(tmp_path, corpora):
         analyze([str(corpora["human"])], str(tmp_path), "a,b")
     with pytest.raises(ConfigError, match="stdin"):
         analyze(["-"], str(tmp_path))
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROME_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=10000",
+]
+PROBE = (
+    "<script>window.addEventListener('load', () => { const im = Array.from(document.images); "
+    "document.title = 'IMAGES ' + im.length + ' RENDERED ' + "
+    "im.filter(i => i.complete && i.naturalWidth > 0).length; });</script></body>"
+)
+
+
+def _chromium(args, tmp_path):
+    profile = tmp_path / "profile"
+    profile.mkdir(exist_ok=True)
+    cmd = [CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={profile}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make test installs it)")
+def test_report_renders_every_figure_in_headless_chromium(report, tmp_path):
+    out, rep = report
+    n_figs = len(rep["figures"])
+    # a COPY of the page with a probe that writes how many images decoded into the title
+    probe = tmp_path / "probe.html"
+    probe.write_text(
+        (out / "report.html").read_text(encoding="utf-8").replace("</body>", PROBE), encoding="utf-8"
+    )
+    res = _chromium(["--dump-dom", probe.as_uri()], tmp_path)
+    m = re.search(r"<title>IMAGES (\d+) RENDERED (\d+)</title>", res.stdout)
+    assert m, f"no probe result in the DOM; chromium said: {res.stderr[-2000:]}"
+    assert int(m.group(1)) == n_figs and int(m.group(2)) == n_figs
+    # the page itself (no probe) as a screenshot: a real, non-blank image
+    shot = tmp_path / "shot.png"
+    res = _chromium(
+        [f"--screenshot={shot}", "--window-size=1100,2400", (out / "report.html").as_uri()], tmp_path
+    )
+    assert shot.exists(), res.stderr[-2000:]
+    from PIL import Image
+
+    px = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
+    assert px.shape[0] >= 2000 and px.std() > 10  # not a blank page
+    assert (px < 128).mean() > 0.005  # text and plot lines

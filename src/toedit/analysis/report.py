@@ -68,13 +68,11 @@ def _score_into(inputs: list[str], work: Path, score, io, run, prior) -> Path:
     return work
 
 
-def _source(
-    item: str, label: str, i: int, out: Path, score_edited: bool, score, io, run, prior
-) -> dict[str, Any]:
+def _source(item: str, label: str, out: Path, score_edited: bool, score, io, run, prior) -> dict[str, Any]:
     """Resolve one input to the run directory whose scores/ and texts are analysed."""
     path = Path(item)
     manifest = read_json(path / "manifest.json") if path.is_dir() else None
-    work = out / "work" / f"{i:02d}_{_slug(label)}"
+    work = out / "work" / _slug(label)
     if manifest is None:
         return {
             "input": item,
@@ -208,8 +206,8 @@ def analyze(
     score = score or ScoreConfig()
     io = io or IOConfig()
     sources = {
-        label: _source(item, label, i, out, score_edited, score, io, run, prior)
-        for i, (item, label) in enumerate(zip(inputs, names, strict=True))
+        label: _source(item, label, out, score_edited, score, io, run, prior)
+        for item, label in zip(inputs, names, strict=True)
     }
     corpora: dict[str, CorpusStats] = {}
     for label, src in sources.items():
