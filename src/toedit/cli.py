@@ -1,7 +1,7 @@
 """The `toedit` command line: one verb per public function, flags generated from the config dataclasses.
 
 Exit codes: 0 ok; 1 unexpected error; 2 usage or config error; 3 model cannot be loaded;
-4 input or run-directory error; 5 more bad records than --max-errors.
+4 input or run-directory error; 5 more bad records than --max-errors; 6 shards failed every retry.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from .config import (
 )
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_MODEL, EXIT_INPUT, EXIT_TOO_MANY_ERRORS = 0, 1, 2, 3, 4, 5
+EXIT_SHARDS_FAILED = 6  # some shards failed every retry; the others are done
 
 
 def _field_type(f: dataclasses.Field) -> type:
@@ -113,7 +114,7 @@ def cmd_edit(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
     )
     _print_summary(summary, args.json, args.dry_run)
-    return EXIT_OK
+    return EXIT_SHARDS_FAILED if summary.failed else EXIT_OK
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -130,7 +131,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
     )
     _print_summary(summary, args.json, args.dry_run)
-    return EXIT_OK
+    return EXIT_SHARDS_FAILED if summary.failed else EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:

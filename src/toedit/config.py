@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 STRATEGIES = ("resample", "resample+drop", "drop")
+EXECUTORS = ("local", "ray")
 
 
 class ConfigError(ValueError):
@@ -116,6 +117,38 @@ class RunConfig:
     trust_remote_code: bool = _f(False, "allow custom model code from the model directory")
     overwrite: bool = _f(False, "reuse RUN_DIR even if its config differs (drops its outputs)")
     progress: bool = _f(True, "show progress bars")
+    executor: str = _f(
+        "local", "local (worker processes) | ray (actor pool; needs the [ray] extra)", choices=EXECUTORS
+    )
+    workers: int = _f(1, "worker processes (local) or actors (ray), one model each; 1 = in this process")
+    devices: str | None = _f(None, "comma-separated GPU ids, one worker per GPU, e.g. 0,1,2,3")
+    rank: int | None = _f(
+        None, "manual launch: run shards i with i mod world_size == rank (default $SLURM_ARRAY_TASK_ID)"
+    )
+    world_size: int | None = _f(None, "manual launch: how many launches share RUN_DIR")
+    ray_address: str | None = _f(None, "Ray cluster to join (e.g. auto); default: a local ray.init")
+    max_retries: int = _f(2, "retries of a shard whose worker died or raised; then it is reported as failed")
+    shard_lines: int | None = _f(
+        None, "split JSONL inputs into shards of this many lines (balance, finer resume)"
+    )
+
+    def validate(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
+        if self.workers < 1 or self.max_retries < 0:
+            raise ConfigError("workers must be >= 1 and max_retries >= 0")
+        if self.shard_lines is not None and self.shard_lines < 1:
+            raise ConfigError("shard_lines must be >= 1")
+        if self.world_size is not None and self.world_size < 1:
+            raise ConfigError("world_size must be >= 1")
+        if self.rank is not None and (self.world_size is None or not 0 <= self.rank < self.world_size):
+            raise ConfigError("rank needs --world-size and must be in [0, world_size)")
+        if self.devices is not None:
+            ids = [d.strip() for d in str(self.devices).split(",")]
+            if not all(d.isdigit() for d in ids):
+                raise ConfigError(
+                    f"devices must be comma-separated GPU ids such as 0,1,2,3, got {self.devices!r}"
+                )
 
 
 SECTIONS: dict[str, type] = {"score": ScoreConfig, "edit": EditConfig, "io": IOConfig, "run": RunConfig}

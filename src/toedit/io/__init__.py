@@ -1,7 +1,7 @@
 """I/O layer: input shards and streaming readers, field selection, and atomic writers."""
 
 from .fields import FieldError, FieldSpec, extract_texts, record_id, replace_texts
-from .readers import InputError, count_records, list_shards, read_shard
+from .readers import InputError, count_records, list_shards, read_shard, split_shards
 from .records import BadRecord, Record, Shard
 from .writers import ShardWriter, write_json_atomic, write_jsonl_atomic
 
@@ -19,6 +19,7 @@ __all__ = [
     "read_shard",
     "record_id",
     "replace_texts",
+    "split_shards",
     "write_json_atomic",
     "write_jsonl_atomic",
 ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import gzip
 import io
+import itertools
 import json
 import os
 import re
@@ -155,8 +157,9 @@ def _shard_name(name_path: str, root: str) -> str:
     return _UNSAFE.sub("_", rel.replace(os.sep, "__").replace("/", "__"))
 
 
-def list_shards(inputs: Sequence[str]) -> list[Shard]:
-    """Expand files, dirs, globs, datasets dirs and "-" (stdin JSONL) into shards sorted by path."""
+def list_shards(inputs: Sequence[str], shard_lines: int | None = None) -> list[Shard]:
+    """Expand files, dirs, globs, datasets dirs and "-" (stdin JSONL) into shards sorted by path;
+    with `shard_lines`, JSONL files longer than that are split into line-range parts (`split_shards`)."""
     if not inputs:
         raise InputError("no inputs given")
     entries: list[tuple[str, str, str | None, str]] = []
@@ -181,6 +184,8 @@ def list_shards(inputs: Sequence[str]) -> list[Shard]:
     if stdin:
         shards.append(Shard("-", "stdin", "jsonl", None, 0))
     shards.sort(key=lambda s: s.path)
+    if shard_lines:
+        shards = split_shards(shards, shard_lines)
     names: dict[str, str] = {}
     for s in shards:
         if s.name in names:
@@ -267,11 +272,69 @@ def _open_binary(shard: Shard) -> Iterator[BinaryIO]:
             yield raw
 
 
-def _read_jsonl(shard: Shard, spec: FieldSpec) -> Iterator[Record | BadRecord]:
-    line = 0
+def split_shards(shards: Sequence[Shard], lines: int) -> list[Shard]:
+    """Split JSONL files of more than `lines` physical lines into line-range parts named `<name>.part-NNNNN`.
+
+    Parts of uncompressed files record the byte offset of their first line, so a worker seeks to it;
+    parts of compressed files decompress and skip the lines before them. Other shards are kept whole.
+    """
+    if lines < 1:
+        raise ValueError("lines per shard must be >= 1")
+    out: list[Shard] = []
+    for shard in shards:
+        if shard.format != "jsonl" or shard.path == "-":
+            out.append(shard)
+            continue
+        starts = _line_starts(shard, lines)  # (line index, byte offset) of every part's first line
+        if len(starts) <= 2:  # one part: keep the file whole
+            out.append(shard)
+            continue
+        total = starts.pop()[0]
+        for i, (start, offset) in enumerate(starts):
+            stop = starts[i + 1][0] if i + 1 < len(starts) else total
+            name = f"{shard.name}.part-{i:05d}"
+            out.append(
+                dataclasses.replace(
+                    shard, name=name, start=start, stop=stop, offset=offset, source=shard.name
+                )
+            )
+    return out
+
+
+def _line_starts(shard: Shard, lines: int) -> list[tuple[int, int]]:
+    """Every `lines`-th line start of a JSONL shard as (lines before it, byte offset), then (total lines, size)."""
+    starts, n, pos, last = [(0, 0)], 0, 0, NL
     with _open_binary(shard) as f:
         try:
+            while chunk := f.read(1 << 20):
+                i = chunk.find(NL)
+                while i >= 0:
+                    n += 1
+                    if n % lines == 0:
+                        starts.append((n, pos + i + 1))
+                    i = chunk.find(NL, i + 1)
+                pos += len(chunk)
+                last = chunk[-1:]
+        except _CORRUPT as exc:
+            raise _unreadable(shard, exc) from exc
+    total = n + (last != NL)
+    if starts[-1][0] == total:  # the file ends exactly at a part boundary
+        starts.pop()
+    return [*starts, (total, pos)]
+
+
+def _read_jsonl(shard: Shard, spec: FieldSpec) -> Iterator[Record | BadRecord]:
+    line = shard.start
+    with _open_binary(shard) as f:
+        try:
+            if shard.offset and shard.compression is None:
+                f.seek(shard.offset)
+            else:
+                for _ in itertools.islice(f, shard.start):
+                    pass
             for raw in f:
+                if shard.stop is not None and line >= shard.stop:
+                    break
                 line += 1
                 if line == 1 and raw.startswith(_BOM):
                     raw = raw[len(_BOM) :]
@@ -290,7 +353,7 @@ def _read_jsonl(shard: Shard, spec: FieldSpec) -> Iterator[Record | BadRecord]:
                 except (ValueError, RecursionError) as exc:
                     yield BadRecord(shard.path, line, f"invalid JSON: {exc}")
                     continue
-                yield _check(shard, line, data, spec, f"{shard.name}:{line}")
+                yield _check(shard, line, data, spec, f"{shard.id_name}:{line}")
         except _CORRUPT as exc:
             raise _unreadable(shard, exc, line) from exc
 
@@ -359,6 +422,8 @@ def count_records(shard: Shard) -> int | None:
         return _load_from_disk(shard.path).num_rows
     if shard.path == "-":
         return None
+    if shard.stop is not None:
+        return shard.stop - shard.start
     lines, last = 0, NL
     with _open_binary(shard) as f:
         try:

@@ -19,6 +19,20 @@ class Shard:
     format: str  # "jsonl" | "parquet" | "txt" | "datasets"
     compression: str | None = None  # None | "gzip" | "zstd" (jsonl only)
     size: int = 0  # bytes on disk (0 for stdin; a datasets directory: the sum of its files)
+    # a line-range part of a big JSONL file: its physical lines start+1 .. stop (1-based, inclusive)
+    start: int = 0
+    stop: int | None = None
+    offset: int = 0  # byte offset of line start+1 (uncompressed files: parts seek instead of skipping)
+    source: str | None = None  # the whole file's shard name: default ids stay `<file>:<line>` when split
+
+    @property
+    def id_name(self) -> str:
+        """Prefix of default record ids: the same whether or not the file was split into parts."""
+        return self.source or self.name
+
+    @property
+    def is_part(self) -> bool:
+        return self.stop is not None
 
     @property
     def out_suffix(self) -> str:
