@@ -213,7 +213,13 @@ def cmd_select(args: argparse.Namespace) -> int:
     from .analysis.dsir import select_files
 
     _, summary = select_files(
-        args.target, args.raw, args.n, args.output, text_field=args.text_field, seed=args.seed
+        args.target,
+        args.raw,
+        args.n,
+        args.output,
+        text_field=args.text_field,
+        seed=args.seed,
+        length_normalized=args.length_normalized,
     )
     print(json.dumps(summary, indent=2))
     return EXIT_OK
@@ -295,12 +301,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("select", help="DSIR: pick raw documents whose hashed n-grams look like the target's")
-    p.add_argument("--target", nargs="+", required=True, metavar="JSONL", help="target (human) corpus")
-    p.add_argument("--raw", nargs="+", required=True, metavar="JSONL", help="raw (e.g. synthetic) pool")
+    p.add_argument("--target", nargs="+", required=True, metavar="INPUT", help="target (human) corpus")
+    p.add_argument("--raw", nargs="+", required=True, metavar="INPUT", help="raw (e.g. synthetic) pool")
     p.add_argument("-n", type=int, required=True, help="documents to select")
     p.add_argument("-o", "--output", required=True, metavar="JSONL", help="selected raw records")
     p.add_argument("--text-field", default="text")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--length-normalized",
+        action="store_true",
+        help="rank by log w scaled to the mean document length (raw log weights grow with length)",
+    )
     p.set_defaults(func=cmd_select)
 
     p = sub.add_parser(

@@ -14,11 +14,12 @@ from toedit.analysis.dsir import (
     bucket_distribution,
     gumbel_top_k,
     kl_divergence,
-    read_jsonl_texts,
+    read_records,
     select,
     select_files,
 )
 from toedit.analysis.ngrams import detect_nltk_engine, featurize
+from toedit.io import InputError
 
 COOK = [
     "pasta",
@@ -213,21 +214,56 @@ def test_select_files(tmp_path, pool):
 def test_read_errors_name_file_and_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "ok"}\n\n{"text": broken}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"bad\.jsonl:3: invalid JSON"):
-        list(read_jsonl_texts(bad))
+    with pytest.raises(InputError, match=r"bad\.jsonl:3: "):
+        list(read_records([bad]))
     missing = tmp_path / "missing.jsonl"
     missing.write_text('{"text": "ok"}\n{"body": "no text"}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"missing\.jsonl:2: record has no field 'text'"):
+    with pytest.raises(InputError, match=r"missing\.jsonl:2: .*text"):
         select_files(missing, missing, 1, tmp_path / "o.jsonl")
     badutf = tmp_path / "latin1.jsonl"
     badutf.write_bytes(b'{"text": "ok"}\n{"text": "caf\xe9"}\n')
-    with pytest.raises(ValueError, match=r"latin1\.jsonl:2: not valid UTF-8"):
-        list(read_jsonl_texts(badutf))
-    notobj = tmp_path / "list.jsonl"
-    notobj.write_text('["text"]\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"list\.jsonl:1: expected a JSON object"):
-        list(read_jsonl_texts(notobj))
+    with pytest.raises(InputError, match=r"latin1\.jsonl:2: .*UTF-8"):
+        list(read_records([badutf]))
     nonstr = tmp_path / "num.jsonl"
     nonstr.write_text('{"text": 3}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"num\.jsonl:1: field 'text' is int"):
-        list(read_jsonl_texts(nonstr))
+    with pytest.raises(InputError, match=r"num\.jsonl:1: "):
+        list(read_records([nonstr]))
+
+
+def test_select_files_reads_parquet_and_keeps_the_given_order(tmp_path, pool):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    target, raw = pool
+    _write_jsonl(tmp_path / "t.jsonl", [{"text": t} for t in target])
+    pq.write_table(pa.table({"text": raw[:50], "n": list(range(50))}), tmp_path / "z.parquet")
+    _write_jsonl(tmp_path / "a.jsonl", [{"text": t, "n": 50 + i} for i, t in enumerate(raw[50:])])
+    res, summary = select_files(
+        tmp_path / "t.jsonl", [tmp_path / "z.parquet", tmp_path / "a.jsonl"], 10, tmp_path / "o.jsonl"
+    )
+    got = [json.loads(x)["n"] for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert got == res.indices.tolist()  # indices count z.parquet first, as given, not sorted by path
+    np.testing.assert_array_equal(res.indices, select(target, raw, 10).indices)
+
+
+def test_length_normalized_selection():
+    # on-target documents of very different lengths: a raw log weight is a sum over the document's n-grams,
+    # so its size grows with length; for documents drawn like the pool the per-n-gram term is negative on
+    # average (-KL(p || q)), so top-k on raw weights picks the shortest; normalised weights do not care
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 200, size=60)
+    good = [" ".join(rng.choice(COOK, n)) for n in lengths]
+    raw = good + make_docs(CODE, 60, 4, length=40)
+    target = make_docs(COOK, 40, 1, length=30)
+    plain = select(target, raw, 15, seed=0, top_k=True)
+    normed = select(target, raw, 15, seed=0, top_k=True, length_normalized=True)
+    assert (plain.indices < 60).all() and (normed.indices < 60).all()
+    assert lengths[plain.indices].max() < np.median(lengths)  # the short documents only
+    assert lengths[normed.indices].mean() > lengths[plain.indices].mean() + 30
+    sums = featurize(raw).sum(axis=1).A1
+    per_gram = plain.log_weights / sums
+    want = np.argsort(-per_gram, kind="stable")[:15]
+    np.testing.assert_array_equal(np.sort(normed.indices), np.sort(want))
+    s = normed.summary()
+    assert s["length_normalized"] and s["kl_after_length_normalized"] == normed.kl_after
+    assert s["kl_after_raw_weights"] == pytest.approx(plain.kl_after)

@@ -20,9 +20,6 @@ all), and drops raw documents with fewer than 100 words before resampling (``min
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
 import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -33,7 +30,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .ngrams import HashedNgramFeaturizer
+from ..io import BadRecord, FieldSpec, InputError, extract_texts, list_shards, read_shard, write_jsonl_atomic
+from .features import HashedNgramFeaturizer
 
 __all__ = [
     "SelectionResult",
@@ -41,7 +39,7 @@ __all__ = [
     "gumbel_top_k",
     "kl_divergence",
     "log_importance_weights",
-    "read_jsonl_texts",
+    "read_records",
     "select",
     "select_files",
     "select_from_features",
@@ -61,6 +59,8 @@ class SelectionResult:
     keys: np.ndarray = field(default_factory=lambda: np.empty(0))  # log w + Gumbel noise of the selected
     log_ratio: np.ndarray | None = None  # log q - log p per bucket
     num_buckets: int = 10000
+    length_normalized: bool = False  # the selection used length-normalised weights
+    kl_after_other: float | None = None  # kl_after of the same selection with the other weighting
 
     @property
     def kl_reduction(self) -> float:
@@ -81,13 +81,20 @@ class SelectionResult:
             "kl_after": float(self.kl_after),
             "kl_reduction": float(self.kl_reduction),
             "kl_relative_reduction": _finite_or_none(self.kl_relative_reduction),
+            "length_normalized": self.length_normalized,
+            "kl_after_raw_weights": _finite_or_none(
+                self.kl_after_other if self.length_normalized else self.kl_after
+            ),
+            "kl_after_length_normalized": _finite_or_none(
+                self.kl_after if self.length_normalized else self.kl_after_other
+            ),
             "log_weight_mean_raw": _finite_or_none(float(lw.mean())) if lw.size else None,
             "log_weight_mean_selected": _finite_or_none(float(sel.mean())) if sel.size else None,
         }
 
 
 def _finite_or_none(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
+    return float(x) if x is not None and math.isfinite(x) else None
 
 
 def bucket_distribution(counts: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
@@ -159,6 +166,7 @@ def select(
     eps: float = 0.0,
     min_words: int = 0,
     top_k: bool = False,
+    length_normalized: bool = False,
     engine: str = "re",
     workers: int = 1,
     featurizer: HashedNgramFeaturizer | None = None,
@@ -167,7 +175,10 @@ def select(
 
     ``smoothing``: add-``smoothing`` to the bucket counts of q and p (and of the KL distributions);
     ``eps``: added inside the logs of the weights (DSIR's 1e-8); ``min_words``: raw documents with
-    fewer tokens are never selected; ``top_k``: deterministic top-k on log w (no Gumbel noise).
+    fewer tokens are never selected; ``top_k``: deterministic top-k on log w (no Gumbel noise);
+    ``length_normalized``: rank by ``log w * mean_len / len`` (every document weighted as if it had the raw
+    pool's mean n-gram count), since raw log weights grow with length and favour long documents. The
+    result reports the KL after selection under both weightings.
     """
     f = featurizer or HashedNgramFeaturizer(num_buckets, ngrams, engine=engine)
     num_buckets = f.num_buckets
@@ -182,6 +193,7 @@ def select(
         eps=eps,
         min_words=min_words,
         top_k=top_k,
+        length_normalized=length_normalized,
         ngrams=f.ngrams,
         n_target=n_target,
     )
@@ -197,6 +209,7 @@ def select_from_features(
     eps: float = 0.0,
     min_words: int = 0,
     top_k: bool = False,
+    length_normalized: bool = False,
     ngrams: int = 2,
     n_target: int | None = None,
 ) -> SelectionResult:
@@ -217,18 +230,26 @@ def select_from_features(
     with np.errstate(divide="ignore"):
         log_ratio = np.log(q + eps) - np.log(p + eps)
     log_w = log_importance_weights(raw, log_ratio)
-    keyed = log_w
+    sums = np.asarray(raw.sum(axis=1), dtype=np.float64).ravel()
+    scaled = log_w * (sums.mean() / np.maximum(sums, 1.0)) if sums.size else log_w
+    excluded = np.zeros(log_w.shape[0], dtype=bool)
     if min_words > 0:
         # tokens per document from its features: sum = sum_k (L - k + 1)^+ over orders k <= ngrams
-        words = _words_from_feature_sums(np.asarray(raw.sum(axis=1)).ravel(), ngrams)
-        keyed = np.where(words >= min_words, log_w, -np.inf)
-    idx, keys = gumbel_top_k(keyed, n, seed, top_k=top_k)
+        excluded = _words_from_feature_sums(sums.astype(np.int64), ngrams) < min_words
     kl_before = kl_divergence(q, p)
-    sel_counts = np.asarray(raw[idx].sum(axis=0), dtype=np.float64).ravel() if idx.size else np.zeros_like(q)
-    if sel_counts.sum() > 0 or smoothing > 0:
-        kl_after = kl_divergence(q, bucket_distribution(sel_counts, smoothing))
-    else:
-        kl_after = math.inf
+
+    def pick(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        i, k = gumbel_top_k(np.where(excluded, -np.inf, weights), n, seed, top_k=top_k)
+        sel = np.asarray(raw[i].sum(axis=0), dtype=np.float64).ravel() if i.size else np.zeros_like(q)
+        after = (
+            kl_divergence(q, bucket_distribution(sel, smoothing))
+            if sel.sum() > 0 or smoothing > 0
+            else math.inf
+        )
+        return i, k, after
+
+    idx, keys, kl_after = pick(scaled if length_normalized else log_w)
+    _, _, kl_other = pick(log_w if length_normalized else scaled)
     return SelectionResult(
         indices=idx,
         log_weights=log_w,
@@ -237,6 +258,8 @@ def select_from_features(
         keys=keys,
         log_ratio=log_ratio,
         num_buckets=int(target_counts.shape[0]),
+        length_normalized=length_normalized,
+        kl_after_other=kl_other,
     )
 
 
@@ -258,43 +281,19 @@ def _words_from_feature_sums(sums: np.ndarray, ngrams: int) -> np.ndarray:
 
 
 # -- files -------------------------------------------------------------------------------------------------
-def _open_text(path: str | os.PathLike, mode: str = "r") -> io.TextIOBase:
-    p = str(path)
-    if p.endswith(".gz"):
-        return gzip.open(p, mode + "t", encoding="utf-8")  # type: ignore[return-value]
-    return open(p, mode, encoding="utf-8")  # noqa: SIM115
-
-
-def read_jsonl_texts(path: str | os.PathLike, text_field: str = "text") -> Iterator[tuple[str, str]]:
-    """Yield ``(line, text)`` for each record of a JSONL(.gz) file (``line`` without its newline).
-
-    Blank lines are skipped; a line that is not JSON, not an object, or lacks a string ``text_field``
-    raises ValueError naming the file and the 1-based line number.  (Kept in one small function so the
-    reading can be switched to the project's I/O layer.)
-    """
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as fh:  # binary: records are split on "\n" only
-        for lineno, raw in enumerate(fh, 1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start})") from None
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-            if text_field not in rec:
-                raise ValueError(f"{path}:{lineno}: record has no field {text_field!r}")
-            text = rec[text_field]
-            if not isinstance(text, str):
-                raise ValueError(
-                    f"{path}:{lineno}: field {text_field!r} is {type(text).__name__}, not a string"
-                )
-            yield line, text
+def read_records(
+    paths: Sequence[str | os.PathLike], text_field: str = "text"
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """(record, text) of every record of the inputs (any format the I/O layer reads: JSONL(.gz/.zst),
+    Parquet, txt, datasets dirs, directories, globs). A bad record raises InputError naming file and line:
+    a selection must not silently skip documents."""
+    spec = FieldSpec(text_field=text_field, id_field=None)
+    shards = [shard for p in paths for shard in list_shards([str(p)])]  # in the order given
+    for shard in shards:
+        for rec in read_shard(shard, spec):
+            if isinstance(rec, BadRecord):
+                raise InputError(f"{rec.file}:{rec.line}: {rec.reason}")
+            yield rec.data, "\n\n".join(extract_texts(rec.data, spec))
 
 
 def _as_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
@@ -312,33 +311,27 @@ def select_files(
     seed: int = 0,
     **kwargs: Any,
 ) -> tuple[SelectionResult, dict[str, Any]]:
-    """DSIR selection over JSONL(.gz) files.
+    """DSIR selection over files (any input format of the I/O layer).
 
     Reads the target and raw records (``text_field`` holds the text), selects ``n`` raw records with
-    :func:`select` (``kwargs``: num_buckets, ngrams, smoothing, eps, min_words, top_k, engine, workers),
-    and writes the selected raw records, unchanged (their original JSON lines), to ``out_path`` (gzip if
-    it ends in .gz) in selection order: descending perturbed key.  Raw record indices count across the
+    :func:`select` (``kwargs``: num_buckets, ngrams, smoothing, eps, min_words, top_k, length_normalized,
+    engine, workers), and writes the selected raw records with all their fields as JSON lines to
+    ``out_path`` (gzip if it ends in .gz) in selection order: descending perturbed key.  Raw record indices count across the
     raw files in the order given.  Returns the result and a JSON-able summary.
     """
     tpaths = _as_paths(target_paths)
     rpaths = _as_paths(raw_paths)
-    target_texts = (text for p in tpaths for _, text in read_jsonl_texts(p, text_field))
-    raw_lines: list[str] = []
+    target_texts = (text for _, text in read_records(tpaths, text_field))
+    raw_records: list[dict[str, Any]] = []
     raw_texts: list[str] = []
-    for p in rpaths:
-        for line, text in read_jsonl_texts(p, text_field):
-            raw_lines.append(line)
-            raw_texts.append(text)
+    for data, text in read_records(rpaths, text_field):
+        raw_records.append(data)
+        raw_texts.append(text)
     result = select(target_texts, raw_texts, n, seed=seed, **kwargs)
     del raw_texts
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp" + (".gz" if out.name.endswith(".gz") else ""))
-    with _open_text(tmp, "w") as fh:
-        for i in result.indices.tolist():
-            fh.write(raw_lines[i])
-            fh.write("\n")
-    os.replace(tmp, out)
+    write_jsonl_atomic(out, (raw_records[i] for i in result.indices.tolist()))
     summary = {
         **result.summary(),
         "target_paths": tpaths,
