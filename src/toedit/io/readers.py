@@ -293,6 +293,7 @@ def split_shards(shards: Sequence[Shard], lines: int) -> list[Shard]:
         for i, (start, offset) in enumerate(starts):
             stop = starts[i + 1][0] if i + 1 < len(starts) else total
             name = f"{shard.name}.part-{i:05d}"
+            offset = offset if shard.compression is None else 0  # compressed streams cannot seek
             out.append(
                 dataclasses.replace(
                     shard, name=name, start=start, stop=stop, offset=offset, source=shard.name
