@@ -13,6 +13,12 @@ non-ASCII), repeated to about ``--mb`` MB.  Prints
 The package is timed on a prefix of the documents (``--pkg-mb``, it is slow) and its features are
 compared with ours on that prefix and on every distinct document.  Run:
 ``.venv/bin/python benchmarks/bench_analysis.py``.
+
+``--run RUN_DIR [RUN_DIR ...]`` instead times the analysis of finished runs (``collect_run``: PPL, token
+probabilities, n-grams and the embedding sample from scores/ and the texts, no forward pass) against the
+time their scoring took (the ``seconds`` of their done/ markers), and prints
+
+    analysis_seconds: A, scoring_seconds: S, input_mb: M, analysis_mb_per_s: M/A, scoring/analysis: S/A
 """
 
 from __future__ import annotations
@@ -46,6 +52,27 @@ def best_time(fn, repeats: int) -> float:
     return best
 
 
+def bench_runs(run_dirs: list[str]) -> None:
+    import json
+    from pathlib import Path
+
+    from toedit.analysis.corpus import collect_run
+
+    for run in run_dirs:
+        root = Path(run)
+        manifest = json.loads((root / "manifest.json").read_text())
+        scoring = sum(json.loads(m.read_text()).get("seconds", 0.0) for m in (root / "done").glob("*.json"))
+        size_mb = sum(e.get("size", 0) for e in manifest["inputs"]) / 1e6
+        t = time.perf_counter()
+        stats, _ = collect_run(root.name, root)
+        took = time.perf_counter() - t
+        print(
+            f"{run}: {stats.num_docs} docs, {stats.n_scored:,} scored tokens; analysis_seconds: {took:.2f}, "
+            f"scoring_seconds: {scoring:.1f}, input_mb: {size_mb:.2f}, analysis_mb_per_s: {size_mb / took:.2f}, "
+            f"scoring/analysis: {scoring / took:.0f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=float, default=20.0, help="corpus size in MB (default 20)")
@@ -58,7 +85,11 @@ def main() -> None:
         default="nltk",
         help="nltk: the one the installed nltk uses",
     )
+    ap.add_argument("--run", nargs="+", metavar="RUN_DIR", help="time the analysis of these finished runs")
     args = ap.parse_args()
+    if args.run:
+        bench_runs(args.run)
+        return
 
     distinct, docs = corpus(args.mb)
     total_mb = mbytes(docs)
