@@ -19,6 +19,7 @@ __all__ = [
     "RunConfig",
     "ScoreConfig",
     "TokenScores",
+    "ToEditMapper",
     "edit_batch",
     "edit_texts",
     "load_prior",
@@ -36,4 +37,8 @@ def __getattr__(name: str):
         from . import runs
 
         return getattr(runs, name)
+    if name == "ToEditMapper":
+        from .runs.adapters import ToEditMapper
+
+        return ToEditMapper
     raise AttributeError(name)

@@ -32,3 +32,21 @@ def test_ray_actors_reproduce_the_in_process_run_when_an_actor_dies(
     assert run_tree(run) == run_tree(reference_run)
     assert run_stats(run) == run_stats(reference_run)
     assert not list(run.rglob("*.tmp-*"))
+
+
+def test_ray_data_map_batches_with_the_mapper(local_ray, tiny_model_dir, tiny_prior):
+    from tests.conftest import corpus_texts
+    from toedit import edit_batch
+    from toedit.runs.adapters import ToEditMapper
+
+    rows = [{"id": f"d{i}", "text": t[:200]} for i, t in enumerate(corpus_texts(6))]
+    ds = ray.data.from_items(rows).map_batches(
+        ToEditMapper,
+        fn_constructor_kwargs={"model": str(tiny_model_dir), "config": EDIT, "device": "cpu"},
+        batch_size=4,
+        concurrency=1,
+    )
+    got = sorted(ds.take_all(), key=lambda r: r["id"])
+    want = edit_batch({"id": [r["id"] for r in rows], "text": [r["text"] for r in rows]}, tiny_prior, EDIT)
+    assert [r["text"] for r in got] == want["text"]
+    assert [r["toedit_n_changed"] for r in got] == want["toedit_n_changed"]
