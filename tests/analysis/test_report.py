@@ -170,3 +170,22 @@ def test_report_renders_every_figure_in_headless_chromium(report, tmp_path):
     px = np.asarray(Image.open(shot).convert("L"), dtype=np.float64)
     assert px.shape[0] >= 2000 and px.std() > 10  # not a blank page
     assert (px < 128).mean() > 0.005  # text and plot lines
+
+
+def test_score_edited_rescores_the_edited_text(corpora, tiny_prior, tmp_path):
+    rep = analyze(
+        [str(corpora["human"]), str(corpora["edited"])],
+        str(tmp_path / "r"),
+        prior=tiny_prior,
+        embeddings=False,
+        score_edited=True,
+        progress=False,
+    )
+    src = rep["sources"]["edit_run"]
+    assert src["scored"].startswith("edited text") and src["source_run_dir"] == str(corpora["edited"])
+    # edited tokens were likely ones, replaced by less likely ones: the edited text's PPL is higher
+    h, e = rep["corpora"]["human"]["ppl"], rep["corpora"]["edit_run"]["ppl"]
+    assert e["mean_log_ppl"] > h["mean_log_ppl"]
+    assert rep["comparisons"]["edit_run"]["ppl"]["wasserstein_log_ppl"] > 0
+    assert "embeddings" not in rep and "embedding_map" not in rep["figures"]
+    assert (tmp_path / "r" / "report.html").exists()

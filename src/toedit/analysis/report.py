@@ -324,7 +324,10 @@ def findings(report: dict[str, Any]) -> list[str]:
         c = report["corpora"][label]
         parts = []
         ppl = cmp.get("ppl", {})
-        if "range_coverage" in ppl:
+        src = report["sources"][label]
+        if src.get("edit") and not src.get("source_run_dir"):
+            parts.append("PPL and token probabilities are those of its source text (use --score-edited)")
+        elif "range_coverage" in ppl:
             iqr_ref = _iqr(rc["ppl"])
             iqr = _iqr(c["ppl"])
             narrower = "narrower" if iqr < iqr_ref else "not narrower"
@@ -349,7 +352,6 @@ def findings(report: dict[str, Any]) -> list[str]:
                 f"embeddings {sig} (MMD^2 {emb['mmd2']:.4f}, p = {emb['p_value']:.3f}, "
                 f"Frechet {emb['frechet']:.4f})"
             )
-        src = report["sources"][label]
         if src.get("edit"):
             e = src["edit"]
             parts.append(
