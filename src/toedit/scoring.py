@@ -213,20 +213,78 @@ def score_texts(
     head = prior.cache.get("head")
     if head is None:  # the fp32 head copy (bf16 models) is made once per prior
         head = prior.cache["head"] = _Head(prior)
+    budget = config.token_budget
+    if prior.device.type == "cuda" and budget == _DEFAULT_BUDGET:
+        key = ("gpu_budget", window, config.head_chunk)
+        budget = prior.cache.get(key) or prior.cache.setdefault(key, gpu_token_budget(prior, config))
     with torch.inference_mode():
-        pending = _batches(segments, config.token_budget)
+        pending = _batches(segments, budget)
         while pending:
             batch = pending.pop()
+            if len(batch) > 1 and _padded(batch) > budget:  # sized before an out-of-memory error
+                pending.extend(_halves(batch))
+                continue
             try:
                 _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, off)
             except torch.cuda.OutOfMemoryError:
                 if len(batch) == 1:
                     raise
                 torch.cuda.empty_cache()
-                half = len(batch) // 2
-                log.warning("CUDA out of memory on %d rows; retrying in halves", len(batch))
-                pending.extend([batch[:half], batch[half:]])
+                budget = max(1, _padded(batch) // 2)  # and keep it for the batches still to come
+                log.warning(
+                    "CUDA out of memory on %d rows; retrying in halves (budget %d)", len(batch), budget
+                )
+                pending.extend(_halves(batch))
     return results
+
+
+_DEFAULT_BUDGET = ScoreConfig.__dataclass_fields__["token_budget"].default
+GPU_BUDGET_RANGE = (2048, 65536)
+
+
+def _padded(batch: list[_Segment]) -> int:
+    return len(batch) * max(s.hi - s.start for s in batch)
+
+
+def _halves(batch: list[_Segment]) -> list[list[_Segment]]:
+    half = len(batch) // 2
+    return [batch[:half], batch[half:]]
+
+
+def token_budget_for_memory(
+    memory_bytes: int, hidden: int, intermediate: int, heads: int, window: int, vocab: int, head_chunk: int
+) -> int:
+    """Padded tokens per batch whose activations fit in half of `memory_bytes` (bf16 activations of one
+    layer, attention scores as if materialised, the fp32 LM-head chunk), clamped to GPU_BUDGET_RANGE; a
+    guess that the out-of-memory back-off corrects."""
+    per_token = 2 * (4 * hidden + 3 * intermediate + heads * window)
+    head_bytes = 3 * 4 * head_chunk * vocab
+    budget = (memory_bytes // 2 - head_bytes) // per_token
+    lo, hi = GPU_BUDGET_RANGE
+    return int(min(hi, max(lo, budget // 256 * 256)))
+
+
+def gpu_token_budget(prior: Prior, config: ScoreConfig | None = None) -> int:
+    """The default token budget on CUDA, sized from the GPU's memory less the weights and the fp32 head.
+
+    Total rather than free memory: the same GPU model then gives the same batches, so GPU workers and reruns
+    batch alike (batch composition moves log-probs in their last bits). An explicit budget is used as given.
+    """
+    config = config or ScoreConfig()
+    _, total = torch.cuda.mem_get_info(prior.device)
+    cfg = prior.model.config
+    hidden = int(getattr(cfg, "hidden_size", 4096))
+    weights = sum(p.numel() * p.element_size() for p in prior.model.parameters())
+    room = max(0, total - weights - 4 * prior.vocab_size * hidden)
+    return token_budget_for_memory(
+        room,
+        hidden,
+        int(getattr(cfg, "intermediate_size", 4 * hidden) or 4 * hidden),
+        int(getattr(cfg, "num_attention_heads", 32)),
+        resolve_window(prior, config)[0],
+        prior.vocab_size,
+        config.head_chunk,
+    )
 
 
 def _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, off) -> None:
