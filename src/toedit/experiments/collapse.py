@@ -1,0 +1,334 @@
+"""Iterative training on a model's own data (model collapse) vs token-level editing, with tiny LMs.
+
+Round 0 trains on human segments. Round n >= 1 trains, at the same token budget, on
+- replace: text sampled from the round n-1 model only (prompted by each human segment's opening; the prompt
+  is not part of the training text);
+- accumulate: the human segments plus the samples of every earlier round's model;
+- toedit: the round n-1 training data edited with the round n-1 model as the prior (edits compound over
+  rounds, as in the paper's theory), at a target change rate since a tiny prior is rarely above p = 0.99.
+Everything (tokenizer, held-out set, prompts) is shared by the three chains; seeds change the models, the
+samples and the edits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..analysis.ngrams import NgramStats, bucket_entropy
+from ..config import ConfigError, EditConfig
+from ..pipeline import edit_texts
+from .generate import GenerateConfig, generate_texts, opening_prompts
+from .human import load_human, sample, seed_summary, segments, split_heldout
+from .mix import int_list, lm_config, sampling_config
+from .tinylm import TrainConfig, as_prior, build_tokenizer, evaluate, pack, train_rows
+
+log = logging.getLogger(__name__)
+
+SETTINGS = ("replace", "accumulate", "toedit")
+METRICS = {
+    "heldout_ppl": "held-out human PPL",
+    "own_ppl": "PPL on its own training data",
+    "tail_share": "held-out tokens with p < 0.01",
+    "ngram_entropy": "training-data n-gram entropy (nats)",
+}
+
+
+@dataclass
+class CollapseConfig:
+    """Chains, seeds, corpus sizes, the tiny LM, sampling and the edit rule."""
+
+    rounds: int = 5
+    settings: str = "replace,accumulate,toedit"
+    seeds: str = "0,1,2"
+    heldout_share: float = 0.1
+    human_segments: int = 1000
+    heldout_segments: int = 200
+    segment_tokens: int = 128  # tiny-tokenizer tokens per segment
+    prompt_tokens: int = 16
+    own_docs: int = 100  # training documents scored for the PPL on its own data
+    temperature: float = 1.0
+    top_p: float = 0.95
+    top_k: int = 0
+    gen_batch_size: int = 32
+    change_rate: float = 0.05  # ToEdit: target share of tokens really changed per round
+    edit_top_k: int = 8
+    edit_beta: float = 1.5
+    tokens: int = 200_000
+    seq_len: int = 128
+    batch_size: int = 8
+    lr: float = 3e-3
+    hidden: int = 192
+    layers: int = 4
+    vocab: int = 4096
+    threads: int = 0
+
+    def validate(self) -> None:
+        if self.rounds < 1:
+            raise ConfigError("rounds must be >= 1")
+        bad = set(self.setting_list()) - set(SETTINGS)
+        if bad or not self.setting_list():
+            raise ConfigError(f"settings must be among {', '.join(SETTINGS)}, got {self.settings!r}")
+        if not int_list(self.seeds, "seeds"):
+            raise ConfigError("give at least one seed")
+        if self.segment_tokens <= self.prompt_tokens:
+            raise ConfigError("segment_tokens must exceed prompt_tokens")
+        if not 0 < self.change_rate < 1:
+            raise ConfigError("change_rate must be in (0, 1)")
+        self.train_config(0).validate()
+        self.generate_config(0).validate()
+
+    def setting_list(self) -> list[str]:
+        return [s.strip() for s in self.settings.split(",") if s.strip()]
+
+    def train_config(self, seed: int) -> TrainConfig:
+        return lm_config(self, seed, self.tokens)
+
+    def generate_config(self, seed: int) -> GenerateConfig:
+        return sampling_config(self, seed)
+
+
+COLLAPSE_QUICK = dict(
+    human_segments=160, heldout_segments=80, tokens=40_000, hidden=128, batch_size=4, own_docs=60
+)
+
+
+def _measure(
+    model, tok, train_texts: list[str], heldout: list[str], config: CollapseConfig, seed: int
+) -> dict:
+    prior = as_prior(model, tok)
+    held = evaluate(prior, heldout)
+    own = evaluate(prior, sample([(str(i), t) for i, t in enumerate(train_texts)], config.own_docs, seed))
+    stats = NgramStats.from_texts(train_texts, track_counts=False)
+    return {
+        "heldout_ppl": held["ppl"],
+        "tail_share": held["tail_share"],
+        "own_ppl": own["ppl"],
+        "ngram_entropy": bucket_entropy(stats),
+        "train_docs": len(train_texts),
+    }
+
+
+def _samples(model, tok, prompts, config: CollapseConfig, seed: int, round_index: int) -> list[str]:
+    gen = config.generate_config(seed * 1000 + round_index)
+    records = generate_texts(prompts, as_prior(model, tok), gen)
+    return [r["text"][len(r["prompt"]) :] for r in records]
+
+
+def _train(texts: list[str], tok, config: CollapseConfig, seed: int, round_index: int):
+    tc = config.train_config(seed * 1000 + round_index)
+    model, stats = train_rows(pack(texts, tok, tc.seq_len), tc, len(tok))
+    return model, stats
+
+
+def run_chain_seed(
+    human: list[str], heldout: list[str], prompts, tok, config: CollapseConfig, seed: int, progress: bool
+) -> dict[str, list[dict]]:
+    """All chains for one seed; per setting, one metrics dict per round (round 0 shared)."""
+    model0, stats0 = _train(human, tok, config, seed, 0)
+    m0 = {
+        "round": 0,
+        **_measure(model0, tok, human, heldout, config, seed),
+        "final_loss": stats0["final_loss"],
+    }
+    out: dict[str, list[dict]] = {}
+    for setting in config.setting_list():
+        rows, model, data, synth_all = [m0], model0, list(human), []
+        for r in range(1, config.rounds + 1):
+            extra: dict[str, Any] = {}
+            if setting == "replace":
+                data = _samples(model, tok, prompts, config, seed, r)
+            elif setting == "accumulate":
+                synth_all += _samples(model, tok, prompts, config, seed, r)
+                data = human + synth_all
+            else:
+                edit = EditConfig(
+                    target_change_rate=config.change_rate,
+                    top_k=config.edit_top_k,
+                    beta=config.edit_beta,
+                    seed=seed * 1000 + r,
+                )
+                results = edit_texts(data, as_prior(model, tok), edit, ids=[str(i) for i in range(len(data))])
+                data = [res.text for res in results]
+                scored = sum(res.stats.n_scored for res in results)
+                extra = {
+                    "change_rate": sum(res.stats.n_changed for res in results) / max(scored, 1),
+                    "selected_rate": sum(res.stats.n_above for res in results) / max(scored, 1),
+                }
+            model, stats = _train(data, tok, config, seed, r)
+            rows.append(
+                {
+                    "round": r,
+                    **_measure(model, tok, data, heldout, config, seed),
+                    "final_loss": stats["final_loss"],
+                    **extra,
+                }
+            )
+            if progress:
+                print(
+                    f"collapse: seed {seed} {setting:<10} round {r}: held-out PPL {rows[-1]['heldout_ppl']:.2f}",
+                    flush=True,
+                )
+        out[setting] = rows
+    return out
+
+
+def run_collapse(
+    human: list[str], out_dir: str | Path, config: CollapseConfig | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """`toedit experiment collapse`: replace / accumulate / ToEdit chains; collapse.json, .md and .png."""
+    config = config or CollapseConfig()
+    config.validate()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    train_docs, held_docs = split_heldout(load_human(human), config.heldout_share)
+    tok = build_tokenizer(f"bpe:{config.vocab}", [t for _, t in train_docs])
+    train_segs = sample(segments(train_docs, tok, config.segment_tokens), config.human_segments, 0)
+    held = [t for _, t in sample(segments(held_docs, tok, config.segment_tokens), config.heldout_segments, 0)]
+    prompts = opening_prompts(train_segs, tok, config.generate_config(0))
+    human_texts = [t for _, t in train_segs]
+    per_seed = {}
+    for seed in int_list(config.seeds, "seeds"):
+        per_seed[seed] = run_chain_seed(human_texts, held, prompts, tok, config, seed, progress)
+    result = summarize_collapse(per_seed, config)
+    result.update(
+        {
+            "config": asdict(config),
+            "corpus": {
+                "human_segments": len(human_texts),
+                "human_tokens": int((pack(human_texts, tok, config.seq_len) >= 0).sum()),
+                "heldout_segments": len(held),
+                "prompts": len(prompts),
+                "train_docs": len(train_docs),
+                "heldout_docs": len(held_docs),
+            },
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
+    )
+    result["table"] = collapse_table(result)
+    (out / "collapse.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "collapse.md").write_text(result["table"] + "\n\n" + result["statement"] + "\n")
+    plot_collapse(result, out / "collapse.png")
+    return result
+
+
+def summarize_collapse(per_seed: dict[int, dict[str, list[dict]]], config: CollapseConfig) -> dict[str, Any]:
+    """Mean / s.e. / 95 % CI over seeds for every (setting, round, metric)."""
+    seeds = list(per_seed)
+    summary: dict[str, list[dict]] = {}
+    for setting in config.setting_list():
+        summary[setting] = []
+        for r in range(config.rounds + 1):
+            rows = [per_seed[s][setting][r] for s in seeds]
+            keys = [k for k in rows[0] if k not in ("round", "train_docs")]
+            summary[setting].append({"round": r, **{k: seed_summary([row[k] for row in rows]) for k in keys}})
+    result = {"seeds": seeds, "runs": {str(s): v for s, v in per_seed.items()}, "summary": summary}
+    result["statement"] = collapse_statement(result, config)
+    return result
+
+
+def _rise(result: dict[str, Any], setting: str, metric: str = "heldout_ppl") -> np.ndarray:
+    """Per seed: final-round metric minus round 0."""
+    return np.array([v[setting][-1][metric] - v[setting][0][metric] for v in result["runs"].values()])
+
+
+def collapse_statement(result: dict[str, Any], config: CollapseConfig) -> str:
+    s = result["summary"]
+    n = config.rounds
+    parts = []
+    for setting in config.setting_list():
+        a, b = s[setting][0]["heldout_ppl"], s[setting][-1]["heldout_ppl"]
+        parts.append(f"{setting}: {a['mean']:.2f} -> {b['mean']:.2f} ± {b['ci95']:.2f}")
+    text = (
+        f"Held-out human PPL, round 0 -> round {n} (mean ± 95 % CI over {len(result['seeds'])} seeds): "
+        + "; ".join(parts)
+        + "."
+    )
+    if "replace" in s and "toedit" in s:
+        diff = _rise(result, "replace") - _rise(result, "toedit")
+        d = seed_summary(diff.tolist())
+        faster = d["mean"] > 0 and (np.isnan(d["ci95"]) or d["mean"] - d["ci95"] > 0)
+        text += (
+            f" Replace's rise exceeds ToEdit's by {d['mean']:.2f} ± {d['ci95']:.2f} PPL (paired by seed): "
+            + (
+                "replace degrades faster than ToEdit."
+                if faster
+                else "no significant difference at this scale."
+            )
+        )
+    if "toedit" in s:
+        rates = [row["change_rate"]["mean"] for row in s["toedit"][1:]]
+        text += (
+            f" ToEdit really changed {100 * min(rates):.2f}-{100 * max(rates):.2f} % of tokens per round "
+            f"(target {100 * config.change_rate:.1f} %)."
+        )
+    return text
+
+
+def collapse_table(result: dict[str, Any]) -> str:
+    s = result["summary"]
+    settings = list(s)
+    lines = []
+    for metric, label in METRICS.items():
+        lines.append(f"**{label}** (mean ± 95 % CI over seeds)\n")
+        lines.append("| round | " + " | ".join(settings) + " |")
+        lines.append("|---:|" + "---:|" * len(settings))
+        fmt = (
+            (lambda v: f"{100 * v:.2f} %")
+            if metric == "tail_share"
+            else (lambda v: f"{v:.3f}" if v < 20 else f"{v:.1f}")
+        )
+        for r in range(len(s[settings[0]])):
+            cells = []
+            for st in settings:
+                m = s[st][r][metric]
+                ci = (100 * m["ci95"]) if metric == "tail_share" else m["ci95"]
+                cells.append(f"{fmt(m['mean'])} ± {ci:.2f}")
+            lines.append(f"| {r} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if "toedit" in s:
+        lines.append("**ToEdit edit rates per round** (share of scored tokens)\n")
+        lines.append("| round | selected | really changed |")
+        lines.append("|---:|---:|---:|")
+        for row in s["toedit"][1:]:
+            lines.append(
+                f"| {row['round']} | {100 * row['selected_rate']['mean']:.2f} % | {100 * row['change_rate']['mean']:.2f} % |"
+            )
+    return "\n".join(lines)
+
+
+def plot_collapse(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = result["summary"]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    for ax, (metric, label) in zip(axes.flat, METRICS.items(), strict=True):
+        for setting, rows in s.items():
+            x = [row["round"] for row in rows]
+            m = np.array([row[metric]["mean"] for row in rows])
+            ci = np.nan_to_num(np.array([row[metric]["ci95"] for row in rows]))
+            ax.plot(x, m, marker="o", label=setting)
+            ax.fill_between(x, m - ci, m + ci, alpha=0.2)
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("generation")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle(
+        f"Collapse chains of tiny LMs (bands: 95 % CI over {len(result['seeds'])} seeds)", fontsize=11
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,356 @@
+"""Synthetic-share pre-training (PAPER.md section 3): held-out human PPL of tiny LMs vs the synthetic share.
+
+Human and synthetic pools are matched piece by piece: each human segment's first `prompt_tokens` prior tokens
+prompt the prior, which writes as many tokens as the rest of the segment; the rest of the segment is the human
+text and the prompt is dropped from both. Every run sees the same token budget; only the share of synthetic
+rows changes. The synthetic corpus is generated once; seeds change the model's initialisation, which rows
+of each pool are used and their order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import ConfigError
+from ..io import write_jsonl_atomic
+from .generate import GenerateConfig, generate_texts, opening_prompts, read_records
+from .human import load_human, sample, seed_summary, segments, split_heldout
+from .tinylm import TrainConfig, as_prior, build_tokenizer, data_order, evaluate, pack, train_rows
+
+log = logging.getLogger(__name__)
+
+
+def int_list(text: str | list, name: str) -> list[int]:
+    if isinstance(text, list):
+        return [int(x) for x in text]
+    try:
+        return [int(x) for x in str(text).split(",") if x.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"{name}: expected comma-separated integers, got {text!r}") from exc
+
+
+@dataclass
+class MixConfig:
+    """The mixing sweep: shares, seeds, corpus sizes, generation and the tiny LM."""
+
+    shares: str = "0,25,50,75,100"  # synthetic %, comma-separated
+    seeds: str = "0,1,2"
+    heldout_share: float = 0.1  # documents (chapters) held out, by id hash
+    human_segments: int = 2000  # training segments (human pool; the synthetic pool mirrors it)
+    heldout_segments: int = 200
+    segment_tokens: int = 288  # prior tokens per segment, prompt included
+    prompt_tokens: int = 32
+    temperature: float = 1.0
+    top_p: float = 0.95
+    top_k: int = 0
+    gen_batch_size: int = 16
+    gen_seed: int = 0
+    model: str = "default"  # the prior that writes the synthetic text
+    synthetic: str | None = None  # reuse a generated JSONL (records with `text` and `prompt`)
+    tokens: int = 0  # training tokens per run; 0: `epochs` passes over the smaller pool
+    epochs: float = 3.0
+    seq_len: int = 128
+    batch_size: int = 8
+    lr: float = 3e-3
+    hidden: int = 192
+    layers: int = 4
+    vocab: int = 4096  # BPE trained on the human training pool
+    threads: int = 0  # torch threads (0: leave as is)
+
+    def validate(self) -> None:
+        shares = int_list(self.shares, "shares")
+        if not shares or any(not 0 <= s <= 100 for s in shares):
+            raise ConfigError("shares must be percentages in [0, 100]")
+        if not int_list(self.seeds, "seeds"):
+            raise ConfigError("give at least one seed")
+        if self.segment_tokens <= self.prompt_tokens:
+            raise ConfigError("segment_tokens must exceed prompt_tokens")
+        if self.human_segments < 1 or self.heldout_segments < 1:
+            raise ConfigError("human_segments and heldout_segments must be >= 1")
+        if self.tokens < 0 or self.epochs <= 0:
+            raise ConfigError("tokens must be >= 0 (0: epochs x the smaller pool), epochs > 0")
+        self.train_config(0).validate()
+        self.generate_config().validate()
+
+    def train_config(self, seed: int, tokens: int | None = None) -> TrainConfig:
+        return lm_config(self, seed, tokens or self.tokens or 1)
+
+    def generate_config(self) -> GenerateConfig:
+        return sampling_config(self, self.gen_seed)
+
+
+def lm_config(exp: Any, seed: int, tokens: int) -> TrainConfig:
+    """The tiny LM of an experiment config (fields tokens, seq_len, batch_size, lr, hidden, layers, vocab)."""
+    return TrainConfig(
+        tokens=tokens,
+        seq_len=exp.seq_len,
+        batch_size=exp.batch_size,
+        lr=exp.lr,
+        hidden=exp.hidden,
+        layers=exp.layers,
+        intermediate=exp.hidden * 8 // 3 // 32 * 32 or 32,  # Llama's ~8/3 ratio, a multiple of 32
+        tokenizer=f"bpe:{exp.vocab}",
+        seed=seed,
+    )
+
+
+def sampling_config(exp: Any, seed: int) -> GenerateConfig:
+    """Length-matched continuations of `segment_tokens`-token segments prompted by their first tokens."""
+    return GenerateConfig(
+        prompt_tokens=exp.prompt_tokens,
+        max_new_tokens=exp.segment_tokens - exp.prompt_tokens,
+        temperature=exp.temperature,
+        top_p=exp.top_p,
+        top_k=exp.top_k,
+        seed=seed,
+        batch_size=exp.gen_batch_size,
+    )
+
+
+MIX_QUICK = dict(human_segments=160, heldout_segments=80, segment_tokens=160, hidden=128, batch_size=4)
+
+
+def preset(cls: type, quick: bool, presets: dict[str, Any], **overrides: Any):
+    """`cls()` with the quick preset (if asked) and then the given overrides applied."""
+    names = {f.name for f in fields(cls)}
+    unknown = set(overrides) - names
+    if unknown:
+        raise ConfigError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    return replace(cls(), **{**(presets if quick else {}), **overrides})
+
+
+def build_pools(human: list[str], config: MixConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
+    """Held-out and training segments of the human corpus and the matched synthetic pool (generated or reused)."""
+    from ..prior import load_prior
+
+    docs = load_human(human)
+    train_docs, held_docs = split_heldout(docs, config.heldout_share)
+    prior = load_prior(config.model)
+    train_segs = sample(
+        segments(train_docs, prior.tokenizer, config.segment_tokens), config.human_segments, 0
+    )
+    held_segs = sample(
+        segments(held_docs, prior.tokenizer, config.segment_tokens), config.heldout_segments, 0
+    )
+    gen = config.generate_config()
+    prompts = opening_prompts(train_segs, prior.tokenizer, gen)
+    by_source = {p.source_id: p for p in prompts}
+    synth_path = Path(config.synthetic) if config.synthetic else out_dir / "synthetic.jsonl"
+    if config.synthetic:
+        records = [data for _, data in read_records([config.synthetic])]
+        log.info("reusing %d synthetic documents from %s", len(records), synth_path)
+    else:
+        t0 = time.perf_counter()
+        records = generate_texts(prompts, prior, gen, progress=progress)
+        write_jsonl_atomic(synth_path, records)
+        log.info("generated %d documents in %.0f s", len(records), time.perf_counter() - t0)
+    human_texts = [text[len(by_source[i].text) :] for i, text in train_segs if i in by_source]
+    synth_texts = [r["text"][len(r.get("prompt") or "") :] for r in records]
+    return {
+        "human": human_texts,
+        "synthetic": synth_texts,
+        "heldout": [t for _, t in held_segs],
+        "synthetic_path": str(synth_path),
+        "prior": prior,
+        "train_docs": len(train_docs),
+        "heldout_docs": len(held_docs),
+        "heldout_ids": sorted(d[0] for d in held_docs),
+    }
+
+
+def mixed_rows(
+    human: torch.Tensor, synth: torch.Tensor, share: float, n_rows: int, seed: int
+) -> torch.Tensor:
+    """`n_rows` rows, a `share` of them synthetic; each pool cycled in seeded permutations, then shuffled."""
+    n_s = round(share * n_rows)
+    parts = []
+    if n_rows - n_s:
+        parts.append(human[torch.from_numpy(data_order(len(human), n_rows - n_s, seed))])
+    if n_s:
+        parts.append(synth[torch.from_numpy(data_order(len(synth), n_s, seed + 1))])
+    rows = torch.cat(parts)
+    return rows[torch.from_numpy(np.random.default_rng(seed + 2).permutation(len(rows)))]
+
+
+def run_mix(
+    human: list[str],
+    out_dir: str | Path,
+    config: MixConfig | None = None,
+    progress: bool = True,
+    pools: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`toedit experiment mix`: one tiny LM per (share, seed); writes mix.json, mix.md and mix.png."""
+    config = config or MixConfig()
+    config.validate()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    pools = pools or build_pools(human, config, out, progress)
+    gen_seconds = time.perf_counter() - t0
+    tok = build_tokenizer(f"bpe:{config.vocab}", pools["human"])
+    h_rows = pack(pools["human"], tok, config.seq_len)
+    s_rows = pack(pools["synthetic"], tok, config.seq_len)
+    budget = config.tokens or int(config.epochs * min(len(h_rows), len(s_rows)) * config.seq_len)
+    runs = []
+    for seed in int_list(config.seeds, "seeds"):
+        tc = config.train_config(seed, budget)
+        n_rows = tc.steps * tc.batch_size
+        for share in int_list(config.shares, "shares"):
+            rows = mixed_rows(h_rows, s_rows, share / 100, n_rows, seed)
+            model, stats = train_rows(rows, tc, len(tok))
+            ev = evaluate(as_prior(model, tok), pools["heldout"])
+            n_s = round(share / 100 * n_rows)
+            runs.append(
+                {
+                    "share": share,
+                    "seed": seed,
+                    "heldout_ppl": ev["ppl"],
+                    "heldout_tail_share": ev["tail_share"],
+                    "final_train_loss": stats["final_loss"],
+                    "human_epochs": round((n_rows - n_s) / len(h_rows), 3),
+                    "synthetic_epochs": round(n_s / len(s_rows), 3),
+                    "seconds": stats["seconds"],
+                }
+            )
+            log.info("share %d%% seed %d: held-out PPL %.2f", share, seed, ev["ppl"])
+            if progress:
+                print(f"mix: share {share:3d}% seed {seed}: held-out PPL {ev['ppl']:.2f}", flush=True)
+    result = summarize_mix(runs, config)
+    result.update(
+        {
+            "config": asdict(config),
+            "corpus": {
+                "human_train_tokens": int((h_rows >= 0).sum()),
+                "synthetic_train_tokens": int((s_rows >= 0).sum()),
+                "heldout_tokens": evaluate_tokens(pools["heldout"], tok),
+                "human_segments": len(pools["human"]),
+                "synthetic_documents": len(pools["synthetic"]),
+                "heldout_segments": len(pools["heldout"]),
+                "train_docs": pools.get("train_docs"),
+                "heldout_docs": pools.get("heldout_docs"),
+                "synthetic_path": pools.get("synthetic_path"),
+            },
+            "params": sum(p.numel() for p in model.parameters()),
+            "train_tokens_per_run": config.train_config(0, budget).steps * config.batch_size * config.seq_len,
+            "seconds": {"pools": round(gen_seconds, 1), "total": round(time.perf_counter() - t0, 1)},
+        }
+    )
+    result["table"] = mix_table(result)
+    (out / "mix.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "mix.md").write_text(result["table"] + "\n\n" + result["statement"] + "\n")
+    plot_mix(result, out / "mix.png")
+    return result
+
+
+def evaluate_tokens(texts: list[str], tokenizer) -> int:
+    return sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
+
+
+def summarize_mix(runs: list[dict[str, Any]], config: MixConfig) -> dict[str, Any]:
+    """Per share: mean, s.e. and 95 % interval over seeds; a least-squares slope over all runs."""
+    per_share = []
+    for share in int_list(config.shares, "shares"):
+        rs = [r for r in runs if r["share"] == share]
+        per_share.append(
+            {
+                "share": share,
+                "heldout_ppl": seed_summary([r["heldout_ppl"] for r in rs]),
+                "heldout_tail_share": seed_summary([r["heldout_tail_share"] for r in rs]),
+                "final_train_loss": seed_summary([r["final_train_loss"] for r in rs]),
+            }
+        )
+    x = np.array([r["share"] for r in runs], dtype=float)
+    y = np.log(np.array([r["heldout_ppl"] for r in runs]))
+    slope = slope_se = math.nan
+    if len(set(x)) > 1 and len(x) > 2:
+        xc = x - x.mean()
+        slope = float((xc * (y - y.mean())).sum() / (xc**2).sum())
+        resid = y - y.mean() - slope * xc
+        slope_se = float(np.sqrt((resid**2).sum() / (len(x) - 2) / (xc**2).sum()))
+    result = {"runs": runs, "per_share": per_share, "log_ppl_slope_per_100pct": [100 * slope, 100 * slope_se]}
+    result["statement"] = mix_statement(result)
+    return result
+
+
+def mix_statement(result: dict[str, Any]) -> str:
+    ps = result["per_share"]
+    means = [p["heldout_ppl"]["mean"] for p in ps]
+    lo, hi = ps[0], ps[-1]
+    monotone = all(b > a for a, b in zip(means, means[1:], strict=False))
+    slope, se = result["log_ppl_slope_per_100pct"]
+    sep = (
+        hi["heldout_ppl"]["mean"] - hi["heldout_ppl"]["ci95"]
+        > lo["heldout_ppl"]["mean"] + lo["heldout_ppl"]["ci95"]
+    )
+    parts = [
+        f"Held-out human PPL goes from {lo['heldout_ppl']['mean']:.2f} ± {lo['heldout_ppl']['ci95']:.2f} at "
+        f"{lo['share']} % synthetic to {hi['heldout_ppl']['mean']:.2f} ± {hi['heldout_ppl']['ci95']:.2f} at "
+        f"{hi['share']} % (mean ± 95 % CI over {lo['heldout_ppl']['n']} seeds); it "
+        + ("rises monotonically with the share" if monotone else "does not rise monotonically with the share")
+        + f"; log-PPL slope {slope:+.3f} ± {se:.3f} (s.e.) per 100 % synthetic.",
+        "The intervals at the two ends " + ("do not overlap." if sep else "overlap."),
+    ]
+    loss = [p["final_train_loss"]["mean"] for p in ps]
+    parts.append(
+        f"Training loss at the end: {loss[0]:.3f} at {lo['share']} % vs {loss[-1]:.3f} at {hi['share']} % "
+        + (
+            "(falls as the synthetic share rises, as in the paper)."
+            if loss[-1] < loss[0]
+            else "(does not fall)."
+        )
+    )
+    return " ".join(parts)
+
+
+def mix_table(result: dict[str, Any]) -> str:
+    rows = [
+        "| synthetic % | held-out human PPL (mean ± 95 % CI) | s.e. | tail share (p < 0.01) | final train loss |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for p in result["per_share"]:
+        h, t, loss = p["heldout_ppl"], p["heldout_tail_share"], p["final_train_loss"]
+        rows.append(
+            f"| {p['share']} | {h['mean']:.2f} ± {h['ci95']:.2f} | {h['se']:.2f} | "
+            f"{100 * t['mean']:.2f} % | {loss['mean']:.3f} |"
+        )
+    return "\n".join(rows)
+
+
+def plot_mix(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ps = result["per_share"]
+    x = [p["share"] for p in ps]
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for r in result["runs"]:
+        ax.plot(r["share"], r["heldout_ppl"], ".", color="0.6", ms=5)
+    ax.errorbar(
+        x,
+        [p["heldout_ppl"]["mean"] for p in ps],
+        yerr=[p["heldout_ppl"]["ci95"] for p in ps],
+        marker="o",
+        capsize=4,
+        label="mean ± 95 % CI over seeds",
+    )
+    ax.set_xlabel("synthetic share of training tokens (%)")
+    ax.set_ylabel("held-out human PPL")
+    ax.set_title("Tiny LM: held-out human perplexity vs synthetic share")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
