@@ -114,7 +114,9 @@ def test_run_all_writes_results_page(tmp_path, human_jsonl, tiny_model_dir):
     )
     text = page.read_text()
     assert "`toedit experiment all --quick`" in text and "## Findings" in text
-    for name in ("exp_theory.png", "exp_mix.png", "exp_collapse.png"):
+    assert out["mix_once"]["table"] in text and "Control: 1 pass(es)" in text
+    assert all(r["human_epochs"] <= 1 and r["synthetic_epochs"] <= 1 for r in out["mix_once"]["runs"])
+    for name in ("exp_theory.png", "exp_mix.png", "exp_mix_once.png", "exp_collapse.png"):
         assert f"]({name})" in text and (page.parent / name).exists()
     assert out["mix"]["table"] in text and out["collapse"]["table"] in text and out["theory"]["table"] in text
     assert "quick setting" in text

@@ -76,7 +76,7 @@ def cmd_all(args: argparse.Namespace) -> int:
         threads=args.threads,
         command=command,
     )
-    print("\n".join(findings(out["theory"], out["mix"], out["collapse"])))
+    print("\n".join(findings(out["theory"], out["mix"], out["collapse"], out["mix_once"])))
     if args.results:
         print(f"\nwrote {args.results}")
     return 0

@@ -96,7 +96,7 @@ class CollapseConfig:
 
 
 COLLAPSE_QUICK = dict(
-    human_segments=160, heldout_segments=80, tokens=40_000, hidden=128, batch_size=4, own_docs=60
+    human_segments=128, heldout_segments=80, tokens=30_000, hidden=128, batch_size=4, own_docs=50
 )
 
 

@@ -116,7 +116,9 @@ def sampling_config(exp: Any, seed: int) -> GenerateConfig:
     )
 
 
-MIX_QUICK = dict(human_segments=160, heldout_segments=80, segment_tokens=160, hidden=128, batch_size=4)
+MIX_QUICK = dict(
+    human_segments=128, heldout_segments=80, segment_tokens=160, hidden=128, batch_size=4, epochs=2.0
+)
 
 
 def preset(cls: type, quick: bool, presets: dict[str, Any], **overrides: Any):
@@ -201,7 +203,9 @@ def run_mix(
     tok = build_tokenizer(f"bpe:{config.vocab}", pools["human"])
     h_rows = pack(pools["human"], tok, config.seq_len)
     s_rows = pack(pools["synthetic"], tok, config.seq_len)
-    budget = config.tokens or int(config.epochs * min(len(h_rows), len(s_rows)) * config.seq_len)
+    # whole batches only, so `epochs=1` never repeats a row
+    pool_rows = int(config.epochs * min(len(h_rows), len(s_rows))) // config.batch_size * config.batch_size
+    budget = config.tokens or max(pool_rows, config.batch_size) * config.seq_len
     runs = []
     for seed in int_list(config.seeds, "seeds"):
         tc = config.train_config(seed, budget)
@@ -243,6 +247,11 @@ def run_mix(
             },
             "params": sum(p.numel() for p in model.parameters()),
             "train_tokens_per_run": config.train_config(0, budget).steps * config.batch_size * config.seq_len,
+            "epochs_label": (
+                f"{config.tokens:,} training tokens per run"
+                if config.tokens
+                else f"{config.epochs:g} pass(es) over the smaller pool per run"
+            ),
             "seconds": {"pools": round(gen_seconds, 1), "total": round(time.perf_counter() - t0, 1)},
         }
     )
