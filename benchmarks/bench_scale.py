@@ -4,6 +4,8 @@ Measured in this one run: a bare loop (load the prior, then `edit_texts` over th
 run layer), then `run_edit` with the local executor (1 worker = in this process; 2 spawned workers) and
 with Ray (2 actors, a local `ray.init`). Every wall time includes loading the prior (and starting workers or
 Ray), so the ratio to the bare loop is the whole overhead of each executor; it shrinks as the run grows.
+CPU seconds (this process and its reaped children: spawned workers, Ray's processes after its shutdown)
+are printed too: on a machine shared with other jobs, wall time mostly shows how the OS split the cores.
 The edited data of every executor is checked to be byte-identical.
 
     python benchmarks/bench_scale.py                   # ~25,000 tokens of Python reference topics
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import pydoc_data.topics
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +54,12 @@ def write_shards(docs: list[dict], root: Path, shards: int) -> Path:
             for doc in docs[s * per : (s + 1) * per]:
                 fh.write(json.dumps(doc, ensure_ascii=False) + "\n")
     return src
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its children that have been waited for."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def bare_loop(model: str, docs: list[dict], config: EditConfig) -> tuple[float, float, int]:
@@ -95,7 +104,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         src = write_shards(docs, root, args.shards)
+        cpu0 = cpu_seconds()
         with_load, loop_only, tokens = bare_loop(args.model, docs, config)
+        cpu = [cpu_seconds() - cpu0]
         print(
             f"corpus: {len(docs)} documents, {tokens:,} tokens in {args.shards} shards; "
             f"{default_threads(1)} CPU threads"
@@ -114,7 +125,9 @@ def main() -> None:
             )
         outputs = []
         for i, (name, run) in enumerate(runs):
+            cpu0 = cpu_seconds()
             seconds, n = timed_run(src, root / f"run{i}", config, run)
+            cpu.append(cpu_seconds() - cpu0)
             assert n == tokens, (name, n, tokens)
             rows.append((name, seconds, n))
             outputs.append(data_bytes(root / f"run{i}"))
@@ -122,9 +135,11 @@ def main() -> None:
 
     base = rows[0][1]
     print(f"\nbare loop without the prior's load: {loop_only:.1f} s ({tokens / loop_only:,.0f} tokens/s)")
-    print(f"{'':32} {'seconds':>8} {'tokens/s':>9} {'time / bare':>12}")
-    for name, seconds, n in rows:
-        print(f"{name:32} {seconds:8.1f} {n / seconds:9,.0f} {seconds / base:12.3f}")
+    print(f"{'':32} {'seconds':>8} {'tokens/s':>9} {'time / bare':>12} {'CPU s':>8} {'CPU / bare':>11}")
+    for (name, seconds, n), c in zip(rows, cpu, strict=True):
+        print(
+            f"{name:32} {seconds:8.1f} {n / seconds:9,.0f} {seconds / base:12.3f} {c:8.1f} {c / cpu[0]:11.3f}"
+        )
     print(f"\nedited data byte-identical across executors: {'yes' if identical else 'NO'}")
     if not identical:
         raise SystemExit(1)

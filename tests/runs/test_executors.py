@@ -107,6 +107,7 @@ def test_in_process_retries_transient_failures_and_reports_persistent_ones(
     assert "FAILED shards  1 after every retry: p2" in capsys.readouterr().out
     failure = json.loads((tmp_path / "run" / "failed" / "p2.json").read_text())
     assert failure["attempts"] == 3 and "simulated failure in p2" in failure["error"]
+    assert "Traceback" in failure["traceback"]
 
 
 def test_config_guards(tmp_path, scale_corpus, tiny_model_dir):

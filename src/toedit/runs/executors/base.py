@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -91,13 +92,16 @@ class Executor(ABC):
         self, shards: Sequence[Shard], job: Job, on_progress: ProgressFn | None, errors_before: int = 0
     ) -> Outcome: ...
 
-    def _give_up(self, outcome: Outcome, shard: Shard, attempts: int, error: str) -> bool:
-        """Record a failed attempt; True if the shard should be tried again."""
+    def _should_retry(
+        self, outcome: Outcome, shard: Shard, attempts: int, error: str, detail: str | None = None
+    ) -> bool:
+        """Record a failed attempt: True if the shard gets another try, else it joins `outcome.failed`."""
         if attempts <= self.max_retries:
             log.warning("shard %s failed (attempt %d), retrying: %s", shard.name, attempts, error)
             return True
         log.error("shard %s failed %d times, giving up: %s", shard.name, attempts, error)
-        outcome.failed.append({"shard": shard.name, "attempts": attempts, "error": error})
+        failure = {"shard": shard.name, "attempts": attempts, "error": error}
+        outcome.failed.append(failure | ({"traceback": detail} if detail else {}))
         return False
 
 
@@ -192,7 +196,8 @@ class InProcessExecutor(Executor):
                 except Exception as exc:  # anything else may be transient (e.g. out of memory): retry
                     if on_progress:
                         on_progress(-done[0], -done[1])
-                    if self._give_up(outcome, shard, attempts, f"{type(exc).__name__}: {exc}"):
+                    error = f"{type(exc).__name__}: {exc}"
+                    if self._should_retry(outcome, shard, attempts, error, traceback.format_exc()):
                         continue
                     break
                 outcome.markers.append(marker)

@@ -108,12 +108,12 @@ class LocalExecutor(Executor):
             w.task, w.progress = None, [0, 0]
             return task
 
-        def retry_or_fail(w: _Worker, error: str) -> None:
+        def retry_or_fail(w: _Worker, error: str, detail: str | None = None) -> None:
             progress = w.progress
             shard, attempts = end_attempt(w)
             if on_progress and any(progress):
                 on_progress(-progress[0], -progress[1])
-            if self._give_up(outcome, shard, attempts, error):
+            if self._should_retry(outcome, shard, attempts, error, detail):
                 todo.appendleft((shard, attempts))
 
         def bury(w: _Worker) -> None:
@@ -155,8 +155,7 @@ class LocalExecutor(Executor):
                 name, message, tb = rest
                 if (exc := fatal_error(name, message)) is not None:
                     raise exc
-                log.debug("worker traceback:\n%s", tb)
-                retry_or_fail(w, f"{name}: {message}")
+                retry_or_fail(w, f"{name}: {message}", tb)
 
         devices = self.devices or [None] * self.workers
         for device in devices[: max(1, min(self.workers, len(shards)))]:
@@ -167,7 +166,8 @@ class LocalExecutor(Executor):
                     if w.pid is not None and w.task is None and todo:
                         shard, attempts = todo.popleft()
                         w.task = (shard, attempts + 1)
-                        w.inbox.send((shard, errors))
+                        with contextlib.suppress(OSError):  # it just died: its sentinel says so next
+                            w.inbox.send((shard, errors))
                 by_handle = {w.outbox: w for w in workers} | {w.proc.sentinel: w for w in workers}
                 for ready in wait(list(by_handle)):
                     w = by_handle[ready]

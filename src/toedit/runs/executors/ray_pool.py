@@ -104,17 +104,21 @@ class RayExecutor(Executor):
                 except ray.exceptions.RayActorError as exc:
                     remove_temp_files(Path(job.run_dir), pid)
                     ray.kill(actor)
-                    idle.append(start())
-                    if (marker := finished_marker(job, shard)) is None:
-                        if self._give_up(outcome, shard, attempts, f"actor died: {type(exc).__name__}"):
-                            todo.appendleft((shard, attempts))
+                    marker = finished_marker(job, shard)  # it may have died after writing the marker
+                    error = f"actor died: {type(exc).__name__}"
+                    if marker is None and self._should_retry(outcome, shard, attempts, error, str(exc)):
+                        todo.appendleft((shard, attempts))
+                    if todo:
+                        idle.append(start())
+                    if marker is None:
                         continue
                 except ray.exceptions.RayTaskError as exc:
                     cause = exc.cause if getattr(exc, "cause", None) is not None else exc
                     if (fatal := fatal_error(type(cause).__name__, str(cause))) is not None:
                         raise fatal from exc
                     idle.append((actor, pid))
-                    if self._give_up(outcome, shard, attempts, f"{type(cause).__name__}: {cause}"):
+                    error = f"{type(cause).__name__}: {cause}"
+                    if self._should_retry(outcome, shard, attempts, error, str(exc)):
                         todo.appendleft((shard, attempts))
                     continue
                 else:
