@@ -143,8 +143,10 @@ class RunConfig:
             raise ConfigError("world_size must be >= 1")
         if self.rank is not None and (self.world_size is None or not 0 <= self.rank < self.world_size):
             raise ConfigError("rank needs --world-size and must be in [0, world_size)")
-        if self.devices is not None:
-            ids = [d.strip() for d in str(self.devices).split(",")]
+        if self.devices is not None:  # "0,1" from flags; 0 or [0, 1] from a YAML/TOML file
+            items = self.devices if isinstance(self.devices, list | tuple) else str(self.devices).split(",")
+            ids = [str(d).strip() for d in items]
+            self.devices = ",".join(ids)
             if not all(d.isdigit() for d in ids):
                 raise ConfigError(
                     f"devices must be comma-separated GPU ids such as 0,1,2,3, got {self.devices!r}"

@@ -141,6 +141,9 @@ def test_devices_map_one_worker_per_gpu_and_executor_choice(tiny_prior):
     for bad in ("0,0", "cuda:1", "a"):
         with pytest.raises(ValueError):
             parse_devices(bad)
+    from_file = RunConfig(devices=[0, 1])  # as a YAML list
+    from_file.validate()
+    assert from_file.devices == "0,1" and make_executor(from_file).devices == ["cuda:0", "cuda:1"]
     gpus = make_executor(RunConfig(devices="1,0"))
     assert isinstance(gpus, LocalExecutor) and gpus.devices == ["cuda:1", "cuda:0"] and gpus.workers == 2
     assert isinstance(make_executor(RunConfig(workers=3)), LocalExecutor)
