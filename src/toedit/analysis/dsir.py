@@ -61,6 +61,7 @@ class SelectionResult:
     num_buckets: int = 10000
     length_normalized: bool = False  # the selection used length-normalised weights
     kl_after_other: float | None = None  # kl_after of the same selection with the other weighting
+    kl_after_random: float | None = None  # kl_after of a uniform random subset of the same size
 
     @property
     def kl_reduction(self) -> float:
@@ -81,6 +82,7 @@ class SelectionResult:
             "kl_after": float(self.kl_after),
             "kl_reduction": float(self.kl_reduction),
             "kl_relative_reduction": _finite_or_none(self.kl_relative_reduction),
+            "kl_after_random_subset": _finite_or_none(self.kl_after_random),
             "length_normalized": self.length_normalized,
             "kl_after_raw_weights": _finite_or_none(
                 self.kl_after_other if self.length_normalized else self.kl_after
@@ -238,8 +240,8 @@ def select_from_features(
         excluded = _words_from_feature_sums(sums.astype(np.int64), ngrams) < min_words
     kl_before = kl_divergence(q, p)
 
-    def pick(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        i, k = gumbel_top_k(np.where(excluded, -np.inf, weights), n, seed, top_k=top_k)
+    def pick(weights: np.ndarray, deterministic: bool = top_k) -> tuple[np.ndarray, np.ndarray, float]:
+        i, k = gumbel_top_k(np.where(excluded, -np.inf, weights), n, seed, top_k=deterministic)
         sel = np.asarray(raw[i].sum(axis=0), dtype=np.float64).ravel() if i.size else np.zeros_like(q)
         after = (
             kl_divergence(q, bucket_distribution(sel, smoothing))
@@ -250,6 +252,8 @@ def select_from_features(
 
     idx, keys, kl_after = pick(scaled if length_normalized else log_w)
     _, _, kl_other = pick(log_w if length_normalized else scaled)
+    # baseline: a uniform random subset of the same size (a smaller sample alone moves the smoothed KL)
+    _, _, kl_random = pick(np.zeros_like(log_w), deterministic=False)
     return SelectionResult(
         indices=idx,
         log_weights=log_w,
@@ -260,6 +264,7 @@ def select_from_features(
         num_buckets=int(target_counts.shape[0]),
         length_normalized=length_normalized,
         kl_after_other=kl_other,
+        kl_after_random=kl_random,
     )
 
 

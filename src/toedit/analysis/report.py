@@ -310,16 +310,10 @@ def findings(report: dict[str, Any]) -> list[str]:
     ref = report["reference"]
     rc = report["corpora"][ref]
     out: list[str] = []
-    rows = rc["token_probs"]["rows"]
-    if rows and rc["token_probs"]["n_scored"]:
-        lo, hi = rows[0]["pct"], rows[-1]["pct"]
-        mid = max(r["pct"] for r in rows[1:-1])
-        shape = "U-shaped" if lo > mid and hi > mid else "not U-shaped"
-        out.append(
-            f"Token probabilities of '{ref}' are {shape}: {lo:.1f} % in [0, 0.1), {hi:.1f} % in [0.9, 1], "
-            f"at most {mid:.1f} % in any middle bin; {rc['token_probs']['above_pct']:.2f} % are above "
-            f"p = {rc['token_probs']['threshold']} (the editable fraction)."
-        )
+    for label in report["labels"]:
+        tp = report["corpora"][label]["token_probs"]
+        if tp["n_scored"]:
+            out.append(f"Token probabilities of '{label}': {_u_shape(tp)}")
     for label, cmp in report["comparisons"].items():
         c = report["corpora"][label]
         parts = []
@@ -359,6 +353,18 @@ def findings(report: dict[str, Any]) -> list[str]:
             )
         out.append(f"'{label}' vs '{ref}': " + "; ".join(parts) + ".")
     return out
+
+
+def _u_shape(tp: dict[str, Any]) -> str:
+    """U-shaped = the lowest of the ten bins is an inner one and both end bins exceed it by half or more."""
+    pct = [r["pct"] for r in tp["rows"]]
+    low = min(range(len(pct)), key=pct.__getitem__)
+    u = 0 < low < len(pct) - 1 and min(pct[0], pct[-1]) >= 1.5 * pct[low]
+    return (
+        f"{'U-shaped' if u else 'not U-shaped'} ({pct[0]:.1f} % in [0, 0.1), trough {pct[low]:.1f} % in "
+        f"{tp['rows'][low]['bin']}, {pct[-1]:.1f} % in [0.9, 1.0]); {tp['above_pct']:.2f} % above "
+        f"p = {tp['threshold']} (the editable fraction)."
+    )
 
 
 def _iqr(ppl: dict[str, Any]) -> float:
