@@ -189,3 +189,20 @@ def test_score_edited_rescores_the_edited_text(corpora, tiny_prior, tmp_path):
     assert rep["comparisons"]["edit_run"]["ppl"]["wasserstein_log_ppl"] > 0
     assert "embeddings" not in rep and "embedding_map" not in rep["figures"]
     assert (tmp_path / "r" / "report.html").exists()
+
+
+def test_size_matched_ngrams_removes_the_size_effect():
+    from toedit.analysis.corpus import CorpusStats
+    from toedit.analysis.ngrams import bucket_entropy
+    from toedit.analysis.report import size_matched_ngrams
+
+    texts = [t[:400] for t in corpus_texts(60)]
+    big, small = CorpusStats("big"), CorpusStats("small")
+    big.add_texts([(f"b{i}", t) for i, t in enumerate(texts)])
+    small.add_texts([(f"s{i}", t) for i, t in enumerate(texts[::4])])
+    raw_gap = bucket_entropy(big.ngrams, 2) - bucket_entropy(small.ngrams, 2)
+    sm = size_matched_ngrams({"big": big, "small": small})
+    assert sm["small"]["total_ngrams"] == sm["target_ngrams"] == small.ngrams.total_ngrams
+    assert sm["target_ngrams"] <= sm["big"]["total_ngrams"] < sm["target_ngrams"] * 1.2
+    matched_gap = sm["big"]["bucket_entropy_bits"] - sm["small"]["bucket_entropy_bits"]
+    assert raw_gap > 0.5 and abs(matched_gap) < raw_gap / 3

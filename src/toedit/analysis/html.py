@@ -193,6 +193,37 @@ def render_report(report: dict[str, Any], out_dir: str | Path) -> str:
         "JS",
     ]
     parts.append(_table(head, rows))
+    sm = report.get("ngrams_size_matched")
+    if sm:
+        parts.append(
+            f"<p>At equal size (entropy and distinct-n depend on corpus size): each corpus's seeded sample cut to "
+            f"whole documents at {_n(sm['target_ngrams'])} n-grams.</p>"
+        )
+        keys = (
+            "num_docs",
+            "total_ngrams",
+            "bucket_entropy_bits",
+            "gini",
+            "top_1pct_share",
+            "distinct_1",
+            "distinct_2",
+        )
+        rows = [[la] + [sm[la][k] for k in keys] for la in labels if la in sm]
+        parts.append(
+            _table(
+                [
+                    "corpus",
+                    "docs",
+                    "n-grams",
+                    "entropy bits",
+                    "Gini",
+                    "top-1 % share",
+                    "distinct-1",
+                    "distinct-2",
+                ],
+                rows,
+            )
+        )
     parts.append(_img(out, figs.get("ngram_buckets"), "bucket response"))
     tb = {la: corp[la]["ngrams"].get("top_bigrams") or [] for la in labels}
     depth = max((len(v) for v in tb.values()), default=0)

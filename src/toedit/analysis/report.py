@@ -25,7 +25,7 @@ from . import plots
 from .corpus import CorpusStats, collect_run
 from .dsir import bucket_distribution, js_divergence, kl_divergence
 from .embeddings import Embedder, compare_embeddings, embed_documents, project_2d
-from .ngrams import ngram_metrics
+from .ngrams import NgramStats, ngram_metrics
 from .ppl import compare as compare_ppl
 from .ppl import summarize as summarize_ppl
 
@@ -123,6 +123,35 @@ def _ngram_compare(ref: CorpusStats, other: CorpusStats) -> dict[str, float]:
     p = bucket_distribution(ref.ngrams.bucket_counts, 1.0)
     q = bucket_distribution(other.ngrams.bucket_counts, 1.0)
     return {"kl": kl_divergence(p, q), "js": js_divergence(p, q)}
+
+
+def size_matched_ngrams(corpora: dict[str, CorpusStats]) -> dict[str, Any]:
+    """n-gram concentration at equal corpus size: entropy and distinct-n fall and rise with the number of
+    n-grams alone, so each corpus's (seeded, random-order) sample is cut to whole documents once it holds
+    as many n-grams as the smallest sample."""
+    totals = {k: NgramStats().add_texts([t for _, t in c.sample]).total_ngrams for k, c in corpora.items()}
+    target = min(totals.values()) if totals else 0
+    out: dict[str, Any] = {"target_ngrams": target}
+    for label, c in corpora.items():
+        stats = NgramStats()
+        for _, text in c.sample:
+            if stats.total_ngrams >= target:
+                break
+            stats.add_texts([text])
+        m = ngram_metrics(stats, top_k=0)
+        out[label] = {
+            k: m[k]
+            for k in (
+                "num_docs",
+                "total_ngrams",
+                "bucket_entropy_bits",
+                "gini",
+                "top_1pct_share",
+                "distinct_1",
+                "distinct_2",
+            )
+        }
+    return out
 
 
 def _prob_compare(ref: CorpusStats, other: CorpusStats) -> dict[str, float]:
@@ -259,6 +288,7 @@ def analyze(
         cmp["token_probs"] = _prob_compare(ref, c)
         cmp["ngrams"] = _ngram_compare(ref, c)
         report["comparisons"][label] = cmp
+    report["ngrams_size_matched"] = size_matched_ngrams(corpora)
 
     report["figures"]["ppl_hist"] = "ppl_hist.png"
     plots.plot_ppl_hist({k: c.ppl for k, c in corpora.items()}, figs / "ppl_hist.png")
@@ -330,14 +360,15 @@ def findings(report: dict[str, Any]) -> list[str]:
                 f"interquartile log-PPL width {iqr:.2f} vs {iqr_ref:.2f} ({narrower}), "
                 f"covers {100 * ppl['range_coverage']:.0f} % of the reference's PPL range, KL {ppl['kl']:.3f}"
             )
-        hr, h = rc["ngrams"]["bucket_entropy_bits"], c["ngrams"]["bucket_entropy_bits"]
-        t1r, t1 = rc["ngrams"].get("top_1pct_share"), c["ngrams"].get("top_1pct_share")
+        sm = report.get("ngrams_size_matched") or {}
+        gr, g = sm.get(ref) or rc["ngrams"], sm.get(label) or c["ngrams"]
+        hr, h = gr["bucket_entropy_bits"], g["bucket_entropy_bits"]
         if hr is not None and h is not None:
             conc = "more" if h < hr else "less"
             parts.append(
-                f"n-grams {conc} concentrated (bucket entropy {h:.3f} vs {hr:.3f} bits, top-1 % share "
-                f"{_pct(t1)} vs {_pct(t1r)}, distinct-2 {_num(c['ngrams']['distinct_2'])} vs "
-                f"{_num(rc['ngrams']['distinct_2'])})"
+                f"n-grams {conc} concentrated at equal size ({sm.get('target_ngrams', '?'):,} n-grams: bucket "
+                f"entropy {h:.3f} vs {hr:.3f} bits, top-1 % share {_pct(g['top_1pct_share'])} vs "
+                f"{_pct(gr['top_1pct_share'])}, distinct-2 {_num(g['distinct_2'])} vs {_num(gr['distinct_2'])})"
             )
         emb = (report.get("embeddings") or {}).get("comparisons", {}).get(label)
         if emb and "p_value" in emb:
