@@ -119,7 +119,25 @@ def test_run_all_writes_results_page(tmp_path, human_jsonl, tiny_model_dir):
     for name in ("exp_theory.png", "exp_mix.png", "exp_mix_once.png", "exp_collapse.png"):
         assert f"]({name})" in text and (page.parent / name).exists()
     assert out["mix"]["table"] in text and out["collapse"]["table"] in text and out["theory"]["table"] in text
-    assert "quick setting" in text
+    assert "quick setting" in text and "reused from" not in text
+    # a rerun reuses the mixing and collapse results of the same configuration and rewrites the page
+    again = run_all(
+        [str(human_jsonl)],
+        tmp_path / "runs",
+        quick=True,
+        results=page,
+        progress=False,
+        overrides={
+            "mix": {**MIX, "seeds": "0,1", "model": str(tiny_model_dir)},
+            "collapse": {**COLLAPSE, "rounds": 1},
+            "theory": {"trials": 100, "generations": 3},
+        },
+    )
+    assert again["info"]["resumed"] == ["mix", "mix control", "collapse"]
+    assert again["mix"]["runs"] == out["mix"]["runs"] and again["collapse"]["runs"] == json.loads(
+        json.dumps(out["collapse"]["runs"])
+    )
+    assert "reused from" in page.read_text()
 
 
 def test_config_errors(tmp_path, human_jsonl, capsys):

@@ -75,6 +75,7 @@ def cmd_all(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         threads=args.threads,
         command=command,
+        resume=args.resume,
     )
     print("\n".join(findings(out["theory"], out["mix"], out["collapse"], out["mix_once"])))
     if args.results:
@@ -147,3 +148,9 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
     )
     q.add_argument("--seeds", default=None, help="override the seeds of mix and collapse, e.g. 0,1,2")
     q.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    q.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="reuse mix/collapse results in OUTPUT computed with the same configuration (default: yes)",
+    )

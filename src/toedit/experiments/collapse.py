@@ -27,7 +27,7 @@ from ..config import ConfigError, EditConfig
 from ..pipeline import edit_texts
 from .generate import GenerateConfig, generate_texts, opening_prompts
 from .human import load_human, sample, seed_summary, segments, split_heldout
-from .mix import int_list, lm_config, sampling_config
+from .mix import finished_stamp, int_list, lm_config, sampling_config, stored_result
 from .tinylm import TrainConfig, as_prior, build_tokenizer, evaluate, pack, train_rows
 
 log = logging.getLogger(__name__)
@@ -181,9 +181,17 @@ def run_chain_seed(
 
 
 def run_collapse(
-    human: list[str], out_dir: str | Path, config: CollapseConfig | None = None, progress: bool = True
+    human: list[str],
+    out_dir: str | Path,
+    config: CollapseConfig | None = None,
+    progress: bool = True,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """`toedit experiment collapse`: replace / accumulate / ToEdit chains; collapse.json, .md and .png."""
+    """`toedit experiment collapse`: replace / accumulate / ToEdit chains; collapse.json, .md and .png.
+
+    With `resume`, a collapse.json of the same configuration and inputs is reused (summary, statement, table
+    and plot recomputed from its stored per-seed rounds).
+    """
     config = config or CollapseConfig()
     config.validate()
     if config.threads:
@@ -191,6 +199,10 @@ def run_collapse(
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    stored = stored_result(out / "collapse.json", asdict(config), human) if resume else None
+    if stored is not None:
+        per_seed = {int(k): v for k, v in stored["runs"].items()}
+        return _write_collapse({**stored, **summarize_collapse(per_seed, config), "resumed": True}, out)
     train_docs, held_docs = split_heldout(load_human(human), config.heldout_share)
     tok = build_tokenizer(f"bpe:{config.vocab}", [t for _, t in train_docs])
     train_segs = sample(segments(train_docs, tok, config.segment_tokens), config.human_segments, 0)
@@ -213,8 +225,14 @@ def run_collapse(
                 "heldout_docs": len(held_docs),
             },
             "seconds": round(time.perf_counter() - t0, 1),
+            "human": list(human),
+            "finished": finished_stamp(),
         }
     )
+    return _write_collapse(result, out)
+
+
+def _write_collapse(result: dict[str, Any], out: Path) -> dict[str, Any]:
     result["table"] = collapse_table(result)
     (out / "collapse.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "collapse.md").write_text(result["table"] + "\n\n" + result["statement"] + "\n")

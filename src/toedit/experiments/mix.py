@@ -14,6 +14,7 @@ import logging
 import math
 import time
 from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -189,14 +190,23 @@ def run_mix(
     config: MixConfig | None = None,
     progress: bool = True,
     pools: dict[str, Any] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """`toedit experiment mix`: one tiny LM per (share, seed); writes mix.json, mix.md and mix.png."""
+    """`toedit experiment mix`: one tiny LM per (share, seed); writes mix.json, mix.md and mix.png.
+
+    With `resume`, a mix.json of the same configuration and inputs is reused: only its summary, statement,
+    table and plot are recomputed from the stored runs.
+    """
     config = config or MixConfig()
     config.validate()
     if config.threads:
         torch.set_num_threads(config.threads)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    stored = stored_result(out / "mix.json", asdict(config), human) if resume else None
+    if stored is not None:
+        result = {**stored, **summarize_mix(stored["runs"], config), "resumed": True}
+        return _write_mix(result, out)
     t0 = time.perf_counter()
     pools = pools or build_pools(human, config, out, progress)
     gen_seconds = time.perf_counter() - t0
@@ -255,6 +265,28 @@ def run_mix(
             "seconds": {"pools": round(gen_seconds, 1), "total": round(time.perf_counter() - t0, 1)},
         }
     )
+    result["human"] = list(human)
+    result["finished"] = finished_stamp()
+    return _write_mix(result, out)
+
+
+def finished_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def stored_result(path: Path, config: dict[str, Any], human: list[str]) -> dict[str, Any] | None:
+    """A result file written for the same configuration (and inputs, where recorded), else None."""
+    if not path.is_file():
+        return None
+    stored = json.loads(path.read_text())
+    if stored.get("config") != json.loads(json.dumps(config)):
+        return None
+    if "human" in stored and stored["human"] != list(human):
+        return None
+    return stored
+
+
+def _write_mix(result: dict[str, Any], out: Path) -> dict[str, Any]:
     result["table"] = mix_table(result)
     (out / "mix.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "mix.md").write_text(result["table"] + "\n\n" + result["statement"] + "\n")
@@ -298,17 +330,21 @@ def mix_statement(result: dict[str, Any]) -> str:
     lo, hi = ps[0], ps[-1]
     monotone = all(b > a for a, b in zip(means, means[1:], strict=False))
     slope, se = result["log_ppl_slope_per_100pct"]
-    sep = (
-        hi["heldout_ppl"]["mean"] - hi["heldout_ppl"]["ci95"]
-        > lo["heldout_ppl"]["mean"] + lo["heldout_ppl"]["ci95"]
-    )
+    h, l_ = hi["heldout_ppl"], lo["heldout_ppl"]
+    if h["mean"] - h["ci95"] > l_["mean"] + l_["ci95"]:
+        ends = f"higher at {hi['share']} % than at {lo['share']} %, the intervals apart."
+    elif h["mean"] + h["ci95"] < l_["mean"] - l_["ci95"]:
+        ends = f"lower at {hi['share']} % than at {lo['share']} %, the intervals apart."
+    else:
+        ends = "not distinguishable at the two ends (the intervals overlap)."
+    best = min(ps, key=lambda p: p["heldout_ppl"]["mean"])
     parts = [
-        f"Held-out human PPL goes from {lo['heldout_ppl']['mean']:.2f} ± {lo['heldout_ppl']['ci95']:.2f} at "
-        f"{lo['share']} % synthetic to {hi['heldout_ppl']['mean']:.2f} ± {hi['heldout_ppl']['ci95']:.2f} at "
-        f"{hi['share']} % (mean ± 95 % CI over {lo['heldout_ppl']['n']} seeds); it "
+        f"Held-out human PPL goes from {l_['mean']:.2f} ± {l_['ci95']:.2f} at "
+        f"{lo['share']} % synthetic to {h['mean']:.2f} ± {h['ci95']:.2f} at "
+        f"{hi['share']} % (mean ± 95 % CI over {l_['n']} seeds); it "
         + ("rises monotonically with the share" if monotone else "does not rise monotonically with the share")
-        + f"; log-PPL slope {slope:+.3f} ± {se:.3f} (s.e.) per 100 % synthetic.",
-        "The intervals at the two ends " + ("do not overlap." if sep else "overlap."),
+        + f" (lowest at {best['share']} %); log-PPL slope {slope:+.3f} ± {se:.3f} (s.e.) per 100 % synthetic.",
+        "Held-out PPL is " + ends,
     ]
     loss = [p["final_train_loss"]["mean"] for p in ps]
     parts.append(
