@@ -37,4 +37,4 @@ PY
 "$T" select --target "$D/human.jsonl" --raw "$D/synthetic.jsonl" -n $((N / 4)) -o "$D/dsir_selected.jsonl"
 "$T" analyze "$D/human.jsonl" "$D/synthetic.jsonl" "$R/edited" "$D/dsir_selected.jsonl" \
   --labels human,synthetic,edited,dsir-selected --score-edited -o "$R/report"
-for f in ppl_hist token_probs ngram_buckets embedding_map; do cp "$R/report/$f.png" "docs/analysis_$f.png"; done
+for f in ppl_hist embedding_map; do cp "$R/report/$f.png" "docs/analysis_$f.png"; done

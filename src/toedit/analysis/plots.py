@@ -108,12 +108,13 @@ def plot_ppl_hist(
     corpora: Mapping[str, Sequence[float]],
     path: str | os.PathLike | None = None,
     *,
-    bins: int = 40,
+    bins: int = 25,
     title: str | None = "Per-document perplexity under the prior",
 ):
     """Overlaid density histograms of per-document PPL on a log x axis (shared bins), with each corpus's
     25/50/75 % quantiles as dashed lines in its colour."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     fig = Figure(figsize=(8, 3.8), layout="constrained")
     ax = fig.subplots()
@@ -129,12 +130,22 @@ def plot_ppl_hist(
             color = f"C{i % 10}"
             if v.size == 0:
                 continue
+            ax.hist(np.exp(v), bins=edges, density=True, alpha=0.12, color=color)
             ax.hist(
-                np.exp(v), bins=edges, density=True, alpha=0.4, color=color, label=f"{label} (n={v.size})"
+                np.exp(v),
+                bins=edges,
+                density=True,
+                histtype="step",
+                lw=1.6,
+                color=color,
+                label=f"{label} (n={v.size})",
             )
             for q, style in ((0.25, ":"), (0.5, "--"), (0.75, ":")):
                 ax.axvline(float(np.exp(np.quantile(v, q))), color=color, ls=style, lw=1.2)
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.legend(fontsize=8)
     ax.set_xlabel("document perplexity (log scale; dashed: median, dotted: 25 / 75 %)")
     ax.set_ylabel("density")

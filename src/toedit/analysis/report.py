@@ -354,7 +354,9 @@ def findings(report: dict[str, Any]) -> list[str]:
         elif "range_coverage" in ppl:
             iqr_ref = _iqr(rc["ppl"])
             iqr = _iqr(c["ppl"])
-            narrower = "narrower" if iqr < iqr_ref else "not narrower"
+            narrower = (
+                "narrower" if iqr < 0.9 * iqr_ref else ("wider" if iqr > 1.1 * iqr_ref else "about as wide")
+            )
             parts.append(
                 f"PPL median {c['ppl'].get('q50', float('nan')):.1f} vs {rc['ppl'].get('q50', float('nan')):.1f}, "
                 f"interquartile log-PPL width {iqr:.2f} vs {iqr_ref:.2f} ({narrower}), "
