@@ -206,3 +206,17 @@ def test_size_matched_ngrams_removes_the_size_effect():
     assert sm["target_ngrams"] <= sm["big"]["total_ngrams"] < sm["target_ngrams"] * 1.2
     matched_gap = sm["big"]["bucket_entropy_bits"] - sm["small"]["bucket_entropy_bits"]
     assert raw_gap > 0.5 and abs(matched_gap) < raw_gap / 3
+
+
+def test_cli_analyze(corpora, tiny_model_dir, tmp_path, capsys):
+    from toedit.cli import main
+
+    out = tmp_path / "cli"
+    argv = ["analyze", str(corpora["human"]), str(corpora["synthetic"]), "-o", str(out)]
+    argv += ["--model", str(tiny_model_dir), "--labels", "h,s", "--no-embeddings", "--no-progress"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "reference: h" in printed and "report.html" in printed
+    assert json.loads((out / "report.json").read_text())["labels"] == ["h", "s"]
+    assert main([*argv[:-4], "--labels", "only-one", "--no-embeddings"]) == 2
+    assert main(["analyze", str(tmp_path / "missing.jsonl"), "-o", str(out), "--no-embeddings"]) == 4
