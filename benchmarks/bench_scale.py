@@ -95,54 +95,63 @@ def main() -> None:
     ap.add_argument("--chunk-chars", type=int, default=2000, help="characters per document")
     ap.add_argument("--model", default="default")
     ap.add_argument("--threshold", type=float, default=0.99)
+    ap.add_argument("--repeats", type=int, default=1, help="rounds over all setups (the fastest is kept)")
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray executor")
     args = ap.parse_args()
 
     config = EditConfig(threshold=args.threshold)
     docs = corpus_slice(load_prior(args.model, "cpu"), args.tokens, args.chunk_chars)
-    rows = []
+
+    def run_config(**kw) -> RunConfig:
+        return RunConfig(model=args.model, device="cpu", progress=False, **kw)
+
+    setups = {
+        "local, 1 worker (in process)": run_config(),
+        "local, 2 workers": run_config(workers=2),
+    }
+    if not args.no_ray:
+        setups["ray, 2 actors"] = run_config(executor="ray", workers=2)
+    best: dict[str, tuple[float, float]] = {}  # name -> (seconds, CPU seconds) of the fastest round
+    outputs = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         src = write_shards(docs, root, args.shards)
-        cpu0 = cpu_seconds()
-        with_load, loop_only, tokens = bare_loop(args.model, docs, config)
-        cpu = [cpu_seconds() - cpu0]
-        print(
-            f"corpus: {len(docs)} documents, {tokens:,} tokens in {args.shards} shards; "
-            f"{default_threads(1)} CPU threads"
-        )
-        rows.append(("bare loop (load + edit_texts)", with_load, tokens))
-        runs = [
-            ("local, 1 worker (in process)", RunConfig(model=args.model, device="cpu", progress=False)),
-            ("local, 2 workers", RunConfig(model=args.model, device="cpu", progress=False, workers=2)),
-        ]
-        if not args.no_ray:
-            runs.append(
-                (
-                    "ray, 2 actors",
-                    RunConfig(model=args.model, device="cpu", progress=False, executor="ray", workers=2),
-                )
-            )
-        outputs = []
-        for i, (name, run) in enumerate(runs):
+        for r in range(args.repeats):  # rounds interleave the setups, so load drifts hit all of them
             cpu0 = cpu_seconds()
-            seconds, n = timed_run(src, root / f"run{i}", config, run)
-            cpu.append(cpu_seconds() - cpu0)
-            assert n == tokens, (name, n, tokens)
-            rows.append((name, seconds, n))
-            outputs.append(data_bytes(root / f"run{i}"))
+            with_load, loop_only, tokens = bare_loop(args.model, docs, config)
+            _keep(best, "bare loop (load + edit_texts)", with_load, cpu_seconds() - cpu0)
+            for i, (name, run) in enumerate(setups.items()):
+                out = root / f"round{r}-run{i}"
+                cpu0 = cpu_seconds()
+                seconds, n = timed_run(src, out, config, run)
+                assert n == tokens, (name, n, tokens)
+                _keep(best, name, seconds, cpu_seconds() - cpu0)
+                outputs.append(data_bytes(out))
         identical = all(o == outputs[0] for o in outputs)
 
-    base = rows[0][1]
-    print(f"\nbare loop without the prior's load: {loop_only:.1f} s ({tokens / loop_only:,.0f} tokens/s)")
+    print(
+        f"corpus: {len(docs)} documents, {tokens:,} tokens in {args.shards} shards; "
+        f"{default_threads(1)} cores; best of {args.repeats} rounds"
+    )
+    print(
+        f"bare loop without the prior's load (last round): {loop_only:.1f} s ({tokens / loop_only:,.0f} tokens/s)"
+    )
+    base, base_cpu = best["bare loop (load + edit_texts)"]
     print(f"{'':32} {'seconds':>8} {'tokens/s':>9} {'time / bare':>12} {'CPU s':>8} {'CPU / bare':>11}")
-    for (name, seconds, n), c in zip(rows, cpu, strict=True):
-        print(
-            f"{name:32} {seconds:8.1f} {n / seconds:9,.0f} {seconds / base:12.3f} {c:8.1f} {c / cpu[0]:11.3f}"
+    for name, (seconds, cpu) in best.items():
+        # Ray's actors are children of its raylet, not of this process: their CPU time is not seen here
+        cpu_cols = (
+            f"{'n/a':>8} {'n/a':>11}" if name.startswith("ray") else f"{cpu:8.1f} {cpu / base_cpu:11.3f}"
         )
-    print(f"\nedited data byte-identical across executors: {'yes' if identical else 'NO'}")
+        print(f"{name:32} {seconds:8.1f} {tokens / seconds:9,.0f} {seconds / base:12.3f} {cpu_cols}")
+    print(f"\nedited data byte-identical across executors and rounds: {'yes' if identical else 'NO'}")
     if not identical:
         raise SystemExit(1)
+
+
+def _keep(best: dict[str, tuple[float, float]], name: str, seconds: float, cpu: float) -> None:
+    if name not in best or seconds < best[name][0]:
+        best[name] = (seconds, cpu)
 
 
 if __name__ == "__main__":
