@@ -120,14 +120,15 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
     exp = sub.add_parser("experiment", help="mixing, collapse chains, or all of them -> docs/RESULTS.md")
     esub = exp.add_subparsers(dest="experiment", required=True)
 
-    def experiment(name: str, help_text: str, cls: type | None, func) -> argparse.ArgumentParser:
+    def experiment(
+        name: str, help_text: str, cls: type | None, func, out: str = ""
+    ) -> argparse.ArgumentParser:
         q = esub.add_parser(name, help=help_text, description=help_text)
+        out = out or f"runs/{name}"
         q.add_argument(
             "--human", nargs="+", default=DEFAULT_HUMAN, help="human corpus (default: data/austen)"
         )
-        q.add_argument(
-            "-o", "--output", default=f"runs/{name}", help=f"output directory (default: runs/{name})"
-        )
+        q.add_argument("-o", "--output", default=out, help=f"output directory (default: {out})")
         q.add_argument("--quick", action="store_true", help="the quick setting (minutes on 2 CPU cores)")
         if cls is not None:
             add_config_flags(q, cls, f"{name} options")
@@ -141,8 +142,9 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
         CollapseConfig,
         cmd_collapse,
     )
-    q = experiment("all", "theory + mix + collapse; writes the results page", None, cmd_all)
-    q.set_defaults(output="runs/experiments")
+    q = experiment(
+        "all", "theory + mix + collapse; writes the results page", None, cmd_all, "runs/experiments"
+    )
     q.add_argument(
         "--results", default="docs/RESULTS.md", help="results page (figures beside it as exp_*.png)"
     )

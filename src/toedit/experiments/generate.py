@@ -11,7 +11,7 @@ import dataclasses
 import inspect
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +34,19 @@ _NUCLEUS_PROBE = 512
 class GenerateConfig:
     """How synthetic documents are sampled."""
 
-    prompt_tokens: int = 32
-    max_new_tokens: int = 256
-    temperature: float = 1.0
-    top_p: float = 0.95
-    top_k: int = 0
-    seed: int = 0
-    batch_size: int = 8
-    limit: int | None = None  # first N prompts only
+    prompt_tokens: int = field(
+        default=32, metadata={"help": "tokens of each human document's opening used as its prompt"}
+    )
+    max_new_tokens: int = field(
+        default=256,
+        metadata={"help": "cap on new tokens per document (else: as many as the document has left)"},
+    )
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass (1 = off)"})
+    top_k: int = field(default=0, metadata={"help": "sample among the k most likely tokens only (0 = off)"})
+    seed: int = field(default=0, metadata={"help": "one random stream per (seed, prompt id)"})
+    batch_size: int = field(default=8, metadata={"help": "prompts sampled together (same prompt length)"})
+    limit: int | None = field(default=None, metadata={"help": "first N prompts only"})
 
     def validate(self) -> None:
         if self.prompt_tokens < 1:

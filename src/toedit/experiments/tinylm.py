@@ -12,7 +12,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +32,24 @@ TAIL_P = 0.01  # "tail" tokens: probability below this under the model
 class TrainConfig:
     """Model size, token budget and optimiser of a tiny LM."""
 
-    tokens: int = 200_000  # training tokens seen (steps = tokens / (batch_size * seq_len))
-    seq_len: int = 128
-    batch_size: int = 16
-    lr: float = 3e-3
-    warmup: float = 0.05  # share of steps with linear warm-up
-    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
-    weight_decay: float = 0.1
-    hidden: int = 192
-    layers: int = 4
-    heads: int = 4
-    intermediate: int = 512
-    tokenizer: str = "bpe:4096"  # bpe:N (trained on the training texts) | prior | path to an HF tokenizer
-    seed: int = 0
+    tokens: int = field(
+        default=200_000, metadata={"help": "training tokens seen (steps = tokens / (batch_size * seq_len))"}
+    )
+    seq_len: int = field(default=128, metadata={"help": "training sequence length (= the model's context)"})
+    batch_size: int = field(default=16, metadata={"help": "sequences per step"})
+    lr: float = field(default=3e-3, metadata={"help": "peak AdamW learning rate"})
+    warmup: float = field(default=0.05, metadata={"help": "share of steps with linear warm-up"})
+    min_lr_ratio: float = field(default=0.1, metadata={"help": "cosine decays to lr * min_lr_ratio"})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay (matrices only)"})
+    hidden: int = field(default=192, metadata={"help": "hidden size"})
+    layers: int = field(default=4, metadata={"help": "decoder layers"})
+    heads: int = field(default=4, metadata={"help": "attention heads"})
+    intermediate: int = field(default=512, metadata={"help": "MLP width"})
+    tokenizer: str = field(
+        default="bpe:4096",
+        metadata={"help": "bpe:N (trained on the training texts) | prior | an HF tokenizer directory"},
+    )
+    seed: int = field(default=0, metadata={"help": "initialisation and data order"})
 
     def validate(self) -> None:
         for name in ("tokens", "seq_len", "batch_size", "hidden", "layers", "heads", "intermediate"):
