@@ -39,7 +39,9 @@ data/austen/pride_and_prejudice.jsonl: | install
 	$(VENV)/bin/toedit corpus austen -o data/austen
 
 # The demo edits the first $(DEMO_DOCS) chapters of Pride and Prejudice on the embedded SmolLM2-135M prior
-# (a few minutes on 2 CPU cores). `make demo-full` edits all six novels (about 1M tokens: hours on a CPU).
+# (about a minute on 2 CPU cores), then compares the human and the edited text with `toedit analyze`
+# (RUN/analysis/report.html; about 2 more minutes). `make demo-full` edits all six novels (about 1M tokens:
+# hours on a CPU).
 demo: data/austen/pride_and_prejudice.jsonl
 	mkdir -p data/demo
 	head -n $(DEMO_DOCS) data/austen/pride_and_prejudice.jsonl > data/demo/pride_and_prejudice_head.jsonl
@@ -48,6 +50,8 @@ demo: data/austen/pride_and_prejudice.jsonl
 	$(VENV)/bin/toedit report $(DEMO_RUN)
 	$(VENV)/bin/toedit diff $(DEMO_RUN) --limit 0 --no-color --context 40 --html $(DEMO_RUN)/diff.html > $(DEMO_RUN)/diff.txt
 	tail -n 12 $(DEMO_RUN)/diff.txt
+	$(VENV)/bin/toedit analyze data/demo/pride_and_prejudice_head.jsonl $(DEMO_RUN) --labels human,edited \
+	  --score-edited -o $(DEMO_RUN)/analysis --no-progress
 	@echo "whole corpus: make demo-full   (or: $(VENV)/bin/toedit edit data/austen -o runs/austen)"
 
 demo-full: data/austen/pride_and_prejudice.jsonl

@@ -12,6 +12,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .ngrams import CONCENTRATION_KEYS
+
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.5em}h2{margin-top:1.8em;border-bottom:1px solid #ccc}
@@ -199,16 +201,7 @@ def render_report(report: dict[str, Any], out_dir: str | Path) -> str:
             f"<p>At equal size (entropy and distinct-n depend on corpus size): each corpus's seeded sample cut to "
             f"whole documents at {_n(sm['target_ngrams'])} n-grams.</p>"
         )
-        keys = (
-            "num_docs",
-            "total_ngrams",
-            "bucket_entropy_bits",
-            "gini",
-            "top_1pct_share",
-            "distinct_1",
-            "distinct_2",
-        )
-        rows = [[la] + [sm[la][k] for k in keys] for la in labels if la in sm]
+        rows = [[la] + [sm[la][k] for k in CONCENTRATION_KEYS] for la in labels if la in sm]
         parts.append(
             _table(
                 [

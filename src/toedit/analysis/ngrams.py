@@ -27,6 +27,7 @@ from .features import (
 from .plots import plot_bucket_response, plot_top_bigrams
 
 __all__ = [
+    "CONCENTRATION_KEYS",
     "WORDPUNCT_PATTERN",
     "HashedNgramFeaturizer",
     "NgramStats",
@@ -307,6 +308,18 @@ def distinct_n(stats: NgramStats, n: int) -> float | None:
 
 def top_bigrams(stats: NgramStats, k: int = 40) -> list[tuple[str, int]] | None:
     return stats.top_bigrams(k)
+
+
+# the headline concentration numbers, as the report's size-matched table shows them (columns of ngram_metrics)
+CONCENTRATION_KEYS = (
+    "num_docs",
+    "total_ngrams",
+    "bucket_entropy_bits",
+    "gini",
+    "top_1pct_share",
+    "distinct_1",
+    "distinct_2",
+)
 
 
 def ngram_metrics(stats: NgramStats, top_k: int = 20, top_frac: float = 0.01) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from . import plots
 from .corpus import CorpusStats, collect_run
 from .dsir import bucket_distribution, js_divergence, kl_divergence
 from .embeddings import Embedder, compare_embeddings, embed_documents, project_2d
-from .ngrams import NgramStats, ngram_metrics
+from .ngrams import CONCENTRATION_KEYS, NgramStats, ngram_metrics
 from .ppl import compare as compare_ppl
 from .ppl import summarize as summarize_ppl
 
@@ -139,18 +139,7 @@ def size_matched_ngrams(corpora: dict[str, CorpusStats]) -> dict[str, Any]:
                 break
             stats.add_texts([text])
         m = ngram_metrics(stats, top_k=0)
-        out[label] = {
-            k: m[k]
-            for k in (
-                "num_docs",
-                "total_ngrams",
-                "bucket_entropy_bits",
-                "gini",
-                "top_1pct_share",
-                "distinct_1",
-                "distinct_2",
-            )
-        }
+        out[label] = {k: m[k] for k in CONCENTRATION_KEYS}
     return out
 
 
