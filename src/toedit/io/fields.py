@@ -103,3 +103,43 @@ def record_id(data: dict, spec: FieldSpec, default: str) -> str:
     if spec.id_field is not None and data.get(spec.id_field) is not None:
         return str(data[spec.id_field])
     return default
+
+
+def shown(text: str) -> str:
+    """`text` made safe to print and to write as UTF-8: lone surrogates become \\udXXX escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _surrogate(text: str) -> str | None:
+    """How `text` fails to encode as UTF-8 (a lone surrogate left by a JSON `\\udXXX` escape), else None."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"lone surrogate U+{ord(text[exc.start]):04X} at character {exc.start + 1}"
+    return None
+
+
+def unencodable(data: Any) -> str | None:
+    """The BadRecord reason if any string or key anywhere in `data` cannot be written as UTF-8, else None.
+
+    Walks dicts and lists iteratively (deep records cannot overflow the stack) and names the path of the
+    problem, as in `meta.tags[2]` (a dict's keys are checked before its values)."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if (why := _surrogate(value)) is not None:
+                return f"field {path!r} holds an unencodable string ({why})"
+        elif isinstance(value, dict):
+            children = []
+            for key, item in value.items():
+                if isinstance(key, str) and (why := _surrogate(key)) is not None:
+                    where = f"in field {path!r}" if path else "at the top level"
+                    return f"key '{shown(key)}' {where} is an unencodable string ({why})"
+                children.append((f"{path}.{key}" if path else str(key), item))
+            stack.extend(reversed(children))
+        elif isinstance(value, list):
+            stack.extend((f"{path}[{i}]", value[i]) for i in reversed(range(len(value))))
+    return None

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from .fields import FieldError, FieldSpec, extract_texts, record_id, type_name
+from .fields import FieldError, FieldSpec, extract_texts, record_id, type_name, unencodable
 from .records import BadRecord, Record, Shard
 
 BATCH_ROWS = 1000
@@ -37,6 +37,7 @@ _SUPPORTED = ".jsonl/.json/.ndjson (optionally .gz/.zst), .parquet, .txt/.md, or
 _DATASET_FILES = ("state.json", "dataset_info.json")
 _UNSAFE = re.compile(r'[\x00-\x1f<>:"|?*\\]')
 _BOM = b"\xef\xbb\xbf"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # JSON \uD800-\uDFFF: may leave a lone surrogate
 NL = b"\n"
 
 
@@ -194,8 +195,13 @@ def list_shards(inputs: Sequence[str], shard_lines: int | None = None) -> list[S
     return shards
 
 
-def _check(shard: Shard, line: int, data: Any, spec: FieldSpec, default_id: str) -> Record | BadRecord:
-    """A Record if `data` is an object with the configured fields, else a BadRecord saying why."""
+def _check(
+    shard: Shard, line: int, data: Any, spec: FieldSpec, default_id: str, strings_checked: bool = True
+) -> Record | BadRecord:
+    """A Record if `data` is an object with the configured fields, else a BadRecord saying why.
+
+    `strings_checked=False` when `data` may hold strings that cannot be written as UTF-8 (JSON escapes of
+    lone surrogates): the whole record is walked, so one such record never fails a shard's writer."""
     if not isinstance(data, dict):
         name = type_name(data)
         article = "" if name == "null" else ("an " if name[0] in "aeiou" else "a ")
@@ -204,6 +210,8 @@ def _check(shard: Shard, line: int, data: Any, spec: FieldSpec, default_id: str)
         extract_texts(data, spec)
     except FieldError as exc:
         return BadRecord(shard.path, line, str(exc))
+    if not strings_checked and (why := unencodable(data)) is not None:
+        return BadRecord(shard.path, line, why)
     return Record(line, record_id(data, spec, default_id), data)
 
 
@@ -354,17 +362,72 @@ def _read_jsonl(shard: Shard, spec: FieldSpec) -> Iterator[Record | BadRecord]:
                 except (ValueError, RecursionError) as exc:
                     yield BadRecord(shard.path, line, f"invalid JSON: {exc}")
                     continue
-                yield _check(shard, line, data, spec, f"{shard.id_name}:{line}")
+                maybe_surrogate = _SURROGATE_ESCAPE.search(raw) is not None
+                yield _check(shard, line, data, spec, f"{shard.id_name}:{line}", not maybe_surrogate)
         except _CORRUPT as exc:
             raise _unreadable(shard, exc, line) from exc
+
+
+def _utf8_problem(exc: UnicodeDecodeError) -> str:
+    """Describe the bytes Arrow could not decode, spelling out a UTF-8-encoded surrogate (CESU-8 / WTF-8)."""
+    raw = exc.object[exc.start : exc.start + 3]
+    if len(raw) == 3 and raw[0] == 0xED and 0xA0 <= raw[1] <= 0xBF:
+        code = ((raw[0] & 0x0F) << 12) | ((raw[1] & 0x3F) << 6) | (raw[2] & 0x3F)
+        return f"an unencodable string (lone surrogate U+{code:04X} stored as bytes {raw.hex(' ')})"
+    return f"invalid UTF-8 (byte 0x{exc.object[exc.start]:02x} at byte {exc.start + 1})"
+
+
+def _bad_utf8_path(arr: Any, path: str) -> str:
+    """The deepest struct field / list item of a one-row array whose strings do not decode."""
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if pa.types.is_struct(arr.type):
+        for i in range(arr.type.num_fields):
+            child = arr.field(i)
+            try:
+                child.to_pylist()
+            except UnicodeDecodeError:
+                return _bad_utf8_path(child, f"{path}.{arr.type.field(i).name}")
+    elif pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        items = arr.flatten()
+        for i in range(len(items)):
+            try:
+                items.slice(i, 1).to_pylist()
+            except UnicodeDecodeError:
+                return _bad_utf8_path(items.slice(i, 1), f"{path}[{i}]")
+    return path
+
+
+def _undecodable_row(table: Any, exc: UnicodeDecodeError) -> str:
+    """BadRecord reason for a one-row table holding bytes that are not UTF-8 in a string column."""
+    for name in table.column_names:
+        try:
+            table.column(name).to_pylist()
+        except UnicodeDecodeError as col_exc:
+            return f"field {_bad_utf8_path(table.column(name), name)!r} holds {_utf8_problem(col_exc)}"
+    return f"a string holds {_utf8_problem(exc)}"
 
 
 def _read_rows(shard: Shard, batches: Iterator[Any], spec: FieldSpec) -> Iterator[Record | BadRecord]:
     row = 0
     try:
         for batch in batches:
-            for data in batch.to_pylist():
+            try:
+                rows = batch.to_pylist()
+            except UnicodeDecodeError:  # a string column holds bytes that are not UTF-8: find the rows
+                rows = None
+            if rows is not None:
+                for data in rows:
+                    row += 1
+                    yield _check(shard, row, data, spec, f"{shard.name}:{row}")
+                continue
+            for i in range(batch.num_rows):
                 row += 1
+                one = batch.slice(i, 1)
+                try:
+                    (data,) = one.to_pylist()
+                except UnicodeDecodeError as exc:
+                    yield BadRecord(shard.path, row, _undecodable_row(one, exc))
+                    continue
                 yield _check(shard, row, data, spec, f"{shard.name}:{row}")
     except (OSError, pa.ArrowException) as exc:
         raise _unreadable(shard, exc, row) from exc
