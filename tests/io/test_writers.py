@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import gc
 import gzip
 import json
 import os
@@ -200,3 +202,94 @@ def test_json_helpers(tmp_path):
     write_jsonl_atomic(tmp_path / "e" / "none.jsonl", [])
     assert (tmp_path / "e" / "none.jsonl").read_bytes() == b""
     assert sorted(os.listdir(tmp_path / "e")) == ["errors.jsonl", "none.jsonl"]
+
+
+class _FullDisk:
+    """A file whose `step` ("write", "flush" or "close") fails with ENOSPC, as on a full disk."""
+
+    def __init__(self, path, mode, step):
+        self._f = open(path, mode)  # noqa: SIM115
+        self._step = step
+
+    def _maybe_fail(self, step):
+        if step == self._step:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def write(self, data):
+        self._maybe_fail("write")
+        return self._f.write(data)
+
+    def flush(self):
+        self._maybe_fail("flush")
+        return self._f.flush()
+
+    def close(self):
+        self._f.close()  # the real file is closed either way, as the OS does
+        self._maybe_fail("close")
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+STEPS = ["open", "open-after-create", "write", "flush", "close", "fsync", "replace"]
+KINDS = [("o.jsonl", "jsonl", None), ("o.jsonl.gz", "jsonl", "gzip"), ("o.jsonl.zst", "jsonl", "zstd")]
+KINDS += [("o.parquet", "parquet", None), ("o.txt", "txt", None)]
+
+
+@pytest.mark.parametrize("managed", [True, False], ids=["with", "bare"])
+@pytest.mark.parametrize("step", STEPS)
+@pytest.mark.parametrize(("name", "fmt", "compression"), KINDS)
+def test_out_of_space_at_any_step_leaves_no_temp_file(
+    tmp_path, monkeypatch, step, name, fmt, compression, managed
+):
+    """ENOSPC at open, write, flush, close, fsync or rename; `bare`: the caller never calls abort()."""
+    import toedit.io.writers as writers
+
+    def full_open(path, mode="r", *args, **kwargs):
+        if step == "open":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        if step == "open-after-create":
+            open(path, mode).close()  # noqa: SIM115 (the file exists, then the next step fails)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return _FullDisk(path, mode, step)
+
+    def fail(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writers, "open", full_open, raising=False)
+    if step in ("fsync", "replace"):
+        monkeypatch.setattr(writers.os, step, fail)
+    rows = [{"text": f"row {i} " + "x" * 200} for i in range(1 if fmt == "txt" else 2 * writers.ROW_GROUP)]
+    with pytest.raises(OSError) as info:
+        if managed:
+            with ShardWriter(tmp_path / name, fmt, compression) as w:
+                for row in rows:
+                    w.write(row)
+        else:
+            w = ShardWriter(tmp_path / name, fmt, compression)
+            for row in rows:
+                w.write(row)
+            w.commit()
+    assert info.value.errno == errno.ENOSPC
+    assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]  # gone at once, not only when collected
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == []  # neither the temp file nor a partial output
+
+
+def test_writer_dropped_without_commit_or_abort_leaves_no_temp(tmp_path):
+    w = ShardWriter(tmp_path / "d.jsonl", "jsonl")
+    w.write({"text": "x"})
+    assert os.listdir(tmp_path) == [f"d.jsonl.tmp-{os.getpid()}"]
+    del w
+    gc.collect()
+    assert os.listdir(tmp_path) == []
+
+
+def test_unencodable_record_is_refused_and_the_writer_stays_usable(tmp_path):
+    path = tmp_path / "u.jsonl"
+    with ShardWriter(path, "jsonl") as w:
+        w.write({"text": "a"})
+        with pytest.raises(ValueError, match="record 2 holds a string that is not valid Unicode"):
+            w.write({"text": "\ud800"})
+        w.write({"text": "b"})
+    assert path.read_text() == '{"text": "a"}\n{"text": "b"}\n' and w.n_written == 2

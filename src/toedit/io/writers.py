@@ -96,19 +96,34 @@ class ShardWriter:
         self.final = Path(final_path)
         self.format, self.compression = format, compression
         self.tmp = _tmp_path(self.final)
-        self.final.parent.mkdir(parents=True, exist_ok=True)
         self.state = "open"  # -> "committed" | "aborted"
         self.n_written = 0
-        self._raw: BinaryIO = open(self.tmp, "wb")  # noqa: SIM115 (closed by commit/abort)
-        self._out: Any = self._raw
-        if compression == "gzip":
-            self._out = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, compresslevel=6, mtime=0)
-        elif compression == "zstd":
-            cctx = zstandard.ZstdCompressor(level=3, write_checksum=True)
-            self._out = cctx.stream_writer(self._raw, closefd=False)
+        self._pid = os.getpid()
         self._rows: list[dict] = []
         self._schema: pa.Schema | None = None
         self._pq: pq.ParquetWriter | None = None
+        self._raw: BinaryIO | None = None
+        self._out: Any = None
+        try:
+            self.final.parent.mkdir(parents=True, exist_ok=True)
+            self._raw = open(self.tmp, "wb")  # noqa: SIM115 (closed by commit/abort)
+            self._out = self._raw
+            if compression == "gzip":
+                self._out = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, compresslevel=6, mtime=0)
+            elif compression == "zstd":
+                cctx = zstandard.ZstdCompressor(level=3, write_checksum=True)
+                self._out = cctx.stream_writer(self._raw, closefd=False)
+        except BaseException:  # e.g. out of space after the temp file was created
+            self.abort()
+            raise
+
+    def _guarded(self, step: Any, *args: Any) -> Any:
+        """Run one I/O step; on any failure (out of space, interrupt) delete the temp file, then re-raise."""
+        try:
+            return step(*args)
+        except BaseException:
+            self.abort()
+            raise
 
     def write(self, data: dict) -> None:
         """Append one record (txt: data["text"] verbatim, at most one record)."""
@@ -116,15 +131,23 @@ class ShardWriter:
             raise RuntimeError(f"{self.final}: write after {self.state}")
         if self.format == "txt" and self.n_written:
             raise ValueError(f"{self.final}: a txt shard holds exactly one record")
-        self.n_written += 1
-        if self.format == "jsonl":
-            self._out.write((json.dumps(data, ensure_ascii=False) + "\n").encode("utf-8"))
-        elif self.format == "txt":
-            self._out.write(data["text"].encode("utf-8"))
-        else:
+        if self.format == "parquet":
+            self.n_written += 1
             self._rows.append(data)
             if len(self._rows) % ROW_GROUP == 0:
-                self._flush_rows()
+                self._guarded(self._flush_rows)
+            return
+        # encode first: a record that cannot be encoded raises here and leaves the file as it was
+        text = json.dumps(data, ensure_ascii=False) + "\n" if self.format == "jsonl" else data["text"]
+        try:
+            raw = text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(
+                f"{self.final}: record {self.n_written + 1} holds a string that is not valid Unicode ({exc.reason} "
+                f"U+{ord(text[exc.start]):04X}); it was not written"
+            ) from exc
+        self._guarded(self._out.write, raw)
+        self.n_written += 1
 
     def _flush_rows(self, final: bool = False) -> None:
         """Write the buffered rows as a row group; the file schema comes from the first group."""
@@ -157,6 +180,7 @@ class ShardWriter:
             return
         if self.state == "aborted":
             raise RuntimeError(f"{self.final}: commit after abort")
+        assert self._raw is not None
         try:
             if self.format == "parquet":
                 self._flush_rows(final=True)
@@ -185,7 +209,14 @@ class ShardWriter:
             if closer is not None:
                 with contextlib.suppress(Exception):
                     closer.close()
-        self.tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.tmp.unlink(missing_ok=True)
+
+    def __del__(self) -> None:
+        # safety net: a writer dropped without commit (its caller failed before reaching abort) leaves no temp
+        if getattr(self, "state", None) == "open" and self._pid == os.getpid():  # not a forked copy
+            with contextlib.suppress(Exception):
+                self.abort()
 
     def __enter__(self) -> ShardWriter:
         return self
