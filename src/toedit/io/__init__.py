@@ -1,6 +1,7 @@
 """I/O layer: input shards and streaming readers, field selection, and atomic writers."""
 
 from .fields import FieldError, FieldSpec, extract_texts, record_id, replace_texts
+from .hashing import content_hash, content_hashes
 from .readers import InputError, count_records, list_shards, read_shard, split_shards
 from .records import BadRecord, Record, Shard
 from .writers import ShardWriter, write_json_atomic, write_jsonl_atomic
@@ -13,6 +14,8 @@ __all__ = [
     "Record",
     "Shard",
     "ShardWriter",
+    "content_hash",
+    "content_hashes",
     "count_records",
     "extract_texts",
     "list_shards",
