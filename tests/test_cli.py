@@ -86,7 +86,7 @@ def test_config_errors_exit_2(tmp_path, corpus, tiny_model_dir, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("threshhold: 0.5\n")
     assert main(["edit", str(corpus), "-o", str(tmp_path / "r"), "--config", str(bad)]) == EXIT_CONFIG
-    assert "unknown keys ['threshhold']" in capsys.readouterr().err
+    assert "unknown option(s) ['threshhold']" in capsys.readouterr().err
     assert (
         main(["edit", str(corpus), "-o", str(tmp_path / "r"), "--threshold", "2", *base(tiny_model_dir)])
         == EXIT_CONFIG

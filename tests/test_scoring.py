@@ -90,3 +90,36 @@ def test_entropy_matches_reference(tiny_prior):
     _, full = reference_logprobs(tiny_prior, sc.token_ids)
     want = -(full.exp() * full).sum(-1).numpy()
     np.testing.assert_allclose(sc.entropy, want, atol=1e-4)
+
+
+def test_context_token_none_matches_an_unprefixed_forward(tiny_prior):
+    """Parity mode: no prepended token, the first token unscored (kept), every other log-prob exactly that of
+    a plain HF forward over the unprefixed ids, so the positions selected at any threshold are the same."""
+    from toedit.rule import above
+
+    texts = [t[:300] for t in corpus_texts(4)]
+    scores = score_texts(texts, tiny_prior, ScoreConfig(context_token="none", store_k=3))
+    prefixed = score_texts(texts, tiny_prior, ScoreConfig())
+    differs = 0
+    for sc, pre in zip(scores, prefixed, strict=True):
+        seq = torch.tensor([sc.token_ids.tolist()])
+        with torch.no_grad():
+            logp = tiny_prior.model(seq).logits.float().log_softmax(-1)[0]
+        want = logp[:-1].gather(1, seq[0, 1:, None])[:, 0].numpy()
+        assert np.isnan(sc.logprob[0]) and sc.n_scored == len(sc) - 1
+        np.testing.assert_allclose(sc.logprob[1:], want, atol=2e-5)
+        for threshold in (0.2, 0.5, 0.9):
+            got = np.nonzero(above(sc.logprob, threshold))[0]
+            ref = np.nonzero(np.exp(want.astype(np.float64)) > threshold)[0] + 1
+            np.testing.assert_array_equal(got, ref)
+        differs += int(not np.allclose(sc.logprob[1:], pre.logprob[1:], atol=1e-4))
+    assert differs > 0, "the prefix should change the conditioning (else this test shows nothing)"
+
+
+def test_context_token_by_name_or_id(tiny_prior):
+    text = [corpus_texts(1)[0][:200]]
+    by_id = score_texts(text, tiny_prior, ScoreConfig(context_token=str(tiny_prior.context_id)))[0]
+    auto = score_texts(text, tiny_prior, ScoreConfig())[0]
+    by_name = score_texts(text, tiny_prior, ScoreConfig(context_token="<|endoftext|>"))[0]
+    np.testing.assert_array_equal(by_id.logprob, auto.logprob)
+    np.testing.assert_array_equal(by_name.logprob, auto.logprob)

@@ -9,57 +9,21 @@ undoing the spans (and checked on the way); multi-round and messages-mode runs a
 from __future__ import annotations
 
 import html as _html
-import json
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
+from .io import BadRecord, extract_texts, read_shard
+from .runs.rundir import RunDir, RunDirError, Span, field_spec
 
-from .io import BadRecord, FieldSpec, Shard, extract_texts, read_shard
-from .runs.manifest import RunDirError, read_json
-
-# output suffixes a shard's edited records can have (see Shard.out_suffix): (suffix, format, compression)
-_OUTPUTS = (
-    (".jsonl", "jsonl", None),
-    (".jsonl.gz", "jsonl", "gzip"),
-    (".jsonl.zst", "jsonl", "zstd"),
-    (".parquet", "parquet", None),
-    (".txt", "txt", None),
-)
 _WS_SYMBOLS = {" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍", "\u00a0": "⍽"}
 _TERMINAL_CANDIDATES = 5  # candidates listed per edit in the terminal view (the HTML shows all)
 
 
 class AuditError(RunDirError, ValueError):
     """The run cannot be audited (no spans recorded, unknown document, spans that do not fit the text)."""
-
-
-@dataclass(frozen=True)
-class Span:
-    """One recorded edit: [start, end) in that round's input text, the old and new token text, p(old)."""
-
-    start: int
-    end: int
-    old: str
-    new: str  # "" for a dropped token
-    p: float
-    round: int = 0
-    candidates: tuple[tuple[str, float], ...] = ()  # the prior's top-k at this position, descending
-
-    @classmethod
-    def from_json(cls, raw: list) -> Span:
-        # [start, end, old, new, p, round, candidates]; older runs lack round and candidates
-        rnd = int(raw[5]) if len(raw) > 5 else 0
-        cands = tuple((str(t), float(q)) for t, q in raw[6]) if len(raw) > 6 else ()
-        return cls(int(raw[0]), int(raw[1]), str(raw[2]), str(raw[3]), float(raw[4]), rnd, cands)
-
-    @property
-    def dropped(self) -> bool:
-        return self.new == ""
 
 
 @dataclass(frozen=True)
@@ -143,44 +107,10 @@ def original_text(edited: str, spans: list[Span], doc_id: str = "?") -> str:
     return "".join(parts)
 
 
-def field_spec(io: dict[str, Any]) -> FieldSpec:
-    roles = tuple(r.strip() for r in str(io.get("roles") or "assistant").split(",") if r.strip())
-    return FieldSpec(
-        io.get("text_field") or "text",
-        io.get("id_field"),
-        io.get("messages_field"),
-        roles,
-        io.get("response_field"),
-    )
-
-
-def edited_shard(root: Path, entry: dict[str, Any]) -> Shard:
-    """The shard of edited records a run wrote for one input entry of its manifest."""
-    name = entry["name"]
-    fmt = entry.get("format")
-    found = [(suffix, f, c) for suffix, f, c in _OUTPUTS if (root / "data" / f"{name}{suffix}").exists()]
-    if len(found) > 1:  # cannot happen for one run; prefer the input's own format
-        found = [x for x in found if x[1] == fmt or (fmt == "datasets" and x[1] == "parquet")] or found
-    if not found:
-        raise AuditError(f"{root}: no edited records for shard {name!r} under data/")
-    suffix, f, c = found[0]
-    return Shard(str(root / "data" / f"{name}{suffix}"), name, f, c)
-
-
-def scores_spans(path: str | os.PathLike) -> Iterator[tuple[int, str, int, list[Span]]]:
-    """(row, id, line, spans) of every record of one scores/<shard>.parquet that has a spans column."""
-    row = 0
-    for batch in pq.ParquetFile(path).iter_batches(columns=["id", "line", "spans"], batch_size=4096):
-        cols = batch.to_pydict()
-        for doc_id, line, raw in zip(cols["id"], cols["line"], cols["spans"], strict=True):
-            yield row, doc_id, int(line), [Span.from_json(s) for s in (json.loads(raw) if raw else [])]
-            row += 1
-
-
 def _wanted_rows(path: Path, doc: str | None, limit: int | None) -> list[tuple[int, str, int, list[Span]]]:
     """(row, id, line, spans) of the rows to show from one scores file."""
     out: list[tuple[int, str, int, list[Span]]] = []
-    for row, doc_id, line, spans in scores_spans(path):
+    for row, doc_id, line, spans in RunDir.iter_spans(path):
         if (doc is None and spans) or (doc is not None and doc_id == doc):
             out.append((row, doc_id, line, spans))
             if limit is not None and len(out) >= limit:
@@ -188,15 +118,15 @@ def _wanted_rows(path: Path, doc: str | None, limit: int | None) -> list[tuple[i
     return out
 
 
-def _run_info(root: Path, manifest: dict[str, Any]) -> RunInfo:
+def _run_info(rd: RunDir, manifest: dict[str, Any]) -> RunInfo:
     settings = manifest.get("settings") or {}
     model = (manifest.get("model") or {}).get("name") or "?"
     return RunInfo(
-        str(root),
+        str(rd.root),
         model,
         field_spec(settings.get("io") or {}).mode,
         dict(settings.get("edit") or {}),
-        read_json(root / "stats.json"),
+        rd.read_stats(),
     )
 
 
@@ -205,23 +135,22 @@ def load_edits(run_dir: str | os.PathLike, doc: str | None = None, limit: int | 
 
     Raises AuditError (a ValueError) for a run without recorded spans or an unknown `doc`.
     """
-    root = Path(run_dir)
-    manifest = read_json(root / "manifest.json")
-    if manifest is None:
-        raise RunDirError(f"{root} is not a toedit run directory (no manifest.json)")
+    rd = RunDir(run_dir)
+    root = rd.root
+    manifest = rd.manifest
     if manifest.get("kind") != "edit":
         raise AuditError(f"{root} is a {manifest.get('kind')} run: it has no edits to show")
-    info = _run_info(root, manifest)
+    info = _run_info(rd, manifest)
     entries = manifest.get("inputs") or []
-    scored = [(e, root / "scores" / f"{e['name']}.parquet") for e in entries]
+    scored = [(e, rd.scores_path(e["name"])) for e in entries]
     scored = [(e, p) for e, p in scored if p.exists()]
     if not scored:
         raise AuditError(f"{root} has no finished shard yet (scores/ is empty)")
-    if not info.edit.get("record_spans") or any("spans" not in pq.read_schema(p).names for _, p in scored):
+    if not info.edit.get("record_spans") or not rd.has_spans():
         raise AuditError(
             f"{root} was run without edit spans (scores/ have no 'spans' column): rerun with --record-spans"
         )
-    spec = field_spec((manifest.get("settings") or {}).get("io") or {})
+    spec = rd.field_spec()
     inline = info.mode != "messages" and int(info.edit.get("rounds", 1)) == 1
     docs: list[DocEdits] = []
     for entry, path in scored:
@@ -231,7 +160,7 @@ def load_edits(run_dir: str | os.PathLike, doc: str | None = None, limit: int | 
         rows = _wanted_rows(path, doc, left)
         if not rows:
             continue
-        shard = edited_shard(root, entry)
+        shard = rd.edited_shard(entry)
         todo = {r[0]: r for r in rows}
         for i, rec in enumerate(read_shard(shard, spec)):
             if isinstance(rec, BadRecord):
@@ -610,7 +539,8 @@ def run_diff(
     context: int | None = None,
 ) -> str:
     """`toedit diff`: load the edits, write the HTML page to `html` if given, return the terminal view
-    (color=None: color when stdout is a terminal and NO_COLOR is unset)."""
+    (color=None: color when stdout is a terminal and NO_COLOR is unset; limit 0 or None: every document)."""
+    limit = limit or None
     docs = load_edits(run_dir, doc, limit)
     if color is None:
         color = sys.stdout.isatty() and "NO_COLOR" not in os.environ

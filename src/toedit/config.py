@@ -1,28 +1,31 @@
-"""One config schema for Python, CLI flags and YAML/TOML files.
-
-Every field carries its help text; `cli.py` builds the flags from these dataclasses, and `load_config_file`
-accepts the same keys (dashes or underscores). Flags given on the command line win over the file.
-"""
+"""The option sections shared by the run verbs (score, edit, io, run): one schema for Python, CLI flags and
+config files (see `toedit.options`). Every field carries its help text."""
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import tomllib
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
+
+from .options import ConfigError, opt
+
+__all__ = ["ConfigError", "EditConfig", "IOConfig", "RunConfig", "ScoreConfig"]
 
 STRATEGIES = ("resample", "resample+drop", "drop")
 EXECUTORS = ("local", "ray")
+_f = opt
 
 
-class ConfigError(ValueError):
-    """A configuration value or file is invalid."""
-
-
-def _f(default: Any, help: str, **kw: Any) -> Any:
-    return field(default=default, metadata={"help": help, **kw})
+def devices_value(value: Any) -> str | None:
+    """GPU ids as "0,1": from a flag ("0,1"), or from a config file (0, "0,1" or [0, 1])."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"expected GPU ids such as 0,1, got {value!r}")
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    ids = [str(d).strip() for d in items]
+    if not ids or not all(d.isdigit() for d in ids) or any(isinstance(d, bool) for d in items):
+        raise ValueError(f"expected comma-separated GPU ids such as 0,1,2,3, got {value!r}")
+    return ",".join(ids)
 
 
 @dataclass
@@ -37,6 +40,12 @@ class ScoreConfig:
     head_chunk: int = _f(512, "positions per LM-head + log-softmax chunk (bounds logits memory)")
     store_k: int = _f(8, "top-k candidates stored per position in scores/ (for analysis)")
     entropy: bool = _f(False, "also compute the full-distribution entropy per position")
+    context_token: str = _f(
+        "auto",
+        "left context prepended so the first token is scored: auto (BOS if the tokenizer adds one, else "
+        "<|endoftext|>, else EOS) | none (the official code's conditioning: no prefix, first token unscored "
+        "and kept) | a token string or id",
+    )
 
     def validate(self) -> None:
         if self.window is not None and self.window < 2:
@@ -121,7 +130,9 @@ class RunConfig:
         "local", "local (worker processes) | ray (actor pool; needs the [ray] extra)", choices=EXECUTORS
     )
     workers: int = _f(1, "worker processes (local) or actors (ray), one model each; 1 = in this process")
-    devices: str | None = _f(None, "comma-separated GPU ids, one worker per GPU, e.g. 0,1,2,3")
+    devices: str | None = _f(
+        None, "comma-separated GPU ids, one worker per GPU, e.g. 0,1,2,3", convert=devices_value
+    )
     rank: int | None = _f(
         None, "manual launch: run shards i with i mod world_size == rank (default $SLURM_ARRAY_TASK_ID)"
     )
@@ -143,66 +154,7 @@ class RunConfig:
             raise ConfigError("world_size must be >= 1")
         if self.rank is not None and (self.world_size is None or not 0 <= self.rank < self.world_size):
             raise ConfigError("rank needs --world-size and must be in [0, world_size)")
-        if self.devices is not None:  # "0,1" from flags; 0 or [0, 1] from a YAML/TOML file
-            items = self.devices if isinstance(self.devices, list | tuple) else str(self.devices).split(",")
-            ids = [str(d).strip() for d in items]
-            self.devices = ",".join(ids)
-            if not all(d.isdigit() for d in ids):
-                raise ConfigError(
-                    f"devices must be comma-separated GPU ids such as 0,1,2,3, got {self.devices!r}"
-                )
-
-
-SECTIONS: dict[str, type] = {"score": ScoreConfig, "edit": EditConfig, "io": IOConfig, "run": RunConfig}
-
-
-def field_names(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]
-
-
-def load_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or TOML file into a flat {key: value} dict (sections, if any, are flattened)."""
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"config file not found: {p}")
-    text = p.read_text(encoding="utf-8")
-    try:
-        if p.suffix.lower() == ".toml":
-            raw = tomllib.loads(text)
-        elif p.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            raw = yaml.safe_load(text) or {}
-        elif p.suffix.lower() == ".json":
-            raw = json.loads(text)
-        else:
-            raise ConfigError(f"{p}: config must be .yaml, .yml, .toml or .json")
-    except (tomllib.TOMLDecodeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"{p}: cannot parse config: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: config must be a mapping of keys to values")
-    flat: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in SECTIONS and isinstance(value, dict):
-            flat.update({k.replace("-", "_"): v for k, v in value.items()})
-        else:
-            flat[key.replace("-", "_")] = value
-    known = {name for cls in SECTIONS.values() for name in field_names(cls)} | {"inputs", "output"}
-    unknown = sorted(set(flat) - known)
-    if unknown:
-        raise ConfigError(f"{p}: unknown keys {unknown}; known: {sorted(known)}")
-    return flat
-
-
-def build(cls: type, values: dict[str, Any]):
-    """Instantiate a config dataclass from the keys of `values` that belong to it."""
-    names = set(field_names(cls))
-    obj = cls(**{k: v for k, v in values.items() if k in names})
-    if hasattr(obj, "validate"):
         try:
-            obj.validate()
-        except TypeError as exc:  # e.g. a string where a number belongs, from a config file
-            raise ConfigError(f"{cls.__name__}: {exc}") from exc
-    return obj
+            self.devices = devices_value(self.devices)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc

@@ -45,6 +45,7 @@ class EditResult:
     text: str
     stats: EditStats
     rounds: list[EditStats] = field(default_factory=list)
+    round_hists: list[np.ndarray] = field(default_factory=list)  # each round's input: probability histogram
     # [start, end, old_text, new_text, p, round, candidates] in that round's input text; candidates are the
     # stored top-k as [text, probability] pairs
     spans: list[list] | None = None

@@ -10,6 +10,7 @@ from .calibrate import Calibration, calibrate
 from .config import EditConfig, ScoreConfig
 from .editing import STAT_KEYS, EditResult, EditStats, edit_scored
 from .prior import Prior
+from .probs import prob_histogram
 from .rng import doc_uniforms
 from .scoring import FullVocabDraw, TokenScores, score_texts
 
@@ -113,6 +114,7 @@ def edit_texts(
             res.text = text
             res.stats += st
             res.rounds.append(st)
+            res.round_hists.append(prob_histogram(sc.logprob))
             if config.record_spans:
                 res.spans = (res.spans or []) + [[*s[:5], r, s[5]] for s in sp]
     return results

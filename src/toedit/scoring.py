@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ScoreConfig
-from .prior import Prior
+from .prior import Prior, context_token_id
 from .rule import above
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,20 @@ def resolve_window(prior: Prior, config: ScoreConfig) -> tuple[int, int]:
     if stride >= window:
         raise ValueError(f"stride ({stride}) must be smaller than window ({window})")
     return window, stride
+
+
+def context_id(prior: Prior, config: ScoreConfig) -> int | None:
+    """The token prepended as left context: the prior's own choice ("auto"), none ("none": the official
+    code's conditioning, the first token unscored and kept), or the token or id `config.context_token`."""
+    choice = config.context_token
+    if choice == "auto":
+        return prior.context_id
+    if choice == "none":
+        return None
+    key = ("context", choice)
+    if key not in prior.cache:
+        prior.cache[key] = context_token_id(prior.tokenizer, choice)
+    return prior.cache[key]
 
 
 def tokenize(prior: Prior, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -186,7 +200,7 @@ def score_texts(
     k = config.store_k if k is None else k
     window, stride = resolve_window(prior, config)
     toks = tokenize(prior, texts)
-    ctx = prior.context_id
+    ctx = context_id(prior, config)
     off = 1 if ctx is not None else 0
     seqs: list[np.ndarray] = []
     results: list[TokenScores] = []

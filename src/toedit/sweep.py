@@ -15,16 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from .analysis.dsir import js_divergence
 from .analysis.ngrams import NgramStats, bucket_entropy
 from .calibrate import expected_rates
 from .config import EditConfig, IOConfig, RunConfig, ScoreConfig
+from .divergence import js_divergence
 from .editing import EditStats
 from .io import list_shards
 from .pipeline import edit_scored_texts
 from .prior import Prior, load_prior
+from .runs.rundir import field_spec
 from .runs.sample import sample_texts
-from .runs.shard import RunContext
 from .scoring import score_texts
 
 
@@ -54,8 +54,7 @@ def run_sweep(
     if any(k <= 0 for k in top_ks):
         raise ValueError("sweeps need top-k > 0 (the full-vocabulary rule needs a forward pass per setting)")
     prior = prior or load_prior(run.model, run.device, run.dtype, run.trust_remote_code)
-    spec = RunContext("edit", None, prior, score, io, None, "").spec
-    texts, ids = sample_texts(list_shards(inputs), spec, sample_docs, seed)
+    texts, ids = sample_texts(list_shards(inputs), field_spec(io), sample_docs, seed)
     scores = score_texts(texts, prior, score, k=max(max(top_ks), score.store_k))
     n_scored = sum(s.n_scored for s in scores)
     source = _ngrams(texts)

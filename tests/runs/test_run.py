@@ -260,3 +260,26 @@ def test_kill_then_rerun_gives_identical_output(tmp_path, tiny_model_dir):
     assert [p.name for p in clean] == [p.name for p in again]
     assert all(a.read_bytes() == b.read_bytes() for a, b in zip(clean, again, strict=True))
     assert not list((tmp_path / "killed").rglob("*.tmp-*"))
+
+
+def test_rounds_keep_per_round_statistics(tmp_path, tiny_prior):
+    """--rounds N: stats.json, status and report.md show each round's scored/above/changed and histogram,
+    and the rounds add up to the run's totals (the paper's Table 15 needs the share above p per round)."""
+    src = write_jsonl(tmp_path / "a.jsonl", docs(8))
+    run = tmp_path / "run"
+    run_edit([str(src)], str(run), EditConfig(threshold=0.3, rounds=3), run=QUIET, prior=tiny_prior)
+    stats = json.loads((run / "stats.json").read_text())
+    rounds = stats["rounds"]
+    assert len(rounds) == 3
+    for key in ("n_scored", "n_above", "n_changed"):
+        assert sum(r[key] for r in rounds) == stats[key]
+    assert all(sum(r["prob_hist"]) == r["n_scored"] for r in rounds)
+    assert rounds[0]["prob_hist"] == stats["prob_hist"]  # round 1 scores the input, as scores/ do
+    assert rounds[1]["prob_hist"] != rounds[0]["prob_hist"]  # later rounds score the edited text
+    status = run_status(str(run))
+    assert [r["n_above"] for r in status["rounds"]] == [r["n_above"] for r in rounds]
+    report = run_report(str(run))
+    assert "## Per round" in report and "| 3 |" in report
+    single = tmp_path / "single"
+    run_edit([str(src)], str(single), EditConfig(threshold=0.3), run=QUIET, prior=tiny_prior)
+    assert "rounds" not in json.loads((single / "stats.json").read_text())

@@ -1,79 +1,48 @@
-"""CLI verbs of the analysis capability (`toedit analyze`); registered by `toedit.cli`."""
+"""CLI verb of the analysis capability (`toedit analyze`); registered by `toedit.cli`."""
 
 from __future__ import annotations
 
-import argparse
 import json
+from dataclasses import dataclass
+
+from ..config import IOConfig, ScoreConfig
+from ..options import Verb, opt, section
 
 
-def cmd_analyze(args: argparse.Namespace) -> int:
-    from ..cli import _values
-    from ..config import IOConfig, ScoreConfig, build
-    from .report import analyze, summary_text
+@dataclass
+class AnalyzeOptions:
+    """`toedit analyze`: compare corpora or run directories: PPL, token probabilities, n-grams, embeddings
+    -> report.html"""
 
-    values = _values(args)
-    report = analyze(
-        args.inputs,
-        args.output,
-        labels=args.labels,
-        model=args.model,
-        threshold=args.threshold,
-        embeddings=args.embeddings,
-        embed_docs=args.embed_docs,
-        permutations=args.permutations,
-        tsne=args.tsne,
-        score_edited=args.score_edited,
-        seed=args.seed,
-        score=build(ScoreConfig, values),
-        io=build(IOConfig, values),
-        progress=args.progress,
+    inputs: list[str] = opt(
+        [], "corpora (scored once) or run directories", positional=True, nargs="*", required=True
     )
-    print(json.dumps(report["findings"], indent=2) if args.json else summary_text(report))
-    print(f"\nreport: {args.output}/report.html  numbers: {args.output}/report.json")
+    output: str | None = opt(None, "report directory", flags=("-o",), required=True)
+    labels: str | None = opt(
+        None, "comma-separated, one per input; the first is the reference (default: names)"
+    )
+    model: str = opt("default", "prior for corpora that are not run dirs")
+    threshold: float = opt(0.99, "editable = p > this")
+    embeddings: bool = opt(True, "MiniLM embedding shift")
+    embed_docs: int = opt(500, "documents embedded per corpus, seeded")
+    permutations: int = opt(200, "MMD permutation test")
+    tsne: bool = opt(True, "t-SNE map")
+    score_edited: bool = opt(
+        False, "edit runs: also score the edited texts (their PPL) instead of reusing the source's scores"
+    )
+    seed: int = opt(0, "sampling seed (embedded documents, permutations)")
+    progress: bool = opt(True, "show progress bars")
+    json: bool = opt(False, "print the findings as JSON", cli_only=True)
+    score: ScoreConfig = section(ScoreConfig, "how corpora are scored here")
+    io: IOConfig = section(IOConfig, "which fields are read")
+
+
+def _show(report, options) -> int:
+    from .report import summary_text
+
+    print(json.dumps(report["findings"], indent=2) if options.json else summary_text(report))
+    print(f"\nreport: {options.output}/report.html  numbers: {options.output}/report.json")
     return 0
 
 
-def add_verbs(sub: argparse._SubParsersAction) -> None:
-    """Add this capability's verbs to the `toedit` sub-command parser."""
-    from ..cli import add_config_flags
-    from ..config import SECTIONS
-
-    help_text = (
-        "compare corpora or run directories: PPL, token probabilities, n-grams, embeddings -> report.html"
-    )
-    p = sub.add_parser("analyze", help=help_text, description=help_text)
-    p.add_argument(
-        "inputs", nargs="+", metavar="INPUT_OR_RUN_DIR", help="corpora (scored once) or run directories"
-    )
-    p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR")
-    p.add_argument(
-        "--labels", help="comma-separated, one per input; the first is the reference (default: names)"
-    )
-    p.add_argument(
-        "--model", default="default", help="prior for corpora that are not run dirs (default: default)"
-    )
-    p.add_argument("--threshold", type=float, default=0.99, help="editable = p > this (default: 0.99)")
-    p.add_argument(
-        "--embeddings",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="MiniLM embedding shift (default: on)",
-    )
-    p.add_argument(
-        "--embed-docs", type=int, default=500, help="documents embedded per corpus, seeded (default: 500)"
-    )
-    p.add_argument("--permutations", type=int, default=200, help="MMD permutation test (default: 200)")
-    p.add_argument(
-        "--tsne", action=argparse.BooleanOptionalAction, default=True, help="t-SNE map (default: on)"
-    )
-    p.add_argument(
-        "--score-edited",
-        action="store_true",
-        help="edit runs: also score the edited texts (their PPL) instead of reusing the source's scores",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--json", action="store_true", help="print the findings as JSON")
-    for section in ("score", "io"):
-        add_config_flags(p, SECTIONS[section], f"{section} options (corpora scored here)")
-    p.set_defaults(func=cmd_analyze)
+VERBS = (Verb("analyze", AnalyzeOptions, "toedit.analysis.report:analyze", _show),)

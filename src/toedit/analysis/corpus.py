@@ -22,10 +22,9 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from ..audit import edited_shard, field_spec
-from ..io import BadRecord, InputError, Shard, extract_texts, list_shards, read_shard
-from ..runs.manifest import RunDirError, read_json
-from ..runs.stats import PROB_BINS, prob_histogram
+from ..io import BadRecord, Shard, extract_texts, read_shard
+from ..probs import PROB_BINS, prob_histogram
+from ..runs.rundir import RunDir, ShardFiles
 from .ngrams import NgramStats
 from .ppl import doc_ppl
 
@@ -176,40 +175,13 @@ def _sample_key(seed: int, key: str) -> str:
 # ------------------------------------------------------------------------------------------- run directories
 
 
-@dataclass(frozen=True)
-class RunTexts:
-    """Where one shard of a run keeps its token scores and its texts (edited texts for edit runs)."""
-
-    name: str
-    scores: Path
-    texts: list[Shard]
+RunTexts = ShardFiles  # one shard of a run: its scores file and the shard(s) holding its texts
 
 
-def run_texts(run_dir: str | Path) -> tuple[dict[str, Any], list[RunTexts]]:
+def run_texts(run_dir: str | Path) -> tuple[dict[str, Any], list[ShardFiles]]:
     """The manifest of a finished run and, per input shard, its scores file and text shard(s)."""
-    root = Path(run_dir)
-    manifest = read_json(root / "manifest.json")
-    if manifest is None:
-        raise RunDirError(f"{root} is not a toedit run directory (no manifest.json)")
-    kind = manifest.get("kind")
-    fp = manifest.get("fingerprint")
-    out = []
-    for entry in manifest.get("inputs") or []:
-        marker = read_json(root / "done" / f"{entry['name']}.json")
-        if marker is None or marker.get("fingerprint") != fp:
-            raise RunDirError(
-                f"{root}: shard {entry['name']!r} is not finished; rerun the run's command first"
-            )
-        if kind == "edit":
-            texts = [edited_shard(root, entry)]
-        elif entry["path"] == "-":
-            raise InputError(f"{root} was scored from stdin: its texts cannot be read again")
-        else:
-            texts = list_shards([entry["path"]])
-        out.append(RunTexts(entry["name"], root / "scores" / f"{entry['name']}.parquet", texts))
-    if not out:
-        raise RunDirError(f"{root} has no input shards")
-    return manifest, out
+    rd = RunDir(run_dir)
+    return rd.manifest, rd.shard_files()
 
 
 def _keyed_texts(shards: list[Shard], spec, stats: CorpusStats) -> Iterator[tuple[str, str]]:
@@ -250,8 +222,9 @@ def collect_run(
     label: str, run_dir: str | Path, threshold: float = 0.99, sample_size: int = 500, seed: int = 0
 ) -> tuple[CorpusStats, dict[str, Any]]:
     """Merged statistics of a finished run directory, and its manifest."""
-    manifest, parts = run_texts(run_dir)
-    spec = field_spec((manifest.get("settings") or {}).get("io") or {})
+    rd = RunDir(run_dir)
+    manifest, parts = rd.manifest, rd.shard_files()
+    spec = rd.field_spec()
     total = CorpusStats(label, threshold, sample_size, seed)
     for part in parts:
         total = total.merge(shard_stats(label, part, spec, threshold, sample_size, seed))

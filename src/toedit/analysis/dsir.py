@@ -28,10 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
+from ..divergence import bucket_distribution, js_divergence, kl_divergence  # noqa: F401 (re-exported)
 from ..io import BadRecord, FieldSpec, InputError, extract_texts, list_shards, read_shard, write_jsonl_atomic
+from ..optional import optional_import
 from .features import HashedNgramFeaturizer
+
+sp = optional_import("scipy.sparse", purpose="DSIR selection (toedit select, analyze)")
 
 __all__ = [
     "SelectionResult",
@@ -97,34 +100,6 @@ class SelectionResult:
 
 def _finite_or_none(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
-
-
-def bucket_distribution(counts: np.ndarray, smoothing: float = 1.0) -> np.ndarray:
-    """``(counts + smoothing) / (counts.sum() + smoothing * len(counts))`` (float64)."""
-    c = np.asarray(counts, dtype=np.float64)
-    if smoothing < 0:
-        raise ValueError("smoothing must be >= 0")
-    total = c.sum() + smoothing * c.shape[0]
-    if total <= 0:
-        raise ValueError("cannot normalise an all-zero count vector without smoothing")
-    return (c + smoothing) / total
-
-
-def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    """KL(p || q) in nats for two probability vectors (0 log 0 = 0; inf where q = 0 < p)."""
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    m = p > 0
-    with np.errstate(divide="ignore"):
-        return float(max((p[m] * (np.log(p[m]) - np.log(q[m]))).sum(), 0.0))
-
-
-def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen-Shannon divergence in nats of two probability vectors (bounded by log 2)."""
-    p = np.asarray(p, dtype=np.float64)
-    q = np.asarray(q, dtype=np.float64)
-    m = (p + q) / 2
-    return 0.5 * kl_divergence(p, m) + 0.5 * kl_divergence(q, m)
 
 
 def log_importance_weights(features: sp.spmatrix | np.ndarray, log_ratio: np.ndarray) -> np.ndarray:

@@ -37,10 +37,12 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 __all__ = [
     "WORDPUNCT_PATTERN",
@@ -365,6 +367,13 @@ def _batches(texts: Iterable[str], max_chars: int | None = None) -> Iterator[lis
         yield cur
 
 
+def _sparse():
+    """scipy.sparse, imported when a sparse matrix is asked for (counts alone need only numpy)."""
+    from ..optional import optional_import
+
+    return optional_import("scipy.sparse", purpose="sparse n-gram feature matrices")
+
+
 def _csr_from_counts(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> sp.csr_matrix:
     """CSR of the multiplicities of (row, col) pairs, via one sort of the flattened keys."""
     key = rows * n_cols + cols
@@ -386,7 +395,9 @@ def _csr_from_counts(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: in
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(np.bincount(r, minlength=n_rows), out=indptr[1:])
     idx_dtype = np.int32 if max(n_cols, counts.shape[0]) < 2**31 else np.int64
-    return sp.csr_matrix((counts, c.astype(idx_dtype), indptr.astype(idx_dtype)), shape=(n_rows, n_cols))
+    return _sparse().csr_matrix(
+        (counts, c.astype(idx_dtype), indptr.astype(idx_dtype)), shape=(n_rows, n_cols)
+    )
 
 
 def _batch_to_csr(batch: _Batch, num_buckets: int) -> sp.csr_matrix:
@@ -395,10 +406,10 @@ def _batch_to_csr(batch: _Batch, num_buckets: int) -> sp.csr_matrix:
 
 def _vstack(parts: list[sp.csr_matrix], num_buckets: int) -> sp.csr_matrix:
     if not parts:
-        return sp.csr_matrix((0, num_buckets), dtype=np.int64)
+        return _sparse().csr_matrix((0, num_buckets), dtype=np.int64)
     if len(parts) == 1:
         return parts[0]
-    return sp.vstack(parts, format="csr", dtype=np.int64)
+    return _sparse().vstack(parts, format="csr", dtype=np.int64)
 
 
 # -- multiprocessing ----------------------------------------------------------------------------------

@@ -10,28 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
-from .dsir import js_divergence, kl_divergence
+from ..divergence import js_divergence, kl_divergence
+from ..probs import doc_ppl
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 
-def doc_ppl(logprob: np.ndarray) -> float:
-    """exp(-mean log-prob) over scored positions (NaN = unscored); NaN for a document with none."""
-    lp = np.asarray(logprob, dtype=np.float64)
-    lp = lp[~np.isnan(lp)]
-    return float(np.exp(-lp.mean())) if len(lp) else float("nan")
-
-
 def run_ppls(run_dir: str | Path) -> Iterator[tuple[str, float]]:
     """(document id, PPL) for every record in RUN_DIR/scores/, in shard and input order."""
-    for path in sorted((Path(run_dir) / "scores").glob("*.parquet")):
-        for batch in pq.ParquetFile(path).iter_batches(columns=["id", "logprob"]):
-            for doc, lp in zip(
-                batch.column("id").to_pylist(), batch.column("logprob").to_pylist(), strict=True
-            ):
-                yield doc, doc_ppl(np.array(lp, dtype=np.float64) if lp else np.zeros(0))
+    from ..runs.rundir import RunDir
+
+    for row in RunDir(run_dir).iter_scores(["id", "logprob"]):
+        lp = row["logprob"]
+        yield row["id"], doc_ppl(np.array(lp, dtype=np.float64) if lp else np.zeros(0))
 
 
 def _clean_log(ppls) -> np.ndarray:

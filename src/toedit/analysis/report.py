@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from ..config import ConfigError, IOConfig, RunConfig, ScoreConfig
+from ..divergence import bucket_distribution, js_divergence, kl_divergence
 from ..io import write_json_atomic
-from ..runs.manifest import read_json
+from ..runs.rundir import RunDir, is_run_dir
 from ..runs.stats import rates
 from . import plots
 from .corpus import CorpusStats, collect_run
-from .dsir import bucket_distribution, js_divergence, kl_divergence
 from .embeddings import Embedder, compare_embeddings, embed_documents, project_2d
 from .ngrams import CONCENTRATION_KEYS, NgramStats, ngram_metrics
 from .ppl import compare as compare_ppl
@@ -71,7 +71,8 @@ def _score_into(inputs: list[str], work: Path, score, io, run, prior) -> Path:
 def _source(item: str, label: str, out: Path, score_edited: bool, score, io, run, prior) -> dict[str, Any]:
     """Resolve one input to the run directory whose scores/ and texts are analysed."""
     path = Path(item)
-    manifest = read_json(path / "manifest.json") if path.is_dir() else None
+    rd = RunDir(path)
+    manifest = rd.manifest if is_run_dir(path) else None
     work = out / "work" / _slug(label)
     if manifest is None:
         return {
@@ -82,7 +83,7 @@ def _source(item: str, label: str, out: Path, score_edited: bool, score, io, run
     kind = manifest.get("kind")
     src: dict[str, Any] = {"input": item, "kind": f"{kind} run", "run_dir": str(path)}
     if kind == "edit":
-        stats = read_json(path / "stats.json") or {}
+        stats = rd.read_stats() or {}
         edit = (manifest.get("settings") or {}).get("edit") or {}
         src["edit"] = {
             "threshold": edit.get("threshold"),
@@ -100,7 +101,8 @@ def _source(item: str, label: str, out: Path, score_edited: bool, score, io, run
         }
         if score_edited:
             src["source_run_dir"] = str(path)
-            src["run_dir"] = str(_score_into([str(path / "data")], work, score, io, run, prior))
+            edited = [rd.edited_shard(e).path for e in manifest.get("inputs") or []]
+            src["run_dir"] = str(_score_into(edited, work, score, io, run, prior))
             src["scored"] = "edited text (rescored)"
         else:
             src["scored"] = "source text (the edit run's input, before editing)"

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..analysis.ppl import doc_ppl
 from ..config import ConfigError, ScoreConfig
 from ..prior import Prior, prior_from_model
+from ..probs import doc_ppl
 from ..scoring import score_texts
 
 EOT = "<|endoftext|>"
@@ -242,3 +242,18 @@ def train_tinylm(
         tokenizer.save_pretrained(out)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return {"model": model, "tokenizer": tokenizer, "metrics": metrics}
+
+
+def run_train(
+    inputs: Sequence[str],
+    output: str | Path | None = None,
+    heldout: Sequence[str] = (),
+    text_field: str = "text",
+    config: TrainConfig | None = None,
+) -> dict[str, Any]:
+    """`toedit train`: read the training (and held-out) documents from files and `train_tinylm` on them."""
+    from .generate import read_texts
+
+    texts = [t for _, t in read_texts(list(inputs), text_field)]
+    held = [t for _, t in read_texts(list(heldout), text_field)] if heldout else []
+    return train_tinylm(texts, config, heldout=held, output=output)

@@ -497,3 +497,16 @@ def count_records(shard: Shard) -> int | None:
         except _CORRUPT as exc:
             raise _unreadable(shard, exc) from exc
     return lines + (last != NL)
+
+
+@dataclasses.dataclass
+class Discovery:
+    """What the inputs name: the shards to read, and files found under them in no supported format."""
+
+    shards: list[Shard]
+    skipped: list[str] = dataclasses.field(default_factory=list)
+
+
+def discover(inputs: Sequence[str], shard_lines: int | None = None) -> Discovery:
+    """`list_shards` plus the unsupported files it passed over."""
+    return Discovery(list_shards(inputs, shard_lines))

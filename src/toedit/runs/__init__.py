@@ -1,15 +1,19 @@
 """Resumable sharded runs over files: run directories, markers, manifests, merged stats."""
 
-from .manifest import RunDirError
 from .report import run_report
 from .run import RunSummary, format_status, run_edit, run_score, run_status
+from .rundir import RunDir, RunDirError, RunLocked, Span, is_run_dir
 from .shard import TooManyErrors
 
 __all__ = [
+    "RunDir",
     "RunDirError",
+    "RunLocked",
     "RunSummary",
+    "Span",
     "TooManyErrors",
     "format_status",
+    "is_run_dir",
     "run_report",
     "run_edit",
     "run_score",

@@ -6,12 +6,15 @@ import dataclasses
 import hashlib
 import json
 import platform
-from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..config import EditConfig, IOConfig, ScoreConfig
 from ..prior import Prior
+from ..scoring import context_id
+from .rundir import RunDirError, read_json
+
+__all__ = ["RunDirError", "fingerprint", "fingerprint_payload", "read_json", "versions"]
 
 # score settings that change results (token_budget and head_chunk only change speed)
 _SCORE_KEYS = ("window", "stride", "store_k", "entropy")
@@ -24,10 +27,6 @@ _IO_KEYS = (
     "inline_stats",
     "save_topk",
 )
-
-
-class RunDirError(RuntimeError):
-    """RUN_DIR holds a different run (or is otherwise unusable)."""
 
 
 def versions() -> dict[str, str]:
@@ -59,7 +58,8 @@ def fingerprint_payload(
         "kind": kind,
         "toedit": __version__,
         "model": prior.fingerprint,
-        "context_id": prior.context_id,
+        "dtype": str(prior.dtype).removeprefix("torch."),
+        "context_id": context_id(prior, score),
         "score": sc,
         "io": {k: getattr(io, k) for k in _IO_KEYS},
         "edit": dataclasses.asdict(edit) if edit is not None else None,
@@ -68,12 +68,3 @@ def fingerprint_payload(
 
 def fingerprint(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path} is not valid JSON ({exc}); remove it or use --overwrite") from exc

@@ -1,28 +1,41 @@
-"""A short markdown report of one run: totals, the token-probability table, and a sample of real edits."""
+"""A short markdown report of one run: totals, the token-probability table (per round), sample edits.
+
+Every corpus-derived string (document ids, token text, field names, the model name) is escaped, so a corpus
+cannot add headings, links, HTML or table cells to the report.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import html
+import re
 
-import pyarrow.parquet as pq
-
-from .manifest import RunDirError, read_json
+from .rundir import RunDir, RunDirError
 from .stats import PROB_BINS, rates
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def md_text(text: str) -> str:
+    """Corpus text made inert in Markdown (and in the HTML it renders to), line breaks shown as ↵."""
+    text = html.escape(str(text), quote=True)
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return text.replace("\r", "␍").replace("\n", "↵")
 
 
 def run_report(run_dir: str, examples: int = 12) -> str:
     """Write RUN_DIR/report.md and return its text."""
-    root = Path(run_dir)
-    manifest = read_json(root / "manifest.json")
-    stats = read_json(root / "stats.json")
+    rd = RunDir(run_dir)
+    manifest = rd.read_manifest()
+    stats = rd.read_stats()
     if manifest is None or stats is None:
-        raise RunDirError(f"{root} has no finished run (manifest.json / stats.json missing)")
-    edit = manifest["settings"].get("edit") or {}
+        raise RunDirError(f"{rd.root} has no finished run (manifest.json / stats.json missing)")
+    edit = (manifest.get("settings") or {}).get("edit") or {}
     r = rates(stats)
+    model = manifest.get("model") or {}
     lines = [
-        f"# toedit run report: `{root}`",
+        f"# toedit run report: {md_text(rd.root)}",
         "",
-        f"- model: `{manifest['model']['name']}` ({manifest['model']['fingerprint'][:24]}...)",
+        f"- model: {md_text(model.get('name', '?'))} ({md_text(str(model.get('fingerprint', ''))[:24])}...)",
         f"- rule: {_rule(edit)}" if edit else "- scoring run (no edits)",
         f"- documents: {stats['n_records']:,} ({stats['n_empty']:,} empty), bad records: {stats['n_errors']:,}",
         f"- tokens: {stats['n_tokens']:,}, scored: {stats['n_scored']:,}",
@@ -32,48 +45,68 @@ def run_report(run_dir: str, examples: int = 12) -> str:
         "",
         "## Token probabilities under the prior (the paper's Table 6 bins)",
         "",
-        "| bin | tokens | share |",
-        "|---|---:|---:|",
     ]
-    total = max(sum(stats["prob_hist"]), 1)
-    for i, count in enumerate(stats["prob_hist"]):
+    rounds = stats.get("rounds") or []
+    hists = [stats["prob_hist"]] if not rounds else [rnd["prob_hist"] for rnd in rounds]
+    head = (
+        "| bin | tokens | share |"
+        if not rounds
+        else "| bin | " + " | ".join(f"round {i + 1}" for i in range(len(rounds))) + " |"
+    )
+    lines += [head, "|---|" + "---:|" * (2 if not rounds else len(rounds))]
+    totals = [max(sum(h), 1) for h in hists]
+    for i in range(PROB_BINS):
         lo, hi = i / PROB_BINS, (i + 1) / PROB_BINS
         bracket = "]" if i == PROB_BINS - 1 else ")"
-        lines.append(f"| [{lo:.1f}, {hi:.1f}{bracket} | {count:,} | {100 * count / total:.1f} % |")
-    sample = _sample_edits(root, examples)
+        if rounds:
+            cells = " | ".join(f"{100 * h[i] / t:.1f} %" for h, t in zip(hists, totals, strict=True))
+        else:
+            cells = f"{hists[0][i]:,} | {100 * hists[0][i] / totals[0]:.1f} %"
+        lines.append(f"| [{lo:.1f}, {hi:.1f}{bracket} | {cells} |")
+    if rounds:
+        lines += [
+            "",
+            "## Per round",
+            "",
+            "| round | scored | above threshold | changed |",
+            "|---:|---:|---:|---:|",
+        ]
+        for i, rnd in enumerate(rounds):
+            rr = rates(rnd)
+            lines.append(
+                f"| {i + 1} | {rnd['n_scored']:,} | {rnd['n_above']:,} ({100 * rr['above_rate']:.2f} %) | "
+                f"{rnd['n_changed']:,} ({100 * rr['change_rate']:.3f} %) |"
+            )
+    sample = _sample_edits(rd, examples)
     if sample:
         lines += ["", f"## A sample of edits (first {len(sample)})", "", "| document | p | before | after |"]
         lines.append("|---|---:|---|---|")
-        lines += [f"| {doc} | {p:.4f} | `{_md(old)}` | `{_md(new)}` |" for doc, p, old, new in sample]
+        lines += [
+            f"| {md_text(doc)} | {p:.4f} | {md_text(old)} | {md_text(new)} |" for doc, p, old, new in sample
+        ]
     elif edit:
         lines += ["", "No edit spans recorded (run with --record-spans to keep them)."]
     text = "\n".join(lines) + "\n"
-    (root / "report.md").write_text(text, encoding="utf-8")
+    rd.report_path.write_text(text, encoding="utf-8")
     return text
 
 
 def _rule(edit: dict) -> str:
     k = "full vocabulary" if edit["top_k"] == 0 else f"top-{edit['top_k']}"
     return (
-        f"{edit['strategy']}, p > {edit['threshold']}, {k} + original, beta {edit['beta']}, "
+        f"{md_text(edit['strategy'])}, p > {edit['threshold']}, {k} + original, beta {edit['beta']}, "
         f"seed {edit['seed']}, rounds {edit['rounds']}"
     )
 
 
-def _sample_edits(root: Path, n: int) -> list[tuple[str, float, str, str]]:
-    from ..audit import scores_spans  # audit imports runs: import here, not at module level
-
+def _sample_edits(rd: RunDir, n: int) -> list[tuple[str, float, str, str]]:
     out: list[tuple[str, float, str, str]] = []
-    for path in sorted((root / "scores").glob("*.parquet")):
-        if "spans" not in pq.read_schema(path).names:
-            return out
-        for _, doc, _, spans in scores_spans(path):
+    if not rd.has_spans():
+        return out
+    for path in rd.scores_files():
+        for _, doc, _, spans in rd.iter_spans(path):
             for span in spans:
                 out.append((doc, span.p, span.old, span.new))
                 if len(out) >= n:
                     return out
     return out
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("`", "'").replace("\n", "\\n").replace("\r", "\\r")

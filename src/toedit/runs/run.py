@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
+import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -14,17 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, EditConfig, IOConfig, RunConfig, ScoreConfig
-from ..io import Shard, count_records, list_shards, write_json_atomic
+from ..io import Shard, count_records, discover, write_json_atomic
+from ..io.hashing import content_hash
 from ..pipeline import calibrate_threshold
 from ..prior import Prior, load_prior
 from ..scoring import resolve_window
 from . import stats as run_stats
 from .executors import Job, make_executor, parse_devices, uses_workers
-from .manifest import RunDirError, fingerprint, fingerprint_payload, read_json, versions
+from .manifest import fingerprint, fingerprint_payload, versions
+from .rundir import RunDir, RunDirError, field_spec
 from .sample import sample_texts
-from .shard import RunContext, output_path
+from .shard import RunContext
 
-SUBDIRS = ("data", "scores", "done", "errors", "failed")
+log = logging.getLogger(__name__)
 COUNT_FOR_ETA_BYTES = 2 * 1024**3
 
 
@@ -41,6 +46,7 @@ class RunSummary:
     plan: list[dict[str, Any]] = field(default_factory=list)
     calibration: dict[str, Any] | None = None
     failed: list[dict[str, Any]] = field(default_factory=list)  # shards that failed every retry
+    skipped: list[str] = field(default_factory=list)  # files under the inputs in no supported format
 
     @property
     def tokens_per_second(self) -> float:
@@ -64,8 +70,20 @@ class RunSummary:
         ]
         if self.failed:
             names = ", ".join(f["shard"] for f in self.failed[:10])
+            where = "see RUN_DIR/failed/" if self.run_dir else "their records are NOT in the output"
+            first = self.failed[0]["error"]
             lines.append(
-                f"FAILED shards  {len(self.failed)} after every retry: {names} (see RUN_DIR/failed/)"
+                f"FAILED shards  {len(self.failed)} after every retry: {names} (first error: {first}; {where})"
+            )
+        if self.skipped:
+            shown = ", ".join(self.skipped[:5]) + (" ..." if len(self.skipped) > 5 else "")
+            lines.append(f"not read       {len(self.skipped)} file(s) in no supported format: {shown}")
+        rounds = s.get("rounds") or []
+        for i, rnd in enumerate(rounds):
+            scored = max(rnd["n_scored"], 1)
+            lines.append(
+                f"round {i + 1:<8} above {100 * rnd['n_above'] / scored:.2f} %, "
+                f"changed {100 * rnd['n_changed'] / scored:.3f} % of {rnd['n_scored']:,} scored"
             )
         if self.calibration:
             c = self.calibration
@@ -76,40 +94,6 @@ class RunSummary:
                 f"on {c['sample_docs']} sampled texts)",
             )
         return "\n".join(lines)
-
-
-def _prepare_dir(
-    run_dir: Path, manifest: dict[str, Any], overwrite: bool, own: list[Shard] | None = None
-) -> None:
-    """Check or reset RUN_DIR, remove temp files of killed processes (only `own` shards' when several
-    launches share RUN_DIR: the others' may be in flight) and write the manifest."""
-    old = read_json(run_dir / "manifest.json")
-    differs = old is not None and old.get("fingerprint") != manifest["fingerprint"]
-    if differs and not overwrite:
-        raise RunDirError(
-            f"{run_dir} holds a run with a different configuration (fingerprint {old.get('fingerprint', '?')[:12]} "
-            f"vs {manifest['fingerprint'][:12]}); use another RUN_DIR or pass --overwrite"
-        )
-    if differs or overwrite:
-        for sub in SUBDIRS:
-            shutil.rmtree(run_dir / sub, ignore_errors=True)
-        for name in ("stats.json", "errors.jsonl"):
-            (run_dir / name).unlink(missing_ok=True)
-    elif old is not None:
-        _check_inputs(run_dir, old, manifest)
-    mine = None if own is None else {n for s in own for n in _output_names(s)}
-    for sub in SUBDIRS:
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
-        for stale in (run_dir / sub).glob("*.tmp-*"):  # left by a killed process
-            if mine is None or stale.name.rpartition(".tmp-")[0] in mine:
-                stale.unlink(missing_ok=True)
-    write_json_atomic(run_dir / "manifest.json", manifest)
-
-
-def _output_names(shard: Shard) -> tuple[str, ...]:
-    """File names a shard's outputs have in RUN_DIR's subdirectories."""
-    n = shard.name
-    return (output_path(Path("."), shard).name, f"{n}.parquet", f"{n}.jsonl", f"{n}.json")
 
 
 def resolve_rank(run: RunConfig) -> tuple[int, int] | None:
@@ -129,39 +113,102 @@ def resolve_rank(run: RunConfig) -> tuple[int, int] | None:
     return rank, run.world_size
 
 
-def _check_inputs(run_dir: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+def _prepare(rd: RunDir, manifest: dict[str, Any], overwrite: bool, own: list[Shard] | None) -> None:
+    """Check or reset RUN_DIR (held by this process), remove temp files of killed processes (only `own`
+    shards' when several launches share RUN_DIR: the others' may be in flight) and write the manifest."""
+    old = rd.read_manifest()
+    differs = old is not None and old.get("fingerprint") != manifest["fingerprint"]
+    if differs and not overwrite:
+        raise RunDirError(
+            f"{rd.root} holds a run with a different configuration (fingerprint {old.get('fingerprint', '?')[:12]} "
+            f"vs {manifest['fingerprint'][:12]}); use another RUN_DIR or pass --overwrite"
+        )
+    if differs or overwrite:
+        rd.reset()
+    elif old is not None:
+        _check_inputs(rd, old, manifest)
+    rd.make_dirs()
+    rd.remove_temp_files(shards=own)
+    rd.write_manifest(manifest)
+
+
+def _check_inputs(rd: RunDir, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Resume only over the same input bytes: a changed input would leave stale outputs."""
     before = {i["name"]: i for i in old.get("inputs", [])}
     for item in new["inputs"]:
         prev = before.get(item["name"])
-        if prev is not None and item["path"] != "-" and prev["size"] != item["size"]:
-            raise RunDirError(
-                f"input {item['path']} changed size since {run_dir} was started ({prev['size']} -> {item['size']} "
-                "bytes); its outputs would be stale: pass --overwrite to start again"
-            )
+        if prev is None or prev.get("sha256") == item.get("sha256"):
+            continue
+        what = "standard input" if item.get("source") == "-" else f"input {item['path']}"
+        raise RunDirError(
+            f"{what} is not the one {rd.root} was started with (content sha256 {str(prev.get('sha256'))[:12]} "
+            f"vs {str(item.get('sha256'))[:12]}); its outputs would be stale: use another RUN_DIR or pass "
+            "--overwrite to start again"
+        )
 
 
-def _done(run_dir: Path, shard: Shard, fp: str) -> dict[str, Any] | None:
-    marker = read_json(run_dir / "done" / f"{shard.name}.json")
-    return marker if marker is not None and marker.get("fingerprint") == fp else None
-
-
-def _merge_outputs(run_dir: Path, shards: list[Shard]) -> dict[str, Any]:
+def _merge_outputs(rd: RunDir, shards: list[Shard]) -> dict[str, Any]:
     """errors.jsonl and stats.json from the per-shard files, in shard order."""
-    markers = [read_json(run_dir / "done" / f"{s.name}.json") for s in shards]
-    tmp = run_dir / f"errors.jsonl.tmp-{os.getpid()}"  # several launches may merge at once
-    with open(tmp, "w", encoding="utf-8") as out:
-        for s in shards:
-            path = run_dir / "errors" / f"{s.name}.jsonl"
-            if path.exists():
-                out.write(path.read_text(encoding="utf-8"))
-    tmp.replace(run_dir / "errors.jsonl")
+    markers = [rd.marker(s.name) for s in shards]
+    tmp = rd.errors_path.with_name(f"errors.jsonl.tmp-{os.getpid()}")  # several launches may merge at once
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            for s in shards:
+                path = rd.shard_errors_path(s.name)
+                if path.exists():
+                    out.write(path.read_text(encoding="utf-8"))
+        tmp.replace(rd.errors_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     merged = run_stats.merge(m["stats"] for m in markers if m)
     merged["shards_done"] = sum(m is not None for m in markers)
     merged["shards"] = len(shards)
-    calibration = (read_json(run_dir / "manifest.json") or {}).get("calibration")
+    calibration = (rd.read_manifest() or {}).get("calibration")
     extra = {"calibration": calibration} if calibration else {}
-    write_json_atomic(run_dir / "stats.json", merged | {"rates": run_stats.rates(merged)} | extra)
+    write_json_atomic(rd.stats_path, merged | {"rates": run_stats.rates(merged)} | extra)
     return merged
+
+
+def _check_paths(run_dir: Path | None, shards: list[Shard]) -> None:
+    """RUN_DIR must not be an input file or lie inside one (`-o in.jsonl`, `-o in.jsonl/x`)."""
+    if run_dir is None:
+        return
+    target = run_dir.resolve()
+    for shard in shards:
+        if shard.path == "-":
+            continue
+        src = Path(shard.path).resolve()
+        if src.is_file() and (target == src or src in target.parents):
+            raise RunDirError(
+                f"RUN_DIR {run_dir} is the input file {shard.path} (or inside it): pick another -o"
+            )
+
+
+def _spool_stdin(shards: list[Shard], rd: RunDir | None, stack: contextlib.ExitStack) -> list[Shard]:
+    """Read standard input once into a file (RUN_DIR/stdin.jsonl, or a temp file for -o -), so a retried
+    shard re-reads the same bytes and a rerun is keyed by their content."""
+    if not any(s.path == "-" for s in shards):
+        return shards
+    if rd is not None:
+        rd.root.mkdir(parents=True, exist_ok=True)
+        tmp = rd.stdin_path.with_name(f"{rd.stdin_path.name}.tmp-{os.getpid()}")
+        final = rd.stdin_path
+    else:
+        fd, name = tempfile.mkstemp(prefix="toedit-stdin-", suffix=".jsonl")
+        os.close(fd)
+        tmp = final = Path(name)
+        stack.callback(final.unlink, missing_ok=True)
+    try:
+        with open(tmp, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+    except BaseException:
+        if tmp != final:
+            tmp.unlink(missing_ok=True)
+        raise
+    if tmp != final:
+        os.replace(tmp, final)
+    size = final.stat().st_size
+    return [dataclasses.replace(s, path=str(final), size=size) if s.path == "-" else s for s in shards]
 
 
 def _execute(
@@ -180,9 +227,11 @@ def _execute(
         if cfg is not None:
             cfg.validate()
     rank = resolve_rank(run)
-    shards = list_shards(inputs, run.shard_lines)
+    found = discover(inputs, run.shard_lines)
+    shards = found.shards
     plan = [_plan_item(s) for s in shards]
     run_dir = None if output == "-" else Path(output)
+    _check_paths(run_dir, shards)
     if run_dir is None and (uses_workers(run) or rank):
         raise ConfigError(
             "-o - streams from this one process: drop --workers/--devices/--executor ray/--rank"
@@ -192,11 +241,29 @@ def _execute(
             "--overwrite with --world-size > 1 would let launches wipe each other: clear RUN_DIR first"
         )
     if dry_run:
-        return RunSummary(
+        summary = RunSummary(
             str(run_dir) if run_dir else None, len(shards), 0, run_stats.new_stats(), 0.0, 0, plan
         )
+        summary.skipped = found.skipped
+        return summary
     if kind == "score" and run_dir is None:
         raise RunDirError("`toedit score` writes scores/ into a RUN_DIR; -o - is only for `toedit edit`")
+    rd = RunDir(run_dir) if run_dir is not None else None
+    with contextlib.ExitStack() as stack:
+        if rd is not None:
+            stack.enter_context(rd.lock(rank[0] if rank and rank[1] > 1 else None))
+        if rd is not None:  # whatever happens, this process leaves none of its temp files behind
+            stack.callback(rd.remove_temp_files, pid=os.getpid())
+        shards = _spool_stdin(shards, rd, stack)
+        return _run_locked(kind, rd, shards, found.skipped, edit, score, io, run, prior, rank)
+
+
+def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) -> RunSummary:
+    plan = [_plan_item(s) | {"sha256": content_hash(s.path)} for s in shards]
+    for item, shard in zip(plan, shards, strict=True):
+        if shard.name == "stdin" and rd is not None and Path(shard.path) == rd.stdin_path:
+            item["source"] = "-"
+    hashes = {item["name"]: item["sha256"] for item in plan}
     own_prior = prior is None
     devices = parse_devices(run.devices)
     prior = prior or load_prior(
@@ -205,15 +272,16 @@ def _execute(
     window = resolve_window(prior, score)
     calibration = None
     if edit is not None and (edit.target_change_rate is not None or edit.target_selected_rate is not None):
-        calibration = _calibration(shards, edit, score, io, prior, run_dir, run.overwrite)
+        calibration = _calibration(shards, edit, score, io, prior, rd, run.overwrite)
         edit = dataclasses.replace(edit, threshold=calibration["threshold"])
     payload = fingerprint_payload(kind, prior, window, score, io, edit)
     fp = fingerprint(payload)
-    ctx = RunContext(kind, run_dir, prior, score, io, edit, fp)
+    ctx = RunContext(kind, rd, prior, score, io, edit, fp, input_hashes=hashes)
     done_before: list[Shard] = []
     mine = [s for i, s in enumerate(shards) if rank is None or i % rank[1] == rank[0]]
     todo = mine
-    if run_dir is not None:
+    errors_before = 0
+    if rd is not None:
         manifest = {
             "kind": kind,
             "fingerprint": fp,
@@ -224,23 +292,27 @@ def _execute(
                 "run": asdict(run),
                 "edit": edit and asdict(edit),
             },
-            "model": {"name": prior.name, "fingerprint": prior.fingerprint, "context_id": prior.context_id},
+            "model": {
+                "name": prior.name,
+                "fingerprint": prior.fingerprint,
+                "dtype": payload["dtype"],
+                "context_id": payload["context_id"],
+            },
             "inputs": plan,
+            "skipped_inputs": skipped,
             "calibration": calibration,
             "versions": versions(),
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        _prepare_dir(run_dir, manifest, run.overwrite, mine if rank and rank[1] > 1 else None)
-        done_markers = [m for s in shards if (m := _done(run_dir, s, fp))]
+        _prepare(rd, manifest, run.overwrite, mine if rank and rank[1] > 1 else None)
+        done_markers = [m for s in shards if (m := rd.marker(s.name, fp))]
         done_names = {m["shard"] for m in done_markers}
         done_before = [s for s in mine if s.name in done_names]
         todo = [s for s in mine if s.name not in done_names]
         errors_before = sum(m["stats"]["n_errors"] for m in done_markers)
-    else:
-        errors_before = 0
     job = Job(
         kind,
-        str(run_dir or ""),
+        str(rd.root if rd else ""),
         score,
         io,
         edit,
@@ -249,6 +321,7 @@ def _execute(
         prior.fingerprint,
         run.dtype,
         run.trust_remote_code,
+        hashes,
     )
     executor = make_executor(run, ctx)
     if uses_workers(run) and own_prior and todo:  # the workers load their own; free this copy (GPU memory)
@@ -266,24 +339,46 @@ def _execute(
             bar.set_postfix(tok_s=f"{tokens / max(time.time() - t0, 1e-9):,.0f}", refresh=False)
 
     outcome = None
+    merged = None
     try:
         outcome = executor.run(todo, job, on_progress, errors_before)
-        if run_dir is not None:
-            _record_failures(run_dir, outcome)
     finally:
         if bar is not None:
             bar.close()
-        if run_dir is not None:
-            merged = _merge_outputs(run_dir, shards)
+        if rd is not None:
+            merged = _settle(rd, shards, outcome)
     seconds = time.time() - t0
-    if run_dir is None:
+    if merged is None:
         merged = run_stats.merge(m["stats"] for m in outcome.markers)
     summary = RunSummary(
-        str(run_dir) if run_dir else None, len(shards), len(done_before), merged, seconds, tokens, plan
+        str(rd.root) if rd else None,
+        len(shards),
+        len(done_before),
+        merged,
+        seconds,
+        tokens,
+        [{k: v for k, v in p.items() if k != "sha256"} for p in plan],
     )
     summary.calibration = calibration
     summary.failed = outcome.failed
+    summary.skipped = skipped
     return summary
+
+
+def _settle(rd: RunDir, shards: list[Shard], outcome) -> dict[str, Any] | None:
+    """Record failures and merge the outputs; a full disk here is reported, never a traceback."""
+    try:
+        if outcome is not None:
+            for marker in outcome.markers:
+                rd.clear_failure(marker["shard"])
+            for failure in outcome.failed:
+                rd.record_failure(failure)
+        return _merge_outputs(rd, shards)
+    except OSError as exc:
+        log.error("could not write the run's summary files in %s: %s", rd.root, exc)
+        if outcome is not None and not outcome.failed:
+            outcome.failed.append({"shard": "(summary files)", "attempts": 1, "error": str(exc)})
+        return None
 
 
 def _plan_item(shard: Shard) -> dict[str, Any]:
@@ -301,16 +396,8 @@ def _release_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _record_failures(run_dir: Path, outcome) -> None:
-    """failed/<shard>.json for every shard that failed every retry; cleared when a later try succeeds."""
-    for marker in outcome.markers:
-        (run_dir / "failed" / f"{marker['shard']}.json").unlink(missing_ok=True)
-    for failure in outcome.failed:
-        write_json_atomic(run_dir / "failed" / f"{failure['shard']}.json", failure)
-
-
 def _calibration(
-    shards, edit: EditConfig, score: ScoreConfig, io: IOConfig, prior: Prior, run_dir, overwrite
+    shards, edit: EditConfig, score: ScoreConfig, io: IOConfig, prior: Prior, rd: RunDir | None, overwrite
 ):
     """Threshold for a target rate, fitted on a seeded sample; reused from RUN_DIR's manifest on resume."""
     request = {
@@ -323,11 +410,10 @@ def _calibration(
         "exclude_original": edit.exclude_original,
         "model": prior.fingerprint,
     }
-    old = read_json(run_dir / "manifest.json") if run_dir is not None and not overwrite else None
+    old = rd.read_manifest() if rd is not None and not overwrite else None
     if old and (old.get("calibration") or {}).get("request") == request:
         return old["calibration"]
-    spec = RunContext("edit", None, prior, score, io, edit, "").spec
-    texts, _ = sample_texts(shards, spec, edit.calibration_docs, edit.seed)
+    texts, _ = sample_texts(shards, field_spec(io), edit.calibration_docs, edit.seed)
     return calibrate_threshold(texts, prior, edit, score).to_dict() | {"request": request}
 
 
@@ -372,31 +458,27 @@ def run_score(
 
 
 def run_status(run_dir: str) -> dict[str, Any]:
-    """Progress of a run directory: shards done / pending, merged stats so far, errors."""
-    root = Path(run_dir)
-    manifest = read_json(root / "manifest.json")
-    if manifest is None:
-        raise RunDirError(f"{root} is not a toedit run directory (no manifest.json)")
-    fp = manifest["fingerprint"]
-    names = [i["name"] for i in manifest.get("inputs", [])]
-    markers = {n: read_json(root / "done" / f"{n}.json") for n in names}
-    done = [n for n, m in markers.items() if m and m.get("fingerprint") == fp]
-    merged = run_stats.merge(markers[n]["stats"] for n in done)
-    seconds = sum(markers[n].get("seconds", 0.0) for n in done)
-    failed = [f for n in names if n not in done and (f := read_json(root / "failed" / f"{n}.json"))]
+    """Progress of a run directory: shards done / pending, merged stats so far (per round), errors."""
+    rd = RunDir(run_dir)
+    manifest = rd.manifest
+    names = rd.shard_names()
+    markers = rd.done_markers()
+    merged = run_stats.merge(m["stats"] for m in markers.values())
+    seconds = sum(m.get("seconds", 0.0) for m in markers.values())
     return {
-        "run_dir": str(root),
+        "run_dir": str(rd.root),
         "kind": manifest.get("kind"),
         "model": manifest.get("model", {}).get("name"),
-        "fingerprint": fp,
+        "fingerprint": manifest["fingerprint"],
         "shards": len(names),
-        "shards_done": len(done),
-        "pending": [n for n in names if n not in done],
-        "failed": failed,
+        "shards_done": len(markers),
+        "pending": [n for n in names if n not in markers],
+        "failed": [f for f in rd.failures() if f["shard"] not in markers],
         "stats": merged,
         "rates": run_stats.rates(merged),
+        "rounds": [rnd | {"rates": run_stats.rates(rnd)} for rnd in merged.get("rounds") or []],
         "tokens_per_second": merged["n_tokens"] / seconds if seconds else None,
-        "errors_file": str(root / "errors.jsonl"),
+        "errors_file": str(rd.errors_path),
     }
 
 
@@ -409,6 +491,11 @@ def format_status(status: dict[str, Any]) -> str:
         f"documents {s['n_records']:,}  tokens {s['n_tokens']:,}  bad records {s['n_errors']:,}",
         f"above threshold {100 * r['above_rate']:.2f} %  changed {100 * r['change_rate']:.3f} %",
     ]
+    for i, rnd in enumerate(status.get("rounds") or []):
+        lines.append(
+            f"round {i + 1}: above threshold {100 * rnd['rates']['above_rate']:.2f} %  changed "
+            f"{100 * rnd['rates']['change_rate']:.3f} % of {rnd['n_scored']:,} scored tokens"
+        )
     if status.get("failed"):
         lines.append(
             f"FAILED after every retry: {', '.join(f['shard'] for f in status['failed'][:10])} "

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,14 @@ from ..io import (
     extract_texts,
     read_shard,
     replace_texts,
-    write_json_atomic,
     write_jsonl_atomic,
 )
 from ..pipeline import edit_texts
 from ..prior import Prior
 from ..scoring import TokenScores, score_texts
+from .rundir import RunDir, field_spec
 from .sample import unit_ids
-from .stats import new_stats, prob_histogram
+from .stats import PROB_BINS, new_round, new_stats, prob_histogram
 
 
 class TooManyErrors(RuntimeError):
@@ -45,7 +46,7 @@ class RunContext:
     """Everything a worker needs to process shards of one run."""
 
     kind: str  # "edit" | "score"
-    run_dir: Path | None  # None: stream edited records to stdout
+    run_dir: RunDir | None  # None: stream edited records to stdout
     prior: Prior
     score: ScoreConfig
     io: IOConfig
@@ -53,17 +54,12 @@ class RunContext:
     fingerprint: str
     on_progress: Callable[[int, int], None] | None = None  # (records, tokens) done since the last call
     errors_seen: int = 0
+    input_hashes: dict[str, str] = field(default_factory=dict)  # shard name -> content hash of its input
+    emitted: dict[str, int] = field(default_factory=dict)  # stdout mode: records already printed per shard
 
     @property
     def spec(self) -> FieldSpec:
-        roles = tuple(r.strip() for r in self.io.roles.split(",") if r.strip())
-        return FieldSpec(
-            self.io.text_field, self.io.id_field, self.io.messages_field, roles, self.io.response_field
-        )
-
-
-def output_path(run_dir: Path, shard: Shard) -> Path:
-    return run_dir / "data" / f"{shard.name}{shard.out_suffix}"
+        return field_spec(self.io)
 
 
 def _writer_format(path: Path) -> tuple[str, str | None]:
@@ -76,8 +72,18 @@ def _writer_format(path: Path) -> tuple[str, str | None]:
 
 
 class _StdoutWriter:
+    """Streams records to stdout; a retried attempt skips the records an earlier attempt already printed
+    (outputs are deterministic), so nothing is written twice."""
+
+    def __init__(self, emitted: dict[str, int], shard: str):
+        self.emitted, self.shard, self.seen = emitted, shard, 0
+
     def write(self, data: dict) -> None:
+        self.seen += 1
+        if self.seen <= self.emitted.get(self.shard, 0):
+            return
         sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        self.emitted[self.shard] = self.seen
 
     def commit(self) -> None:
         sys.stdout.flush()
@@ -131,7 +137,8 @@ class _ScoresWriter:
         os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
-        self.writer.close()
+        with contextlib.suppress(Exception):  # e.g. out of space while closing: the temp file goes anyway
+            self.writer.close()
         self.tmp.unlink(missing_ok=True)
 
 
@@ -160,12 +167,27 @@ def _process_batch(batch: list[Record], ctx: RunContext, spec: FieldSpec):
             new_data = replace_texts(rec.data, spec, [r.text for r in rs])
             scores = [r.scores for r in rs]
             spans = [s for r in rs for s in (r.spans or [])] if ctx.edit.record_spans else None
+            per_round = _round_totals(rs)
         else:
             scores = [scores_only[i] for i in per_rec[j]]
             for s in scores:
                 stats += EditStats(n_tokens=len(s), n_scored=s.n_scored)
-            new_data, spans = rec.data, None
-        yield rec, new_data, stats, scores, spans, len(per_rec[j])
+            new_data, spans, per_round = rec.data, None, []
+        yield rec, new_data, stats, scores, spans, len(per_rec[j]), per_round
+
+
+def _round_totals(results: list) -> list[tuple[EditStats, np.ndarray]]:
+    """Per-round (stats, probability histogram) of one record, summed over its texts."""
+    n = max((len(r.rounds) for r in results), default=0)
+    out = []
+    for i in range(n):
+        st, hist = EditStats(), np.zeros(PROB_BINS, dtype=np.int64)
+        for r in results:
+            if i < len(r.rounds):
+                st += r.rounds[i]
+                hist += r.round_hists[i]
+        out.append((st, hist))
+    return out
 
 
 def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
@@ -174,24 +196,14 @@ def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
     spec = ctx.spec
     stats = new_stats()
     hist = np.zeros(len(stats["prob_hist"]), dtype=np.int64)
+    rounds: list[dict[str, Any]] = []
     errors: list[dict] = []
-    data_writer = None
-    scores_writer = None
-    if ctx.run_dir is None:
-        data_writer = _StdoutWriter()
-    else:
-        if ctx.kind == "edit":
-            out = output_path(ctx.run_dir, shard)
-            fmt, comp = _writer_format(out)
-            data_writer = ShardWriter(out, fmt, comp)
-        with_spans = ctx.edit is not None and ctx.edit.record_spans
-        scores_writer = _ScoresWriter(
-            ctx.run_dir / "scores" / f"{shard.name}.parquet", ctx.io.save_topk, with_spans
-        )
+    writers: list[Any] = []  # opened inside the try: nothing is left behind whatever fails
+    run_dir = ctx.run_dir
 
-    def flush(batch: list[Record]) -> None:
+    def flush(batch: list[Record], data_writer, scores_writer) -> None:
         tokens = 0
-        for rec, new_data, st, scores, spans, n_texts in _process_batch(batch, ctx, spec):
+        for rec, new_data, st, scores, spans, n_texts, per_round in _process_batch(batch, ctx, spec):
             stats["n_records"] += 1
             stats["n_texts"] += n_texts
             stats["n_empty"] += int(n_texts > 0 and st.n_tokens == 0)
@@ -199,6 +211,14 @@ def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
                 stats[key] += getattr(st, key)
             for s in scores:
                 hist[:] += prob_histogram(s.logprob)
+            for r, (rst, rhist) in enumerate(per_round):
+                if r == len(rounds):
+                    rounds.append(new_round())
+                for key in STAT_KEYS:
+                    rounds[r][key] += getattr(rst, key)
+                rounds[r]["prob_hist"] = [
+                    a + int(b) for a, b in zip(rounds[r]["prob_hist"], rhist, strict=True)
+                ]
             tokens += st.n_tokens
             if data_writer is not None:
                 if ctx.io.inline_stats and ctx.kind == "edit":
@@ -210,8 +230,20 @@ def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
         if ctx.on_progress:
             ctx.on_progress(len(batch), tokens)
 
-    batch: list[Record] = []
     try:
+        data_writer = scores_writer = None
+        if run_dir is None:
+            data_writer = _StdoutWriter(ctx.emitted, shard.name)
+        else:
+            if ctx.kind == "edit":
+                out = run_dir.data_path(shard)
+                fmt, comp = _writer_format(out)
+                data_writer = ShardWriter(out, fmt, comp)
+                writers.append(data_writer)
+            with_spans = ctx.edit is not None and ctx.edit.record_spans
+            scores_writer = _ScoresWriter(run_dir.scores_path(shard.name), ctx.io.save_topk, with_spans)
+            writers.append(scores_writer)
+        batch: list[Record] = []
         for item in read_shard(shard, spec):
             if isinstance(item, BadRecord):
                 errors.append(item.to_json())
@@ -224,32 +256,35 @@ def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
                 continue
             batch.append(item)
             if len(batch) >= ctx.io.docs_per_batch:
-                flush(batch)
+                flush(batch, data_writer, scores_writer)
                 batch = []
         if batch:
-            flush(batch)
+            flush(batch, data_writer, scores_writer)
+        stats["n_errors"] = len(errors)
+        stats["prob_hist"] = hist.tolist()
+        if ctx.kind == "edit" and ctx.edit is not None and ctx.edit.rounds > 1:
+            stats["rounds"] = rounds
+        marker = {
+            "shard": shard.name,
+            "path": shard.path,
+            "size": shard.size,
+            "input_sha256": ctx.input_hashes.get(shard.name),
+            "fingerprint": ctx.fingerprint,
+            "stats": stats,
+            "seconds": round(time.time() - t0, 3),
+        }
+        if run_dir is None:
+            sys.stdout.flush()
+            for err in errors:
+                print(json.dumps(err, ensure_ascii=False), file=sys.stderr)
+            return marker
+        for w in writers:
+            w.commit()
+        write_jsonl_atomic(run_dir.shard_errors_path(shard.name), errors)
+        run_dir.write_marker(shard.name, marker)
+        return marker
     except BaseException:
-        for w in (data_writer, scores_writer):
-            if w is not None:
+        for w in writers:
+            with contextlib.suppress(Exception):
                 w.abort()
         raise
-    stats["n_errors"] = len(errors)
-    stats["prob_hist"] = hist.tolist()
-    if data_writer is not None:
-        data_writer.commit()
-    marker = {
-        "shard": shard.name,
-        "path": shard.path,
-        "size": shard.size,
-        "fingerprint": ctx.fingerprint,
-        "stats": stats,
-        "seconds": round(time.time() - t0, 3),
-    }
-    if ctx.run_dir is None:
-        for err in errors:
-            print(json.dumps(err, ensure_ascii=False), file=sys.stderr)
-        return marker
-    scores_writer.commit()
-    write_jsonl_atomic(ctx.run_dir / "errors" / f"{shard.name}.jsonl", errors)
-    write_json_atomic(ctx.run_dir / "done" / f"{shard.name}.json", marker)
-    return marker

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-
 from ..editing import STAT_KEYS
+from ..probs import PROB_BINS, prob_histogram
 
-PROB_BINS = 10  # the paper's Table 6: ten bins of width 0.1 over [0, 1]
+__all__ = ["COUNT_KEYS", "PROB_BINS", "merge", "new_stats", "prob_histogram", "rates"]
 COUNT_KEYS = (*STAT_KEYS, "n_records", "n_texts", "n_empty", "n_errors")
 
 
@@ -19,20 +18,31 @@ def new_stats() -> dict[str, Any]:
     return stats
 
 
-def prob_histogram(logprob: np.ndarray) -> np.ndarray:
-    """Counts of scored token probabilities in the fixed bins [0, .1), ..., [.9, 1]."""
-    lp = logprob[~np.isnan(logprob)]
-    counts, _ = np.histogram(np.exp(lp.astype(np.float64)), bins=PROB_BINS, range=(0.0, 1.0))
-    return counts
+def new_round() -> dict[str, Any]:
+    """Counts of one editing round (its input's scores and what the round changed)."""
+    out: dict[str, Any] = dict.fromkeys(STAT_KEYS, 0)
+    out["prob_hist"] = [0] * PROB_BINS
+    return out
+
+
+def _add_hist(a: list[int], b: list[int] | None) -> list[int]:
+    return [x + int(y) for x, y in zip(a, b or [0] * PROB_BINS, strict=True)]
 
 
 def merge(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Sum shard stats; `rounds` (per-round counts of --rounds N runs) is summed round by round."""
     out = new_stats()
     for part in parts:
         for key in COUNT_KEYS:
             out[key] += int(part.get(key, 0))
-        hist = part.get("prob_hist") or [0] * PROB_BINS
-        out["prob_hist"] = [a + int(b) for a, b in zip(out["prob_hist"], hist, strict=True)]
+        out["prob_hist"] = _add_hist(out["prob_hist"], part.get("prob_hist"))
+        for r, rnd in enumerate(part.get("rounds") or []):
+            rounds = out.setdefault("rounds", [])
+            if r == len(rounds):
+                rounds.append(new_round())
+            for key in STAT_KEYS:
+                rounds[r][key] += int(rnd.get(key, 0))
+            rounds[r]["prob_hist"] = _add_hist(rounds[r]["prob_hist"], rnd.get("prob_hist"))
     return out
 
 

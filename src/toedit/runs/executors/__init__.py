@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ...config import RunConfig
 from ..shard import RunContext
-from .base import FAULT_ENV, Executor, InProcessExecutor, Job, Outcome, default_threads, parse_devices
+from .base import Executor, InProcessExecutor, Job, Outcome, default_threads
 from .local import LocalExecutor
 from .ray_pool import RayExecutor
 
 __all__ = [
-    "FAULT_ENV",
     "Executor",
     "InProcessExecutor",
     "Job",
@@ -39,3 +40,18 @@ def make_executor(run: RunConfig, ctx: RunContext | None = None) -> Executor:
     if ctx is None:
         raise ValueError("the in-process executor needs the run's context")
     return InProcessExecutor(ctx, run.max_retries)
+
+
+def parse_devices(devices: str | Sequence[str] | None) -> list[str]:
+    """GPU ids ("0,1,3") -> one torch device string per worker (["cuda:0", "cuda:1", "cuda:3"])."""
+    if devices is None or devices == "":
+        return []
+    items = devices.split(",") if isinstance(devices, str) else [str(d) for d in devices]
+    out = []
+    for item in (i.strip() for i in items):
+        if not item.isdigit():
+            raise ValueError(f"GPU ids must be integers such as 0,1,2,3, got {item!r}")
+        out.append(f"cuda:{item}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"a GPU is listed twice in {devices!r}")
+    return out

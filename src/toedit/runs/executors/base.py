@@ -1,12 +1,13 @@
-"""The executor interface, the picklable `Job` a worker rebuilds its context from, and the in-process executor.
+"""The executor template, the picklable `Job` a worker rebuilds its context from, and the in-process executor.
 
-Every executor calls `process_shard`, so outputs and markers are the same bytes whatever runs them.
+`Executor.run` owns everything but the launching: the queue of shards, retries, progress bookkeeping (an
+attempt that fails is undone), removal of a dead worker's temp files and recovery of a shard whose worker died
+right after writing its marker. Subclasses only `start` workers, `submit` one attempt to an idle worker,
+`wait` for events (progress, done, failed, died), `replace` a dead worker and `stop` them all. Every worker
+calls `process_shard`, so outputs and markers are the same bytes whatever runs them.
 
-A worker rebuilds the run's context from a picklable `Job` (configs + fingerprint; it loads the prior itself,
-a model is never pickled). A shard whose worker dies or raises is retried up to `max_retries` times; a killed
-attempt leaves only `*.tmp-<pid>` files, which are removed, and never a marker. A shard that fails every try
-is reported in `Outcome.failed` and the rest of the run goes on. Bad input (`InputError`) and `--max-errors`
-(`TooManyErrors`) are not worth retrying: they stop the run as they do in a single process.
+Bad input (`InputError`), `--max-errors` (`TooManyErrors`), an unloadable model and a run-directory error are
+not worth retrying: they stop the run as they do in a single process.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import traceback
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +25,15 @@ from typing import Any
 from ...config import EditConfig, IOConfig, ScoreConfig
 from ...io import InputError, Shard
 from ...prior import PriorError, load_prior
-from ..manifest import RunDirError, read_json
+from ..rundir import RunDir, RunDirError
 from ..shard import RunContext, TooManyErrors, process_shard
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]  # (records, tokens) since the last call; negative to undo an attempt
-FAULT_ENV = "TOEDIT_FAULT_INJECT"  # tests only: kill workers mid-shard (see _fault_hook)
+# Tests only: "<shard>@<flag file>,<shard>" kills workers mid-shard (see _fault_hook). Set by monkeypatching
+# this module in the driver process; no flag, config key or environment variable reaches it.
+FAULTS: str | None = None
 _FATAL: dict[str, type[Exception]] = {
     "InputError": InputError,
     "TooManyErrors": TooManyErrors,
@@ -52,7 +56,8 @@ class Job:
     model_fingerprint: str
     dtype: str | None = None
     trust_remote_code: bool = False
-    fault: str | None = field(default_factory=lambda: os.environ.get(FAULT_ENV))
+    input_hashes: dict[str, str] = field(default_factory=dict)
+    fault: str | None = field(default_factory=lambda: FAULTS)
 
     def context(self, device: str | None = None, threads: int | None = None) -> RunContext:
         """Load the prior in this process and check it is the one the run was fingerprinted with."""
@@ -69,7 +74,14 @@ class Job:
                 f"planned with {self.model_fingerprint[:24]}: pass the same --model to every worker"
             )
         return RunContext(
-            self.kind, Path(self.run_dir), prior, self.score, self.io, self.edit, self.fingerprint
+            self.kind,
+            RunDir(self.run_dir),
+            prior,
+            self.score,
+            self.io,
+            self.edit,
+            self.fingerprint,
+            input_hashes=self.input_hashes,
         )
 
 
@@ -81,28 +93,40 @@ class Outcome:
     failed: list[dict[str, Any]] = field(default_factory=list)  # {"shard", "attempts", "error"}
 
 
-class Executor(ABC):
-    """Runs shards to completion; subclasses differ only in where `process_shard` runs."""
+# events a worker slot reports to the template
+@dataclass
+class Progress:
+    slot: Any
+    records: int
+    tokens: int
 
-    def __init__(self, max_retries: int = 2):
-        self.max_retries = max_retries
 
-    @abstractmethod
-    def run(
-        self, shards: Sequence[Shard], job: Job, on_progress: ProgressFn | None, errors_before: int = 0
-    ) -> Outcome: ...
+@dataclass
+class Done:
+    slot: Any
+    marker: dict[str, Any]
 
-    def _should_retry(
-        self, outcome: Outcome, shard: Shard, attempts: int, error: str, detail: str | None = None
-    ) -> bool:
-        """Record a failed attempt: True if the shard gets another try, else it joins `outcome.failed`."""
-        if attempts <= self.max_retries:
-            log.warning("shard %s failed (attempt %d), retrying: %s", shard.name, attempts, error)
-            return True
-        log.error("shard %s failed %d times, giving up: %s", shard.name, attempts, error)
-        failure = {"shard": shard.name, "attempts": attempts, "error": error}
-        outcome.failed.append(failure | ({"traceback": detail} if detail else {}))
-        return False
+
+@dataclass
+class Failed:
+    slot: Any
+    error: str  # exception class name
+    message: str
+    detail: str | None = None  # traceback
+
+
+@dataclass
+class Died:
+    slot: Any
+    reason: str
+
+
+@dataclass
+class _Attempt:
+    shard: Shard
+    number: int  # 1 for the first try
+    records: int = 0
+    tokens: int = 0
 
 
 def fatal_error(name: str, message: str) -> Exception | None:
@@ -111,10 +135,132 @@ def fatal_error(name: str, message: str) -> Exception | None:
     return cls(message) if cls else None
 
 
+class Executor(ABC):
+    """Runs shards to completion on `size` worker slots (see the module docstring for who does what)."""
+
+    size = 1
+
+    def __init__(self, max_retries: int = 2):
+        self.max_retries = max_retries
+
+    # ---- what subclasses provide -------------------------------------------------------------------
+    @abstractmethod
+    def start(self, n: int, job: Job) -> list[Any]:
+        """Start `n` workers (each loads its own prior) and return their slots, ready for work."""
+
+    @abstractmethod
+    def submit(self, slot: Any, shard: Shard, errors_before: int) -> None:
+        """Start one attempt at `shard` on an idle slot."""
+
+    @abstractmethod
+    def wait(self, busy: list[Any]) -> list[Any]:
+        """Block until at least one event (Progress, Done, Failed, Died) and return them."""
+
+    @abstractmethod
+    def replace(self, slot: Any) -> Any:
+        """Start a worker in place of a dead one (same device) and return its slot."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop every worker; an attempt still running is abandoned (its shard stays unfinished)."""
+
+    def pid(self, slot: Any) -> int | None:
+        """The process id whose temp files a dead slot leaves behind."""
+        return getattr(slot, "pid", None)
+
+    # ---- the template -------------------------------------------------------------------------------
+    def run(
+        self, shards: Sequence[Shard], job: Job, on_progress: ProgressFn | None, errors_before: int = 0
+    ) -> Outcome:
+        outcome = Outcome()
+        if not shards:
+            return outcome
+        todo: deque[tuple[Shard, int]] = deque((s, 0) for s in shards)
+        running: dict[int, _Attempt] = {}
+        slots: dict[int, Any] = {}
+        errors = errors_before
+        rd = RunDir(job.run_dir) if job.run_dir else None
+
+        def report(records: int, tokens: int) -> None:
+            if on_progress and (records or tokens):
+                on_progress(records, tokens)
+
+        def retry_or_fail(attempt: _Attempt, error: str, detail: str | None = None) -> None:
+            report(-attempt.records, -attempt.tokens)
+            name, n = attempt.shard.name, attempt.number
+            if n <= self.max_retries:
+                log.warning("shard %s failed (attempt %d), retrying: %s", name, n, error)
+                todo.appendleft((attempt.shard, n))
+                return
+            log.error("shard %s failed %d times, giving up: %s", name, n, error)
+            failure = {"shard": name, "attempts": n, "error": error}
+            outcome.failed.append(failure | ({"traceback": detail} if detail else {}))
+
+        def finish(attempt: _Attempt, marker: dict[str, Any]) -> None:
+            nonlocal errors
+            stats = marker["stats"]
+            report(stats["n_records"] - attempt.records, stats["n_tokens"] - attempt.tokens)
+            outcome.markers.append(marker)
+            errors += stats["n_errors"]
+
+        def handle(event: Any) -> None:
+            key = id(event.slot)
+            attempt = running.get(key)
+            if isinstance(event, Progress):
+                if attempt is not None:
+                    attempt.records += event.records
+                    attempt.tokens += event.tokens
+                report(event.records, event.tokens)
+            elif isinstance(event, Done):
+                running.pop(key)
+                finish(attempt, event.marker)
+                idle.append(event.slot)
+            elif isinstance(event, Failed):
+                running.pop(key)
+                idle.append(event.slot)
+                if (exc := fatal_error(event.error, event.message)) is not None:
+                    raise exc
+                retry_or_fail(attempt, f"{event.error}: {event.message}", event.detail)
+            elif isinstance(event, Died):
+                running.pop(key, None)
+                slots.pop(key, None)
+                if event.slot in idle:
+                    idle.remove(event.slot)
+                if rd is not None and (pid := self.pid(event.slot)) is not None:
+                    rd.remove_temp_files(pid=pid)
+                if attempt is not None:
+                    marker = rd.marker(attempt.shard.name, job.fingerprint) if rd else None
+                    if marker is not None:  # it died after writing the marker: the shard is done
+                        finish(attempt, marker)
+                    else:
+                        retry_or_fail(attempt, f"worker died ({event.reason})")
+                if todo:
+                    new = self.replace(event.slot)
+                    slots[id(new)] = new
+                    idle.append(new)
+
+        self.handle = handle  # subclasses that run attempts inline report progress through it, live
+        idle: list[Any] = []
+        try:
+            idle += self.start(min(self.size, len(shards)), job)
+            slots.update({id(s): s for s in idle})
+            while todo or running:
+                while idle and todo:
+                    slot = idle.pop()
+                    shard, tries = todo.popleft()
+                    running[id(slot)] = _Attempt(shard, tries + 1)
+                    self.submit(slot, shard, errors)
+                for event in self.wait([slots[k] for k in running]):
+                    handle(event)
+        finally:
+            self.stop()
+        return outcome
+
+
 def _fault_hook(job: Job, shard: Shard) -> Callable[[], None]:
-    """Test hook (`TOEDIT_FAULT_INJECT`, comma-separated): `<shard>@<flag file>` kills the attempt at <shard>
-    that finds no flag file (creating it first, so only one attempt dies); `<shard>` alone kills every attempt.
-    The worker dies with os._exit(9) after the shard's first batch, leaving its temp files behind."""
+    """Test hook (`FAULTS`, comma-separated): `<shard>@<flag file>` kills the attempt at <shard> that finds no
+    flag file (creating it first, so only one attempt dies); `<shard>` alone kills every attempt. The worker
+    dies with os._exit(9) after the shard's first batch, leaving its temp files behind."""
     flags = [
         flag
         for name, _, flag in (f.partition("@") for f in (job.fault or "").split(","))
@@ -148,16 +294,8 @@ def run_shard(ctx: RunContext, job: Job, shard: Shard, errors_before: int, repor
     return process_shard(shard, ctx)
 
 
-def remove_temp_files(run_dir: Path, pid: int) -> None:
-    """Delete the temp files a dead worker left (its outputs are only ever renamed into place whole)."""
-    for path in run_dir.glob(f"*/*.tmp-{pid}"):
-        path.unlink(missing_ok=True)
-
-
-def finished_marker(job: Job, shard: Shard) -> dict[str, Any] | None:
-    """The shard's marker if an attempt completed it (a worker can die after writing it)."""
-    marker = read_json(Path(job.run_dir) / "done" / f"{shard.name}.json")
-    return marker if marker is not None and marker.get("fingerprint") == job.fingerprint else None
+def error_event(slot: Any, exc: BaseException) -> Failed:
+    return Failed(slot, type(exc).__name__, str(exc), traceback.format_exc())
 
 
 def default_threads(workers: int) -> int:
@@ -166,56 +304,42 @@ def default_threads(workers: int) -> int:
     return max(1, cores // max(1, workers))
 
 
+@dataclass(eq=False)
+class _Here:
+    pid: int
+
+
 class InProcessExecutor(Executor):
     """Shards one after another in this process, with the prior already loaded (`--workers 1`)."""
 
     def __init__(self, ctx: RunContext, max_retries: int = 2):
         super().__init__(max_retries)
         self.ctx = ctx
+        self._events: list[Any] = []
 
-    def run(self, shards, job, on_progress, errors_before=0):
-        outcome = Outcome()
-        errors = errors_before
-        for shard in shards:
-            attempts = 0
-            while True:
-                attempts += 1
-                done = [0, 0]
+    def start(self, n, job):
+        self._job = job
+        return [_Here(os.getpid())]
 
-                def progress(records: int, tokens: int, done=done) -> None:
-                    done[0] += records
-                    done[1] += tokens
-                    if on_progress:
-                        on_progress(records, tokens)
+    def submit(self, slot, shard, errors_before):
+        def progress(records: int, tokens: int) -> None:
+            self.handle(Progress(slot, records, tokens))
 
-                self.ctx.errors_seen, self.ctx.on_progress = errors, progress
-                try:
-                    marker = process_shard(shard, self.ctx)
-                except (InputError, TooManyErrors, KeyboardInterrupt):
-                    raise
-                except Exception as exc:  # anything else may be transient (e.g. out of memory): retry
-                    if on_progress:
-                        on_progress(-done[0], -done[1])
-                    error = f"{type(exc).__name__}: {exc}"
-                    if self._should_retry(outcome, shard, attempts, error, traceback.format_exc()):
-                        continue
-                    break
-                outcome.markers.append(marker)
-                errors += marker["stats"]["n_errors"]
-                break
-        return outcome
+        try:
+            marker = run_shard(self.ctx, self._job, shard, errors_before, progress)
+        except Exception as exc:
+            if fatal_error(type(exc).__name__, str(exc)) is not None:
+                raise  # the original exception, traceback included
+            self._events = [error_event(slot, exc)]
+        else:
+            self._events = [Done(slot, marker)]
 
+    def wait(self, busy):
+        events, self._events = self._events, []
+        return events
 
-def parse_devices(devices: str | Sequence[str] | None) -> list[str]:
-    """GPU ids ("0,1,3") -> one torch device string per worker (["cuda:0", "cuda:1", "cuda:3"])."""
-    if devices is None or devices == "":
-        return []
-    items = devices.split(",") if isinstance(devices, str) else [str(d) for d in devices]
-    out = []
-    for item in (i.strip() for i in items):
-        if not item.isdigit():
-            raise ValueError(f"GPU ids must be integers such as 0,1,2,3, got {item!r}")
-        out.append(f"cuda:{item}")
-    if len(set(out)) != len(out):
-        raise ValueError(f"a GPU is listed twice in {devices!r}")
-    return out
+    def replace(self, slot):  # pragma: no cover - this process does not die and go on
+        return slot
+
+    def stop(self):
+        pass

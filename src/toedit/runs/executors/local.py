@@ -2,35 +2,22 @@
 
 Each worker talks to the driver over its own pair of pipes (no lock shared between processes, so a worker
 killed mid-message cannot block the others), and the driver waits on the pipes and the processes' sentinels
-together, so a death is noticed at once.
+together, so a death is noticed at once. Queue, retries and clean-up are the template's (`base.Executor`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import traceback
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import wait
-from pathlib import Path
 from typing import Any
 
-from ...io import Shard
-from .base import (
-    Executor,
-    Job,
-    Outcome,
-    default_threads,
-    fatal_error,
-    finished_marker,
-    remove_temp_files,
-    run_shard,
-)
+from ..rundir import RunDir
+from .base import Died, Done, Executor, Failed, Job, Progress, default_threads, fatal_error, run_shard
 
-log = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 10
 
 
@@ -52,15 +39,13 @@ def _worker_main(job: Job, device: str | None, threads: int, inbox, outbox) -> N
             outbox.send(("done", marker))
 
 
-@dataclass
+@dataclass(eq=False)
 class _Worker:
     proc: Any
     inbox: Any  # driver -> worker
     outbox: Any  # worker -> driver
     device: str | None
     pid: int | None = None  # set once the worker has loaded its prior
-    task: tuple[Shard, int] | None = None  # (shard, attempts including this one)
-    progress: list[int] = field(default_factory=lambda: [0, 0])  # this attempt's (records, tokens)
 
 
 class LocalExecutor(Executor):
@@ -75,130 +60,98 @@ class LocalExecutor(Executor):
     ):
         super().__init__(max_retries)
         self.devices = list(devices) if devices else None
-        self.workers = len(self.devices) if self.devices else workers
-        self.threads = threads or default_threads(self.workers)
+        self.size = len(self.devices) if self.devices else workers
+        self.threads = threads or default_threads(self.size)
+        self.workers: list[_Worker] = []
 
-    def run(self, shards, job, on_progress, errors_before=0):
+    def _spawn(self, device: str | None) -> _Worker:
         import multiprocessing
 
         mp = multiprocessing.get_context("spawn")
-        outcome = Outcome()
-        todo: deque[tuple[Shard, int]] = deque((s, 0) for s in shards)
-        workers: list[_Worker] = []
-        errors = errors_before
-        run_dir = Path(job.run_dir)
+        inbox_r, inbox_w = mp.Pipe(duplex=False)
+        outbox_r, outbox_w = mp.Pipe(duplex=False)
+        proc = mp.Process(
+            target=_worker_main,
+            args=(self.job, device, self.threads, inbox_r, outbox_w),
+            name="toedit-worker",
+            daemon=True,
+        )
+        proc.start()
+        inbox_r.close()  # the child holds its own copies
+        outbox_w.close()
+        worker = _Worker(proc, inbox_w, outbox_r, device)
+        self.workers.append(worker)
+        return worker
 
-        def spawn(device: str | None) -> None:
-            inbox_r, inbox_w = mp.Pipe(duplex=False)
-            outbox_r, outbox_w = mp.Pipe(duplex=False)
-            proc = mp.Process(
-                target=_worker_main,
-                args=(job, device, self.threads, inbox_r, outbox_w),
-                name="toedit-worker",
-                daemon=True,
-            )
-            proc.start()
-            inbox_r.close()  # the child holds its own copies
-            outbox_w.close()
-            workers.append(_Worker(proc, inbox_w, outbox_r, device))
-
-        def end_attempt(w: _Worker) -> tuple[Shard, int]:
-            """Forget the worker's current attempt; undo its progress unless the shard completed."""
-            task = w.task
-            w.task, w.progress = None, [0, 0]
-            return task
-
-        def retry_or_fail(w: _Worker, error: str, detail: str | None = None) -> None:
-            progress = w.progress
-            shard, attempts = end_attempt(w)
-            if on_progress and any(progress):
-                on_progress(-progress[0], -progress[1])
-            if self._should_retry(outcome, shard, attempts, error, detail):
-                todo.appendleft((shard, attempts))
-
-        def bury(w: _Worker) -> None:
-            """A worker process ended: clean its temp files, settle its shard, replace it if work is left."""
-            workers.remove(w)
-            w.inbox.close()
-            w.outbox.close()
-            if w.pid is None:
-                raise RuntimeError(
-                    f"a toedit worker died while loading the prior (exit code {w.proc.exitcode})"
-                )
-            remove_temp_files(run_dir, w.pid)
-            if w.task is not None:
-                if (marker := finished_marker(job, w.task[0])) is not None:
-                    outcome.markers.append(marker)  # it died after writing the marker
-                    end_attempt(w)
-                else:
-                    retry_or_fail(w, f"worker died (exit code {w.proc.exitcode})")
-            if todo:
-                spawn(w.device)
-
-        def handle(w: _Worker, msg: tuple) -> None:
-            nonlocal errors
-            kind, *rest = msg
-            if kind == "init_failed":
-                raise fatal_error(*rest) or RuntimeError(f"a toedit worker failed to start: {rest[1]}")
-            if kind == "ready":
-                w.pid = rest[0]
-            elif kind == "progress":
-                w.progress[0] += rest[0]
-                w.progress[1] += rest[1]
-                if on_progress:
-                    on_progress(*rest)
-            elif kind == "done":
-                outcome.markers.append(rest[0])
-                errors += rest[0]["stats"]["n_errors"]
-                end_attempt(w)
-            elif kind == "error":
-                name, message, tb = rest
-                if (exc := fatal_error(name, message)) is not None:
-                    raise exc
-                retry_or_fail(w, f"{name}: {message}", tb)
-
-        devices = self.devices or [None] * self.workers
-        for device in devices[: max(1, min(self.workers, len(shards)))]:
-            spawn(device)
+    def _ready(self, worker: _Worker) -> _Worker:
+        """Wait for the worker to load its prior; a failure to load stops the run."""
         try:
-            while todo or any(w.task for w in workers):
-                for w in workers:
-                    if w.pid is not None and w.task is None and todo:
-                        shard, attempts = todo.popleft()
-                        w.task = (shard, attempts + 1)
-                        with contextlib.suppress(OSError):  # it just died: its sentinel says so next
-                            w.inbox.send((shard, errors))
-                by_handle = {w.outbox: w for w in workers} | {w.proc.sentinel: w for w in workers}
-                for ready in wait(list(by_handle)):
-                    w = by_handle[ready]
-                    if w not in workers:
-                        continue
-                    if ready is w.outbox:
-                        try:
-                            msg = w.outbox.recv()
-                        except (EOFError, OSError):  # the pipe closed: the process is ending
-                            w.proc.join()
-                            bury(w)
-                            continue
-                        handle(w, msg)
-                    elif not w.outbox.poll():  # dead, and every message it sent has been read
-                        w.proc.join()
-                        bury(w)
-        finally:
-            self._stop(workers, run_dir)
-        return outcome
+            msg = worker.outbox.recv()
+        except (EOFError, OSError):
+            worker.proc.join()
+            raise RuntimeError(
+                f"a toedit worker died while loading the prior (exit code {worker.proc.exitcode})"
+            ) from None
+        if msg[0] == "init_failed":
+            raise fatal_error(*msg[1:]) or RuntimeError(f"a toedit worker failed to start: {msg[2]}")
+        worker.pid = msg[1]
+        return worker
 
-    @staticmethod
-    def _stop(workers: list[_Worker], run_dir: Path) -> None:
-        for w in workers:
+    def start(self, n: int, job: Job) -> list[_Worker]:
+        self.job = job
+        devices = self.devices or [None] * self.size
+        started = [self._spawn(device) for device in devices[: max(1, n)]]
+        return [self._ready(w) for w in started]
+
+    def submit(self, slot: _Worker, shard, errors_before: int) -> None:
+        with contextlib.suppress(OSError):  # it just died: its sentinel says so next
+            slot.inbox.send((shard, errors_before))
+
+    def wait(self, busy: list[_Worker]) -> list[Any]:
+        by_handle = {w.outbox: w for w in self.workers} | {w.proc.sentinel: w for w in self.workers}
+        events: list[Any] = []
+        for ready in wait(list(by_handle)):
+            w = by_handle[ready]
+            if w not in self.workers:
+                continue
+            if ready is w.outbox:
+                try:
+                    msg = w.outbox.recv()
+                except (EOFError, OSError):  # the pipe closed: the process is ending
+                    events.append(self._bury(w))
+                    continue
+                kind, *rest = msg
+                if kind == "progress":
+                    events.append(Progress(w, *rest))
+                elif kind == "done":
+                    events.append(Done(w, rest[0]))
+                elif kind == "error":
+                    events.append(Failed(w, *rest))
+            elif not w.outbox.poll():  # dead, and every message it sent has been read
+                events.append(self._bury(w))
+        return events
+
+    def _bury(self, w: _Worker) -> Died:
+        w.proc.join()
+        self.workers.remove(w)
+        w.inbox.close()
+        w.outbox.close()
+        return Died(w, f"exit code {w.proc.exitcode}")
+
+    def replace(self, slot: _Worker) -> _Worker:
+        return self._ready(self._spawn(slot.device))
+
+    def stop(self) -> None:
+        for w in self.workers:
             with contextlib.suppress(OSError):
                 w.inbox.send(None)
-        for w in workers:
+        for w in self.workers:
             w.proc.join(timeout=STOP_TIMEOUT_S)
             if w.proc.is_alive():  # still busy (the run was interrupted): its shard stays unfinished
                 w.proc.kill()
                 w.proc.join()
-            if w.pid is not None:
-                remove_temp_files(run_dir, w.pid)
+            if w.pid is not None and self.job.run_dir:
+                RunDir(self.job.run_dir).remove_temp_files(pid=w.pid)
             w.inbox.close()
             w.outbox.close()
+        self.workers = []

@@ -11,7 +11,6 @@ from toedit.cli import EXIT_SHARDS_FAILED, main
 from toedit.config import ConfigError, RunConfig
 from toedit.runs import run_edit, run_status
 from toedit.runs.executors import (
-    FAULT_ENV,
     InProcessExecutor,
     LocalExecutor,
     RayExecutor,
@@ -19,6 +18,7 @@ from toedit.runs.executors import (
     make_executor,
     parse_devices,
 )
+from toedit.runs.executors import base as executor_base
 from toedit.runs.run import resolve_rank
 
 
@@ -35,7 +35,7 @@ def test_two_workers_with_killed_workers_reproduce_the_in_process_run(
     run = tmp_path / "run"
     flag = tmp_path / "p1-died-once"
     # p1's first attempt dies after its first batch (then succeeds); p2 dies on every attempt
-    monkeypatch.setenv(FAULT_ENV, f"p1@{flag},p2")
+    monkeypatch.setattr(executor_base, "FAULTS", f"p1@{flag},p2")
     summary = run_edit(
         [str(scale_corpus)], str(run), EDIT, io=IO, run=scale_run(tiny_model_dir, workers=2, max_retries=1)
     )
@@ -46,7 +46,7 @@ def test_two_workers_with_killed_workers_reproduce_the_in_process_run(
     status = run_status(str(run))
     assert status["pending"] == ["p2"] and [f["shard"] for f in status["failed"]] == ["p2"]
 
-    monkeypatch.delenv(FAULT_ENV)
+    monkeypatch.setattr(executor_base, "FAULTS", None)
     again = run_edit([str(scale_corpus)], str(run), EDIT, io=IO, run=scale_run(tiny_model_dir))
     assert again.shards_done_before == 3 and not again.failed
     assert run_tree(run) == run_tree(reference_run)
@@ -145,11 +145,11 @@ def test_devices_map_one_worker_per_gpu_and_executor_choice(tiny_prior):
     from_file.validate()
     assert from_file.devices == "0,1" and make_executor(from_file).devices == ["cuda:0", "cuda:1"]
     gpus = make_executor(RunConfig(devices="1,0"))
-    assert isinstance(gpus, LocalExecutor) and gpus.devices == ["cuda:1", "cuda:0"] and gpus.workers == 2
+    assert isinstance(gpus, LocalExecutor) and gpus.devices == ["cuda:1", "cuda:0"] and gpus.size == 2
     assert isinstance(make_executor(RunConfig(workers=3)), LocalExecutor)
     ray = make_executor(RunConfig(executor="ray", devices="0,1,2"))
-    assert isinstance(ray, RayExecutor) and ray.actors == 3 and ray.gpus == 1
+    assert isinstance(ray, RayExecutor) and ray.size == 3 and ray.gpus == 1
     ray_cpu = make_executor(RunConfig(executor="ray", workers=4, ray_address="auto"))
-    assert ray_cpu.actors == 4 and ray_cpu.gpus == 0 and ray_cpu.address == "auto"
+    assert ray_cpu.size == 4 and ray_cpu.gpus == 0 and ray_cpu.address == "auto"
     assert isinstance(make_executor(RunConfig(), ctx=object()), InProcessExecutor)
     assert default_threads(1) >= default_threads(64) == 1
