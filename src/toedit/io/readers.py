@@ -40,7 +40,6 @@ _SUPPORTED = ".jsonl/.json/.ndjson (optionally .gz/.zst), .parquet, .txt/.md, or
 _DATASET_FILES = ("state.json", "dataset_info.json")
 _UNSAFE = re.compile(r'[\x00-\x1f<>:"|?*\\\ud800-\udfff]')  # + surrogates: names that are not UTF-8
 _BOM = b"\xef\xbb\xbf"
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # JSON \uD800-\uDFFF: may leave a lone surrogate
 NL = b"\n"
 
 
@@ -394,6 +393,24 @@ def _check(
     return Record(line, record_id(data, spec, default_id), data)
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_PAIR_ESCAPE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F]")
+
+
+def _lone_surrogate_escape(raw: bytes) -> bool:
+    """True if a JSON line holds a \\uD800-\\uDFFF escape that json.loads cannot pair (a lone surrogate).
+
+    json.loads joins a high escape followed at once by a low one into one character; any other surrogate
+    escape stays a lone surrogate, which cannot be written as UTF-8. Escaped backslashes are masked first
+    so that `\\\\ud800` (a backslash, then text) is not taken for an escape."""
+    if b"\\" not in raw:  # memchr: most lines stop here
+        return False
+    raw = raw.replace(b"\\\\", b"_")  # not b"": that would join the escapes around it into a pair
+    if _SURROGATE_ESCAPE.search(raw) is None:
+        return False
+    return len(_SURROGATE_ESCAPE.findall(raw)) != 2 * len(_PAIR_ESCAPE.findall(raw))
+
+
 def _not_utf8(raw: bytes, exc: UnicodeDecodeError, multiline: bool = False) -> str:
     where = f"col {exc.start + 1}"
     if multiline:
@@ -541,8 +558,8 @@ def _read_jsonl(shard: Shard, spec: FieldSpec) -> Iterator[Record | BadRecord]:
                 except (ValueError, RecursionError) as exc:
                     yield BadRecord(shard.path, line, f"invalid JSON: {exc}")
                     continue
-                maybe_surrogate = _SURROGATE_ESCAPE.search(raw) is not None
-                yield _check(shard, line, data, spec, f"{shard.id_name}:{line}", not maybe_surrogate)
+                lone = _lone_surrogate_escape(raw)
+                yield _check(shard, line, data, spec, f"{shard.id_name}:{line}", not lone)
         except _CORRUPT as exc:
             raise _unreadable(shard, exc, line) from exc
 
