@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
+
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import TRICKY_TEXTS, corpus_texts
+from tests.conftest import TRICKY_TEXTS, corpus_texts, make_tiny_model
+from toedit import prior as prior_mod
 from toedit.config import EditConfig
 from toedit.pipeline import edit_texts
-from toedit.prior import PriorError, context_token_id, load_prior, prior_from_model
+from toedit.prior import PriorError, context_token_id, load_prior, looks_like_path, prior_from_model
 from toedit.scoring import score_texts
 
 
@@ -28,6 +33,109 @@ def test_missing_model_is_a_clear_error(tmp_path):
         load_prior(str(tmp_path / "nope.gguf"))
     with pytest.raises(PriorError):
         load_prior(str(tmp_path / "no-such-model-dir"))  # not a dir, not on any hub reachable here
+
+
+def _copy_model(src, dst):
+    shutil.copytree(src, dst)
+    old = time.time_ns() - 10**10  # outside the hash cache's racy window: the cache is used
+    for p in dst.iterdir():
+        os.utime(p, ns=(old, old))
+    return dst
+
+
+def test_dir_fingerprint_hashes_weight_contents(tiny_model_dir, tiny_tokenizer, tmp_path, monkeypatch):
+    monkeypatch.setenv("TOEDIT_CACHE", str(tmp_path / "cache"))
+    a = _copy_model(tiny_model_dir, tmp_path / "a")
+    b = _copy_model(tiny_model_dir, tmp_path / "b")
+    assert prior_mod._dir_fingerprint(a) == prior_mod._dir_fingerprint(b)  # same contents, other place
+    make_tiny_model(len(tiny_tokenizer), seed=1).save_pretrained(tmp_path / "other")
+    swapped = (tmp_path / "other" / "model.safetensors").read_bytes()
+    assert len(swapped) == (b / "model.safetensors").stat().st_size  # same name, same size
+    (b / "model.safetensors").write_bytes(swapped)
+    assert prior_mod._dir_fingerprint(a) != prior_mod._dir_fingerprint(b)
+    assert load_prior(str(b), device="cpu").fingerprint == f"dir-sha256:{prior_mod._dir_fingerprint(b)}"
+
+
+def test_weights_are_read_once_then_cached(tiny_model_dir, tmp_path, monkeypatch):
+    import toedit.io.hashing as hashing
+
+    monkeypatch.setenv("TOEDIT_CACHE", str(tmp_path / "cache"))
+    a = _copy_model(tiny_model_dir, tmp_path / "a")
+    read: list[str] = []
+    real = hashing._sha256_file
+    monkeypatch.setattr(hashing, "_sha256_file", lambda p: read.append(os.path.basename(p)) or real(p))
+    first = prior_mod._dir_fingerprint(a)
+    assert prior_mod._dir_fingerprint(a) == first
+    assert read == ["model.safetensors"]
+
+
+@pytest.mark.parametrize(
+    "spec", ["a/b", "./model", "~/no-such-toedit-model", "x/y/z", "m.safetensors", "a--b"]
+)
+def test_missing_model_path_fails_at_once(spec, tmp_path, monkeypatch):
+    """Offline (as in every test): nothing is tried on the hub, no retries, a message naming the path."""
+    import transformers
+
+    monkeypatch.chdir(tmp_path)
+
+    def never(*args, **kwargs):
+        raise AssertionError("from_pretrained must not be reached")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", never)
+    with pytest.raises(PriorError, match=f"model '{spec}': no such file or directory") as info:
+        load_prior(spec)
+    if not looks_like_path(spec):  # `a/b` may be a hub id: the message says where else it was looked for
+        assert "not a model in the Hugging Face cache" in str(info.value)
+
+
+def test_hub_id_shapes():
+    assert [looks_like_path(s) for s in ["gpt2", "HuggingFaceTB/SmolLM2-135M", "org/name.v2"]] == [False] * 3
+    assert all(
+        looks_like_path(s) for s in ["./m", "../m", "~/m", "/m", "a/b/c", "m.gguf", "a b", "a--b", "a/"]
+    )
+
+
+def test_hub_id_in_the_local_cache_is_allowed(tiny_model_dir, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--toedit-test--tiny"
+    shutil.copytree(tiny_model_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.chdir(tmp_path)  # no local directory toedit-test/tiny here
+    prior = load_prior("toedit-test/tiny", device="cpu")
+    # identified by content: the same fingerprint as the same files in a local directory
+    assert prior.fingerprint == f"dir-sha256:{prior_mod._dir_fingerprint(tiny_model_dir)}"
+    with pytest.raises(PriorError, match="not a model in the Hugging Face cache"):
+        load_prior("toedit-test/other")
+
+
+@pytest.mark.parametrize("answer", ["not-found", "unreachable"])
+def test_online_hub_id_is_asked_once_not_retried(answer, tmp_path, monkeypatch):
+    """Online, a hub-shaped id that is not cached costs one metadata request, whose failure is final."""
+    from types import SimpleNamespace
+
+    import huggingface_hub
+    from huggingface_hub import constants
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    asked = []
+
+    def model_info(self, repo_id, timeout=None):
+        asked.append((repo_id, timeout))
+        if answer == "not-found":
+            raise RepositoryNotFoundError("404", response=SimpleNamespace(headers={}, request=None))
+        raise ConnectionError("Name or service not known")
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", model_info)
+    monkeypatch.chdir(tmp_path)
+    want = "the hub has no model 'a/b'" if answer == "not-found" else "the hub cannot be reached"
+    with pytest.raises(PriorError, match=want):
+        load_prior("a/b")
+    assert asked == [("a/b", 10)]
 
 
 def test_bad_dtype_is_a_clear_error(tiny_model_dir):

@@ -164,7 +164,7 @@ def _show_summary(summary, options) -> int:
         for item in summary.plan:
             print(f"  {item['name']:<40} {item['format']:<9} {item['size']:>12,} B  {item['path']}")
         for skipped in summary.skipped:
-            print(f"  skipped (unsupported): {skipped}")
+            print(f"  not read: {skipped['path']} ({skipped['reason']})")
     else:
         print(summary.format(), file=sys.stderr if summary.run_dir is None else sys.stdout)
     return EXIT_SHARDS_FAILED if summary.failed else EXIT_OK

@@ -7,11 +7,14 @@ import importlib.util
 import json
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from .io.hashing import cache_root, content_hash, content_hashes
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +56,6 @@ class Prior:
 
     def special_ids(self) -> set[int]:
         return set(getattr(self.tokenizer, "all_special_ids", []) or [])
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("TOEDIT_CACHE", Path.home() / ".cache" / "toedit"))
 
 
 def default_gguf_path() -> Path:
@@ -118,15 +117,94 @@ def convert_gguf(gguf: Path, out_dir: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+_SMALL_SUFFIXES = (".json", ".model", ".txt", ".py", ".tiktoken")
+_NOT_MODEL = ("optimizer", "scheduler", "rng_state", "training_args")  # trainer state in checkpoint dirs
+
+
 def _dir_fingerprint(path: Path) -> str:
-    """Hash of the config, tokenizer files and weight file names+sizes (weights are not read: they can be GBs)."""
-    h = hashlib.sha256()
+    """Hash of a model directory: config, tokenizer and code files, and the weight files' contents.
+
+    Weights are hashed by content_hash (streamed once, then cached by path, size and times), so weights
+    swapped for others of the same size change the fingerprint."""
+    small, weights = [], []
     for p in sorted(path.iterdir()):
-        if p.is_file() and (p.suffix in (".json", ".model", ".txt") or p.name.startswith("tokenizer")):
-            h.update(p.name.encode() + b"\0" + p.read_bytes())
-        elif p.is_file() and p.suffix in (".safetensors", ".bin", ".pt"):
-            h.update(f"{p.name}\0{p.stat().st_size}".encode())
+        if not p.is_file() or p.name.startswith(_NOT_MODEL):
+            continue
+        if p.suffix in _WEIGHT_SUFFIXES:
+            weights.append(p)
+        elif p.suffix in _SMALL_SUFFIXES or p.name.startswith("tokenizer"):
+            small.append(p)
+    digests = content_hashes(weights)
+    h = hashlib.sha256()
+    for p in sorted(small + weights):
+        body = digests[str(p)].encode() if p in weights else p.read_bytes()
+        h.update(p.name.encode() + b"\0" + body + b"\0")
     return h.hexdigest()
+
+
+# a Hub repo id: `name` or `owner/name` (letters, digits, `-`, `_`, `.`; no `--` or `..`)
+_HUB_ID = re.compile(r"(?!.*(--|\.\.))[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?")
+_PATH_SUFFIXES = (".gguf", ".safetensors", ".bin", ".pt", ".pth")
+
+
+def looks_like_path(spec: str) -> bool:
+    """True for a model argument only a local path can mean (a hub id is `name` or `owner/name`)."""
+    return (
+        spec.startswith((".", "~", "/", os.sep))
+        or spec.lower().endswith(_PATH_SUFFIXES)
+        or _HUB_ID.fullmatch(spec) is None
+    )
+
+
+def _hub_snapshot(repo_id: str) -> Path | None:
+    """The local HF cache snapshot directory of a hub model (its `main` revision), if it is cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # an invalid repo id or an unreadable cache: not usable from the cache
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def check_model_arg(spec: str) -> None:
+    """Fail at once, with a clear PriorError, for a model argument that cannot be loaded.
+
+    An existing path is used as is. Anything that can only be a path (`./m`, `~/m`, `/m`, `a/b/c`, `m.gguf`)
+    must exist. A hub id (`name`, `owner/name`, which may also be a mistyped relative path) must be in the
+    local Hugging Face cache, or the hub must be reachable and know it: never minutes of retries."""
+    if spec == "default" or Path(spec).expanduser().exists():
+        return
+    where = f"relative to {os.getcwd()}" if not os.path.isabs(os.path.expanduser(spec)) else "absolute path"
+    missing = f"model {spec!r}: no such file or directory ({where})"
+    if looks_like_path(spec):
+        raise PriorError(missing)
+    if _hub_snapshot(spec) is not None:
+        return
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    if constants.HF_HUB_OFFLINE:
+        raise PriorError(
+            f"{missing}, and {spec!r} is not a model in the Hugging Face cache ({constants.HF_HUB_CACHE}; "
+            "HF_HUB_OFFLINE is set, so the hub is not asked)"
+        )
+    try:
+        HfApi().model_info(spec, timeout=10)
+    except GatedRepoError:
+        return  # exists; from_pretrained says what access it needs
+    except RepositoryNotFoundError as exc:
+        raise PriorError(
+            f"{missing}, and the hub has no model {spec!r} (or it is private: log in first)"
+        ) from exc
+    except HfHubHTTPError:
+        return  # the hub answered: let from_pretrained report the details
+    except Exception as exc:  # connection errors of whichever HTTP client huggingface_hub uses
+        raise PriorError(
+            f"{missing}, {spec!r} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}), and the hub "
+            f"cannot be reached ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def context_token_id(tokenizer, override: int | str | None = None) -> int | None:
@@ -173,17 +251,18 @@ def load_prior(
 
     dev, torch_dtype = _resolve_device_dtype(device, dtype)
     if spec == "default" or str(spec).endswith(".gguf"):
-        gguf = default_gguf_path() if spec == "default" else Path(spec)
+        gguf = default_gguf_path() if spec == "default" else Path(spec).expanduser()
         if not gguf.is_file():
             raise PriorError(f"GGUF file not found: {gguf}")
-        digest = file_sha256(gguf)
+        digest = content_hash(gguf)  # cached: a multi-GB GGUF is read once, not on every load
         source = cache_root() / "gguf" / digest[:24]
         if not (source / "config.json").exists():
             convert_gguf(gguf, source)
         name = f"default ({gguf.name})" if spec == "default" else str(gguf)
         fingerprint = f"gguf-sha256:{digest}"
     else:
-        path = Path(spec)
+        check_model_arg(str(spec))
+        path = Path(spec).expanduser()
         source = path if path.exists() else spec
         if path.exists() and not (path / "config.json").exists():
             raise PriorError(f"{path} is not a Hugging Face model directory (no config.json)")
@@ -202,12 +281,10 @@ def load_prior(
         raise PriorError(f"cannot load the model {spec!r}: {exc}") from exc
     model.to(dev).eval()
     if not fingerprint:
+        # a hub model is fingerprinted by the contents of its cached snapshot, like a local directory
+        snapshot = path if path.exists() else _hub_snapshot(str(spec))
         commit = getattr(model.config, "_commit_hash", None)
-        fingerprint = (
-            f"hub:{spec}@{commit}"
-            if not Path(spec).exists()
-            else f"dir-sha256:{_dir_fingerprint(Path(spec))}"
-        )
+        fingerprint = f"dir-sha256:{_dir_fingerprint(snapshot)}" if snapshot else f"hub:{spec}@{commit}"
     ctx = context_token_id(tokenizer, context_token)
     max_pos = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
     return Prior(model, tokenizer, name, fingerprint, ctx, dev, torch_dtype, max_pos)

@@ -199,3 +199,28 @@ def test_edit_run_keeps_every_good_record(tmp_path, tiny_prior):
     ]
     assert [e["line"] for e in errors] == [i for i, w in enumerate(reasons, start=1) if w is not None]
     assert summary.stats["n_records"] == reasons.count(None)
+
+
+def test_line_prefilter_agrees_with_the_decoded_record():
+    """The byte-level test that skips the record walk never misses a lone surrogate (random escape soups)."""
+    import random
+
+    from toedit.io.readers import _lone_surrogate_escape
+
+    pieces = [
+        "\\ud800",
+        "\\udbff",
+        "\\udc00",
+        "\\uDFFF",
+        "\\ud83d\\ude00",
+        "\\\\",
+        "\\\\ud800",
+        "a",
+        "\\u00e9",
+        "\\n",
+    ]
+    rng = random.Random(0)
+    for _ in range(5000):
+        body = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+        line = ('{"text": "' + body + '"}').encode()
+        assert _lone_surrogate_escape(line) == (unencodable(json.loads(line)) is not None), line

@@ -2,7 +2,17 @@
 
 from .fields import FieldError, FieldSpec, extract_texts, record_id, replace_texts
 from .hashing import content_hash, content_hashes
-from .readers import Discovery, InputError, count_records, discover, list_shards, read_shard, split_shards
+from .readers import (
+    Discovery,
+    InputError,
+    Skipped,
+    count_records,
+    discover,
+    is_run_dir,
+    list_shards,
+    read_shard,
+    split_shards,
+)
 from .records import BadRecord, Record, Shard
 from .writers import ShardWriter, write_json_atomic, write_jsonl_atomic
 
@@ -15,11 +25,13 @@ __all__ = [
     "Record",
     "Shard",
     "ShardWriter",
+    "Skipped",
     "content_hash",
     "content_hashes",
     "count_records",
     "discover",
     "extract_texts",
+    "is_run_dir",
     "list_shards",
     "read_shard",
     "record_id",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +127,11 @@ def unencodable(data: Any) -> str | None:
 
     Walks dicts and lists iteratively (deep records cannot overflow the stack) and names the path of the
     problem, as in `meta.tags[2]` (a dict's keys are checked before its values)."""
+    try:  # fast path, in C: almost every record encodes
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+        return None
+    except (UnicodeEncodeError, TypeError, ValueError, RecursionError):
+        pass  # find (or rule out) the culprit below
     stack: list[tuple[str, Any]] = [("", data)]
     while stack:
         path, value = stack.pop()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+import fnmatch
 import glob
 import gzip
 import io
@@ -10,6 +12,7 @@ import itertools
 import json
 import os
 import re
+import stat
 import sys
 import zlib
 from collections.abc import Iterator, Sequence
@@ -21,7 +24,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from .fields import FieldError, FieldSpec, extract_texts, record_id, type_name, unencodable
-from .records import BadRecord, Record, Shard
+from .records import BadRecord, Record, Shard, printable
 
 BATCH_ROWS = 1000
 _COMPRESSION_EXTS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
@@ -35,9 +38,8 @@ _PLAIN_EXTS = {
 }
 _SUPPORTED = ".jsonl/.json/.ndjson (optionally .gz/.zst), .parquet, .txt/.md, or a datasets save_to_disk dir"
 _DATASET_FILES = ("state.json", "dataset_info.json")
-_UNSAFE = re.compile(r'[\x00-\x1f<>:"|?*\\]')
+_UNSAFE = re.compile(r'[\x00-\x1f<>:"|?*\\\ud800-\udfff]')  # + surrogates: names that are not UTF-8
 _BOM = b"\xef\xbb\xbf"
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # JSON \uD800-\uDFFF: may leave a lone surrogate
 NL = b"\n"
 
 
@@ -90,30 +92,181 @@ def _inside_datasets(path: str, root: str) -> bool:
     return False
 
 
-def _walk(top: str) -> list[tuple[str, str, str | None, str]]:
-    """Every supported file (and datasets dir) under `top`, skipping hidden entries."""
-    if _datasets_kind(top):
-        return _datasets_entries(top)
-    found = []
-    for dirpath, dirnames, filenames in os.walk(top):
-        keep = []
-        for d in sorted(dirnames):
-            sub = os.path.join(dirpath, d)
-            if d.startswith("."):
-                continue
-            if _datasets_kind(sub):
-                found += _datasets_entries(sub)
-            else:
-                keep.append(d)
-        dirnames[:] = keep
-        for name in sorted(filenames):
+RUN_DIR_REASON = "a toedit run directory (its outputs are never read as input)"
+
+
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    """True if `path` is a toedit RUN_DIR: a directory whose manifest.json is an object with
+    "fingerprint" and "kind" (discovery never reads one, so a run's outputs never become its inputs)."""
+    manifest = os.path.join(path, "manifest.json")
+    if not os.path.isfile(manifest):
+        return False
+    try:
+        with open(manifest, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "fingerprint" in data and "kind" in data
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    """A file or directory found inside an input directory or glob that is not read, and why."""
+
+    path: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": printable(self.path), "reason": self.reason}
+
+
+@dataclasses.dataclass(frozen=True)
+class Discovery:
+    """The shards the inputs expand to, and what was found but not read (for the run summary)."""
+
+    shards: list[Shard]
+    skipped: list[Skipped]
+
+
+Entry = tuple[str, str, str | None, str]  # (path, format, compression, name path)
+
+
+def _broken_link(path: str) -> InputError | None:
+    """An InputError for a path that cannot be opened because of a symlink (dangling or a loop), else None."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return InputError(f"{printable(path)}: symbolic link loop (the link points back to itself)")
+        if os.path.islink(path):
+            return InputError(
+                f"{printable(path)}: broken symbolic link (to {os.readlink(path)!r}, which does not exist)"
+            )
+        return InputError(f"{printable(path)}: {exc.strerror}")
+    return None
+
+
+class _Finder:
+    """Walks input directories and globs: follows directory symlinks but never a cycle, never enters a
+    RUN_DIR or an excluded directory, and records every unsupported file it passes over."""
+
+    def __init__(self, exclude: Sequence[str | os.PathLike[str]] = ()):
+        self.exclude = {os.path.realpath(p) for p in exclude}
+        self.skipped: list[Skipped] = []
+
+    def _listdir(self, d: str) -> list[str]:
+        try:
+            return sorted(os.listdir(d or "."))
+        except OSError as exc:
+            self.skipped.append(Skipped(d or ".", f"cannot list the directory: {exc.strerror}"))
+            return []
+
+    def _enter(self, d: str, ancestors: frozenset) -> frozenset | None:
+        """`ancestors` plus `d`'s identity if `d` may be entered, else None (the reason is recorded)."""
+        try:
+            st = os.stat(d)
+        except OSError as exc:
+            self.skipped.append(Skipped(d, f"cannot read: {exc.strerror}"))
+            return None
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:
+            self.skipped.append(Skipped(d, "symbolic link loop (points back to an enclosing directory)"))
+        elif os.path.realpath(d) in self.exclude:
+            self.skipped.append(Skipped(d, "the run's own output directory"))
+        elif is_run_dir(d):
+            self.skipped.append(Skipped(d, RUN_DIR_REASON))
+        else:
+            return ancestors | {key}
+        return None
+
+    def _file(self, path: str) -> Entry | None:
+        detected = _detect(path)
+        if detected is None:
+            self.skipped.append(Skipped(path, f"unsupported file type (expected {_SUPPORTED})"))
+            return None
+        if (broken := _broken_link(path)) is not None:
+            raise broken
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            self.skipped.append(Skipped(path, "not a regular file"))
+            return None
+        return (path, *detected)
+
+    def walk(self, top: str, ancestors: frozenset = frozenset()) -> list[Entry]:
+        """Every supported file (and datasets dir) under the directory `top`, skipping hidden entries."""
+        if _datasets_kind(top):
+            return _datasets_entries(top)
+        inside = self._enter(top, ancestors)
+        if inside is None:
+            return []
+        found: list[Entry] = []
+        for name in self._listdir(top):
             if name.startswith("."):
                 continue
-            path = os.path.join(dirpath, name)
-            detected = _detect(path)
-            if detected:
-                found.append((path, *detected))
-    return found
+            path = os.path.join(top, name)
+            if os.path.isdir(path):
+                found += self.walk(path, inside)
+            elif (entry := self._file(path)) is not None:
+                found.append(entry)
+        return found
+
+    def glob(self, pattern: str, root: str) -> list[Entry]:
+        """The entries a glob names (`**`: any depth); matched directories are walked."""
+        parts = pattern.split(os.sep)
+        k = next(i for i, p in enumerate(parts) if glob.has_magic(p))
+        base = os.sep.join(parts[:k]) or (os.sep if pattern.startswith(os.sep) else "")
+        matches: list[str] = []
+        start = self._enter(base or ".", frozenset())
+        if start is not None:
+            self._match(base, [p for p in parts[k:] if p], start, matches)
+        found: list[Entry] = []
+        walked: set[str] = set()
+        for match in dict.fromkeys(matches):  # `**/**` can name a path twice
+            if os.path.isdir(match):
+                if _within(match, walked):
+                    continue  # already walked as part of a matched parent
+                walked.add(match)
+                found += self.walk(match)
+            elif not _inside_datasets(match, root) and (entry := self._file(match)) is not None:
+                found.append(entry)
+        return found
+
+    def _match(self, base: str, parts: list[str], ancestors: frozenset, out: list[str]) -> None:
+        head, rest = parts[0], parts[1:]
+        if head == "**":
+            if rest:
+                self._match(base, rest, ancestors, out)
+            else:
+                out.append(base or ".")
+            names = [n for n in self._listdir(base) if not n.startswith(".")]
+            for name in names:
+                path = os.path.join(base, name)
+                if os.path.isdir(path) and not _datasets_kind(path):
+                    inside = self._enter(path, ancestors)
+                    if inside is not None:
+                        self._match(path, parts, inside, out)
+            return
+        if glob.has_magic(head):
+            names = [n for n in self._listdir(base) if fnmatch.fnmatchcase(n, head)]
+            names = [n for n in names if not n.startswith(".") or head.startswith(".")]
+        else:
+            names = [head] if os.path.lexists(os.path.join(base, head)) else []
+        for name in names:
+            path = os.path.join(base, name)
+            if not rest:
+                out.append(path)
+            elif os.path.isdir(path) and not _datasets_kind(path):
+                inside = self._enter(path, ancestors)
+                if inside is not None:
+                    self._match(path, rest, inside, out)
+
+
+def _within(path: str, dirs: set[str]) -> bool:
+    parent = os.path.dirname(path)
+    while parent and parent != os.path.dirname(parent):
+        if parent in dirs:
+            return True
+        parent = os.path.dirname(parent)
+    return parent in dirs
 
 
 def _glob_root(pattern: str) -> str:
@@ -123,33 +276,46 @@ def _glob_root(pattern: str) -> str:
     return os.sep.join(fixed) or (os.sep if pattern.startswith(os.sep) else ".")
 
 
-def _expand(item: str) -> tuple[list[tuple[str, str, str | None, str]], str]:
+def _skipped_note(skipped: list[Skipped], show: int = 3) -> str:
+    if not skipped:
+        return ""
+    more = f" and {len(skipped) - show} more" if len(skipped) > show else ""
+    return "; skipped " + "; ".join(f"{printable(s.path)}: {s.reason}" for s in skipped[:show]) + more
+
+
+def _expand(item: str, finder: _Finder) -> tuple[list[Entry], str]:
     """The entries one input names, and the root its shard names are relative to."""
     if os.path.isdir(item):
+        if is_run_dir(item):
+            raise InputError(
+                f"{item} is a toedit run directory; to read its edited documents, pass {os.path.join(item, 'data')}"
+            )
         if _datasets_kind(item):
             if not (found := _datasets_entries(item)):
                 raise InputError(f"no splits found in the datasets directory {item}")
             return found, os.path.dirname(os.path.abspath(item))
-        found = _walk(item)
+        n_skipped = len(finder.skipped)
+        found = finder.walk(item)
         if not found:
-            raise InputError(f"no supported input files under {item} (expected {_SUPPORTED})")
+            raise InputError(
+                f"no supported input files under {item} (expected {_SUPPORTED})"
+                + _skipped_note(finder.skipped[n_skipped:])
+            )
         return found, item
     if os.path.isfile(item):
         detected = _detect(item)
         if detected is None:
             raise InputError(f"unsupported input format: {item} (expected {_SUPPORTED})")
         return [(item, *detected)], os.path.dirname(item) or "."
+    if os.path.islink(item) and (broken := _broken_link(item)) is not None:
+        raise broken
     if not glob.has_magic(item):
         raise InputError(f"input not found: {item}")
     root = _glob_root(item)
-    found = []
-    for match in sorted(glob.glob(item, recursive=True)):
-        if os.path.isdir(match):
-            found += _walk(match)
-        elif (detected := _detect(match)) and not _inside_datasets(match, root):
-            found.append((match, *detected))
+    n_skipped = len(finder.skipped)
+    found = finder.glob(item, root)
     if not found:
-        raise InputError(f"no supported input files match {item}")
+        raise InputError(f"no supported input files match {item}" + _skipped_note(finder.skipped[n_skipped:]))
     return found, root
 
 
@@ -158,19 +324,25 @@ def _shard_name(name_path: str, root: str) -> str:
     return _UNSAFE.sub("_", rel.replace(os.sep, "__").replace("/", "__"))
 
 
-def list_shards(inputs: Sequence[str], shard_lines: int | None = None) -> list[Shard]:
-    """Expand files, dirs, globs, datasets dirs and "-" (stdin JSONL) into shards sorted by path;
-    with `shard_lines`, JSONL files longer than that are split into line-range parts (`split_shards`)."""
+def discover(
+    inputs: Sequence[str], shard_lines: int | None = None, exclude: Sequence[str | os.PathLike[str]] = ()
+) -> Discovery:
+    """Expand files, dirs, globs, datasets dirs and "-" (stdin JSONL) into shards sorted by path, and list
+    what directories and globs contained but will not be read (unsupported files, RUN_DIRs, symlink loops).
+
+    `exclude`: directories never read (a run passes its own RUN_DIR). With `shard_lines`, JSONL files
+    longer than that are split into line-range parts (`split_shards`)."""
     if not inputs:
         raise InputError("no inputs given")
-    entries: list[tuple[str, str, str | None, str]] = []
+    finder = _Finder(exclude)
+    entries: list[Entry] = []
     roots: list[str] = []
     stdin = False
     for item in inputs:
         if item == "-":
             stdin = True
             continue
-        found, root = _expand(item)
+        found, root = _expand(item, finder)
         entries += found
         roots.append(os.path.abspath(root))
     common = os.path.commonpath(roots) if roots else ""
@@ -192,7 +364,13 @@ def list_shards(inputs: Sequence[str], shard_lines: int | None = None) -> list[S
         if s.name in names:
             raise InputError(f"inputs {names[s.name]} and {s.path} would both write output {s.name!r}")
         names[s.name] = s.path
-    return shards
+    skipped = list({(s.path, s.reason): s for s in finder.skipped}.values())
+    return Discovery(shards, sorted(skipped, key=lambda s: s.path))
+
+
+def list_shards(inputs: Sequence[str], shard_lines: int | None = None) -> list[Shard]:
+    """The shards of `discover` (what was skipped is dropped: use discover to report it)."""
+    return discover(inputs, shard_lines).shards
 
 
 def _check(
@@ -213,6 +391,24 @@ def _check(
     if not strings_checked and (why := unencodable(data)) is not None:
         return BadRecord(shard.path, line, why)
     return Record(line, record_id(data, spec, default_id), data)
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_PAIR_ESCAPE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F]")
+
+
+def _lone_surrogate_escape(raw: bytes) -> bool:
+    """True if a JSON line holds a \\uD800-\\uDFFF escape that json.loads cannot pair (a lone surrogate).
+
+    json.loads joins a high escape followed at once by a low one into one character; any other surrogate
+    escape stays a lone surrogate, which cannot be written as UTF-8. Escaped backslashes are masked first
+    so that `\\\\ud800` (a backslash, then text) is not taken for an escape."""
+    if b"\\" not in raw:  # memchr: most lines stop here
+        return False
+    raw = raw.replace(b"\\\\", b"_")  # not b"": that would join the escapes around it into a pair
+    if _SURROGATE_ESCAPE.search(raw) is None:
+        return False
+    return len(_SURROGATE_ESCAPE.findall(raw)) != 2 * len(_PAIR_ESCAPE.findall(raw))
 
 
 def _not_utf8(raw: bytes, exc: UnicodeDecodeError, multiline: bool = False) -> str:
@@ -362,8 +558,8 @@ def _read_jsonl(shard: Shard, spec: FieldSpec) -> Iterator[Record | BadRecord]:
                 except (ValueError, RecursionError) as exc:
                     yield BadRecord(shard.path, line, f"invalid JSON: {exc}")
                     continue
-                maybe_surrogate = _SURROGATE_ESCAPE.search(raw) is not None
-                yield _check(shard, line, data, spec, f"{shard.id_name}:{line}", not maybe_surrogate)
+                lone = _lone_surrogate_escape(raw)
+                yield _check(shard, line, data, spec, f"{shard.id_name}:{line}", not lone)
         except _CORRUPT as exc:
             raise _unreadable(shard, exc, line) from exc
 
@@ -497,16 +693,3 @@ def count_records(shard: Shard) -> int | None:
         except _CORRUPT as exc:
             raise _unreadable(shard, exc) from exc
     return lines + (last != NL)
-
-
-@dataclasses.dataclass
-class Discovery:
-    """What the inputs name: the shards to read, and files found under them in no supported format."""
-
-    shards: list[Shard]
-    skipped: list[str] = dataclasses.field(default_factory=list)
-
-
-def discover(inputs: Sequence[str], shard_lines: int | None = None) -> Discovery:
-    """`list_shards` plus the unsupported files it passed over."""
-    return Discovery(list_shards(inputs, shard_lines))

@@ -10,6 +10,14 @@ COMPRESSIONS = (None, "gzip", "zstd")
 _JSONL_SUFFIX = {None: ".jsonl", "gzip": ".jsonl.gz", "zstd": ".jsonl.zst"}
 
 
+def printable(path: str) -> str:
+    """A path safe to print and to write as UTF-8: bytes of a non-UTF-8 file name become `\\xff` escapes."""
+    try:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that does not stand for a byte
+        return path.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 @dataclass(frozen=True)
 class Shard:
     """One input unit of work: a file, a `datasets` save_to_disk directory (or split), or stdin ("-")."""
@@ -61,4 +69,4 @@ class BadRecord:
 
     def to_json(self) -> dict[str, Any]:
         """{"file", "line", "reason"} for errors.jsonl."""
-        return {"file": self.file, "line": self.line, "reason": self.reason}
+        return {"file": printable(self.file), "line": self.line, "reason": self.reason}

@@ -46,7 +46,7 @@ class RunSummary:
     plan: list[dict[str, Any]] = field(default_factory=list)
     calibration: dict[str, Any] | None = None
     failed: list[dict[str, Any]] = field(default_factory=list)  # shards that failed every retry
-    skipped: list[str] = field(default_factory=list)  # files under the inputs in no supported format
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"} found but not read
 
     @property
     def tokens_per_second(self) -> float:
@@ -76,8 +76,9 @@ class RunSummary:
                 f"FAILED shards  {len(self.failed)} after every retry: {names} (first error: {first}; {where})"
             )
         if self.skipped:
-            shown = ", ".join(self.skipped[:5]) + (" ..." if len(self.skipped) > 5 else "")
-            lines.append(f"not read       {len(self.skipped)} file(s) in no supported format: {shown}")
+            shown = "; ".join(f"{s['path']} ({s['reason']})" for s in self.skipped[:5])
+            more = f"; and {len(self.skipped) - 5} more (see manifest.json)" if len(self.skipped) > 5 else ""
+            lines.append(f"not read       {len(self.skipped)}: {shown}{more}")
         rounds = s.get("rounds") or []
         for i, rnd in enumerate(rounds):
             scored = max(rnd["n_scored"], 1)
@@ -227,10 +228,10 @@ def _execute(
         if cfg is not None:
             cfg.validate()
     rank = resolve_rank(run)
-    found = discover(inputs, run.shard_lines)
+    run_dir = None if output == "-" else Path(output)
+    found = discover(inputs, run.shard_lines, exclude=[run_dir] if run_dir is not None else ())
     shards = found.shards
     plan = [_plan_item(s) for s in shards]
-    run_dir = None if output == "-" else Path(output)
     _check_paths(run_dir, shards)
     if run_dir is None and (uses_workers(run) or rank):
         raise ConfigError(
@@ -244,7 +245,7 @@ def _execute(
         summary = RunSummary(
             str(run_dir) if run_dir else None, len(shards), 0, run_stats.new_stats(), 0.0, 0, plan
         )
-        summary.skipped = found.skipped
+        summary.skipped = [s.to_json() for s in found.skipped]
         return summary
     if kind == "score" and run_dir is None:
         raise RunDirError("`toedit score` writes scores/ into a RUN_DIR; -o - is only for `toedit edit`")
@@ -255,7 +256,8 @@ def _execute(
         if rd is not None:  # whatever happens, this process leaves none of its temp files behind
             stack.callback(rd.remove_temp_files, pid=os.getpid())
         shards = _spool_stdin(shards, rd, stack)
-        return _run_locked(kind, rd, shards, found.skipped, edit, score, io, run, prior, rank)
+        skipped = [s.to_json() for s in found.skipped]
+        return _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank)
 
 
 def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) -> RunSummary:

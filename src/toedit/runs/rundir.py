@@ -113,18 +113,6 @@ class ShardFiles:
     texts: list[Shard]
 
 
-def is_run_dir(path: str | Path) -> bool:
-    """True if `path` is a directory holding a toedit manifest."""
-    manifest = Path(path) / MANIFEST
-    if not manifest.is_file():
-        return False
-    try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and "fingerprint" in data and "kind" in data
-
-
 class RunDir:
     """A run directory: its paths, manifest, markers, outputs, locks and clean-up."""
 
