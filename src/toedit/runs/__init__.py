@@ -1,8 +1,9 @@
 """Resumable sharded runs over files: run directories, markers, manifests, merged stats."""
 
+from ..io import is_run_dir
 from .report import run_report
 from .run import RunSummary, format_status, run_edit, run_score, run_status
-from .rundir import RunDir, RunDirError, RunLocked, Span, is_run_dir
+from .rundir import RunDir, RunDirError, RunLocked, Span
 from .shard import TooManyErrors
 
 __all__ = [
