@@ -142,3 +142,38 @@ def test_every_verb_has_help(capsys):
             main([verb, "--help"] if verb else ["--help"])
         assert exc.value.code == 0, verb
         assert "usage: toedit" in capsys.readouterr().out
+
+
+def test_seed_flag_reaches_the_edits_and_the_manifest(tmp_path, corpus, tiny_model_dir):
+    """`--seed 7` and `--seed 8` give different edits and manifests that say 7 and 8 (it was once dropped)."""
+    outs = {}
+    for seed in (7, 8):
+        run = tmp_path / f"s{seed}"
+        argv = ["edit", str(corpus), "-o", str(run), "--threshold", "0.2", "--seed", str(seed)]
+        assert main([*argv, *base(tiny_model_dir)]) == EXIT_OK
+        manifest = json.loads((run / "manifest.json").read_text())
+        assert manifest["settings"]["edit"]["seed"] == seed and manifest["config"]["edit"]["seed"] == seed
+        outs[seed] = (run / "data" / "in.jsonl").read_text()
+    assert outs[7] != outs[8]
+
+
+def test_seed_flag_reaches_score_free_verbs(tmp_path, corpus, tiny_model_dir, capsys):
+    rows = {}
+    for seed in (3, 4):
+        argv = [
+            "sweep",
+            str(corpus),
+            "--thresholds",
+            "0.2",
+            "--betas",
+            "1",
+            "--top-k",
+            "8",
+            "--seed",
+            str(seed),
+        ]
+        assert main([*argv, "--sample-docs", "3", "--json", *base(tiny_model_dir)]) == EXIT_OK
+        result = json.loads(capsys.readouterr().out)
+        assert result["seed"] == seed
+        rows[seed] = result["rows"][0]["n_changed"], result["sample_texts"]
+    assert rows[3][1] == rows[4][1] == 3

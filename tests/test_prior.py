@@ -179,6 +179,7 @@ def test_embedded_prior_loads_and_scores_exactly(default_prior):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_embedded_prior_edits_and_keeps_text(default_prior):
     texts = [t[:1500] for t in corpus_texts(4)] + TRICKY_TEXTS
     same = edit_texts(texts, default_prior, EditConfig(threshold=1.0))
@@ -191,6 +192,7 @@ def test_embedded_prior_edits_and_keeps_text(default_prior):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_embedded_prior_run_on_a_real_corpus(default_prior, tmp_path):
     import json
 

@@ -21,6 +21,7 @@ from .config import EditConfig, IOConfig, RunConfig, ScoreConfig
 from .divergence import js_divergence
 from .editing import EditStats
 from .io import list_shards
+from .optional import optional_import
 from .pipeline import edit_scored_texts
 from .prior import Prior, load_prior
 from .runs.rundir import field_spec
@@ -116,7 +117,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def plot_sweep(rows: list[dict[str, Any]], path: str | Path) -> None:
     """Realised (solid) and expected (dashed) change % against the threshold, one line per (beta, top-k)."""
-    from matplotlib.figure import Figure
+    Figure = optional_import("matplotlib.figure", purpose="the sweep plot (sweep.png)").Figure
 
     fig = Figure(figsize=(7, 4.2), dpi=120)
     ax = fig.subplots()

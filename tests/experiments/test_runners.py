@@ -97,6 +97,7 @@ def test_collapse_runner(tmp_path, human_jsonl):
     assert json.loads((tmp_path / "collapse.json").read_text())["summary"] == json.loads(json.dumps(s))
 
 
+@pytest.mark.slow
 def test_run_all_writes_results_page(tmp_path, human_jsonl, tiny_model_dir):
     page = tmp_path / "docs" / "RESULTS.md"
     out = run_all(

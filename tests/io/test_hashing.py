@@ -119,6 +119,7 @@ for path in sys.argv[1:]:
 """
 
 
+@pytest.mark.slow
 def test_concurrent_processes_keep_every_entry(tmp_path, cache):
     """Two processes store 40 entries each at once: under the lock no update is lost, the file stays valid."""
     files = [str(_file(tmp_path / "in" / f"f{i:03d}", str(i).encode())) for i in range(80)]

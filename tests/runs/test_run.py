@@ -234,6 +234,7 @@ def test_score_run_and_dry_run(tmp_path, tiny_prior):
     assert not list((tmp_path / "run" / "data").glob("*"))
 
 
+@pytest.mark.slow
 def test_kill_then_rerun_gives_identical_output(tmp_path, tiny_model_dir):
     for i in range(8):
         write_jsonl(tmp_path / "in" / f"part{i}.jsonl", docs(12, prefix=f"p{i}-"))

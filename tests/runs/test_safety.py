@@ -271,6 +271,7 @@ def test_report_escapes_corpus_strings(tmp_path, tiny_model_dir):
     assert rows_in_table and all(line.count(" | ") == 3 for line in rows_in_table)  # no extra cells
 
 
+@pytest.mark.slow
 def test_sigterm_cleans_up_like_ctrl_c(tmp_path, tiny_model_dir):
     corpus = tmp_path / "in.jsonl"
     rows = [{"id": f"d{i}", "text": t} for i, t in enumerate(corpus_texts(60) * 8)]

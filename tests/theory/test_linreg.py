@@ -56,6 +56,7 @@ def test_edit_fixed_design_matches_oracle(policy: str) -> None:
     assert exact[-1] > 1.5 * exact[0]  # the comparison is not trivial: the error moves
 
 
+@pytest.mark.slow
 def test_edit_random_design_matches_averaged_oracle() -> None:
     r = edit_chain("disjoint", d=D, T=T, generations=6, trials=20_000, design="random", seed=4)
     assert r.masks.shape == (20_000, 5, T)

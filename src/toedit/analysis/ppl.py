@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..divergence import js_divergence, kl_divergence
+from ..optional import optional_import
 from ..probs import doc_ppl
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -44,7 +45,7 @@ def compare(reference, other, bins: int = 50, smoothing: float = 0.5) -> dict[st
     `range_coverage` is the share of the reference's 1-99 % log-PPL range inside other's 1-99 % range;
     `mass_coverage` the share of reference documents whose log PPL lies inside other's whole range.
     """
-    from scipy.stats import wasserstein_distance
+    wasserstein_distance = optional_import("scipy.stats", purpose="PPL distances").wasserstein_distance
 
     a, b = _clean_log(reference), _clean_log(other)
     if len(a) == 0 or len(b) == 0:

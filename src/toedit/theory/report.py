@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..optional import optional_import
 from .linreg import SETTINGS, ChainResult, Design, edit_counts, run_chain
 from .oracle import (
     ACCUMULATE_LIMIT,
@@ -208,7 +209,7 @@ def _plot(results: dict[str, Any]) -> bytes:
     """PNG of error/u against generation: all settings, and a zoom without replace."""
     import io
 
-    from matplotlib.figure import Figure
+    Figure = optional_import("matplotlib.figure", purpose="the theory plot").Figure
 
     gens = np.asarray(results["generations"])
     fig = Figure(figsize=(11, 4.4), dpi=120)

@@ -29,6 +29,7 @@ def output_ids(run_dir) -> list[str]:
     return ids
 
 
+@pytest.mark.slow
 def test_two_workers_with_killed_workers_reproduce_the_in_process_run(
     tmp_path, monkeypatch, scale_corpus, reference_run, tiny_model_dir
 ):

@@ -18,6 +18,7 @@ def local_ray():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_ray_actors_reproduce_the_in_process_run_when_an_actor_dies(
     tmp_path, monkeypatch, local_ray, scale_corpus, reference_run, tiny_model_dir
 ):
@@ -34,6 +35,7 @@ def test_ray_actors_reproduce_the_in_process_run_when_an_actor_dies(
     assert not list(run.rglob("*.tmp-*"))
 
 
+@pytest.mark.slow
 def test_readme_ray_data_example_runs_and_edits_like_edit_batch(
     local_ray, tiny_model_dir, tiny_prior, tmp_path
 ):
