@@ -163,7 +163,7 @@ def test_forked_workers_after_torch_ran_in_the_parent(tmp_path, corpus, tiny_mod
 
 def readme_example() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("\n### datatrove\n", 1)[1].split("\n#", 1)[0]
+    section = re.split(r"\n##+ ", text.split("\n### datatrove\n", 1)[1], maxsplit=1)[0]
     (code,) = re.findall(r"```py\n(.*?)```", section, flags=re.S)
     return code
 
