@@ -1,0 +1,1 @@
+"""Adapters to third-party data pipeline frameworks; each module needs its own optional extra."""
