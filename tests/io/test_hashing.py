@@ -58,6 +58,7 @@ def test_rehash_only_when_the_file_changes(tmp_path, cache, calls):
     first = content_hash(f)
     assert content_hash(f) == first and content_hash(str(f)) == first
     assert calls == ["a.jsonl"]  # the second and third calls read the cache
+    hashing.flush()
     assert str(f.resolve()) in json.loads((cache / "hashes.json").read_text())["files"]
 
     _file(f, b'{"text": "two"}\n')  # same size, same mtime: ctime and the digest differ
@@ -107,12 +108,35 @@ def test_unusable_cache_still_hashes(tmp_path, monkeypatch, calls):
     (tmp_path / "c2").mkdir()
     (tmp_path / "c2" / "hashes.json").write_text("{not json")  # a corrupt cache is rebuilt
     assert content_hash(f) == hashlib.sha256(b"data").hexdigest()
+    hashing.flush()
     assert json.loads((tmp_path / "c2" / "hashes.json").read_text())["version"] == 1
+
+
+def test_single_calls_write_the_cache_in_batches(tmp_path, cache, monkeypatch):
+    """Hashing N files one call at a time does not rewrite the cache file N times (quadratic in N)."""
+    stores = []
+    real = hashing._store
+    monkeypatch.setattr(hashing, "_store", lambda path, new: stores.append(len(new)) or real(path, new))
+    monkeypatch.setattr(hashing, "FLUSH_EVERY_S", 1e9)
+    monkeypatch.setattr(hashing._MEM, "flushed_at", float("-inf"))
+    files = [_file(tmp_path / "in" / f"f{i:03d}", str(i).encode()) for i in range(200)]
+    for f in files:
+        content_hash(f)
+    assert stores == [1]  # the first entry at once, the rest held
+    hashing.flush()
+    assert stores == [1, 199]
+    on_disk = hashing._load(cache_file())
+    assert {str(f.resolve()) for f in files} <= set(on_disk)
+    # another process's write is seen: the file changed, so the in-memory copy is re-read
+    real(cache_file(), {"/elsewhere": {"id": [0], "sha256": "x", "stored": 0}})
+    assert "/elsewhere" in hashing._entries(cache_file())
 
 
 _WORKER = """
 import os, sys
+from toedit.io import hashing
 from toedit.io.hashing import content_hash
+hashing.FLUSH_EVERY_S = 0  # write after every file: as many chances to collide as possible
 for path in sys.argv[1:]:
     os.utime(path, ns=(1_600_000_000 * 10**9,) * 2)
     content_hash(path)

@@ -4,11 +4,13 @@ The cache is one small JSON file under the toedit cache dir. An entry is reused 
 mtime, ctime, inode and device are unchanged (ctime cannot be set back by `touch` or `cp -p`, so an edit that
 keeps size and mtime is still seen). Files changed less than RACY_NS before hashing are not cached: a second
 write within one timestamp tick would be invisible. Writers merge under an advisory lock and replace the file
-atomically, so concurrent processes never corrupt it (a reader without the lock sees the old or the new one).
+atomically, so concurrent processes never corrupt it (a reader without the lock sees the old or the new one);
+a process keeps a copy in memory and writes its new entries in batches (see _Memory).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -21,6 +23,7 @@ from typing import Any
 CACHE_NAME = "hashes.json"
 MAX_ENTRIES = 10_000  # oldest entries are dropped past this: a cache, not a registry
 RACY_NS = 2_000_000_000
+FLUSH_EVERY_S = 1.0
 CHUNK = 1 << 20
 _VERSION = 1
 
@@ -77,8 +80,9 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _store(path: Path, new: dict[str, Any]) -> None:
-    """Merge `new` entries into the cache file under the lock and replace it atomically."""
+def _store(path: Path, new: dict[str, Any]) -> tuple[dict[str, Any], tuple[int, ...]]:
+    """Merge `new` entries into the cache file under the lock and replace it atomically; returns the merged
+    entries and the identity of the file written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with _locked(path):
         files = _load(path)
@@ -89,9 +93,57 @@ def _store(path: Path, new: dict[str, Any]) -> None:
         tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
         try:
             tmp.write_text(json.dumps({"version": _VERSION, "files": files}), encoding="utf-8")
+            ident = _file_ident(tmp)  # the inode and times survive the rename
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+    return files, ident
+
+
+def _file_ident(path: Path) -> tuple[int, ...]:
+    st = os.stat(path)
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+class _Memory:
+    """This process's copy of the cache: the file is re-read only when it changed, and new entries are
+    written in batches (each content_hashes call of several files, at most once a second for single files,
+    and at exit), so hashing N inputs one by one does not rewrite the file N times."""
+
+    path: Path | None = None
+    ident: tuple[int, ...] | None = None
+    files: dict[str, Any] = {}
+    pending: dict[str, Any] = {}
+    flushed_at = float("-inf")
+
+
+_MEM = _Memory()
+
+
+def _entries(path: Path) -> dict[str, Any]:
+    if _MEM.path != path:
+        flush()
+        _MEM.path, _MEM.ident, _MEM.files = path, None, {}
+    try:
+        ident: tuple[int, ...] | None = _file_ident(path)
+    except OSError:
+        ident = None
+    if ident != _MEM.ident:
+        _MEM.files, _MEM.ident = (_load(path) if ident else {}), ident
+    return _MEM.files
+
+
+def flush() -> None:
+    """Write this process's new cache entries now (also run at exit); an unwritable cache is left alone."""
+    if not _MEM.pending or _MEM.path is None:
+        return
+    pending, _MEM.pending = _MEM.pending, {}
+    _MEM.flushed_at = time.monotonic()
+    with contextlib.suppress(OSError):  # a read-only cache dir only costs re-hashing next time
+        _MEM.files, _MEM.ident = _store(_MEM.path, pending)
+
+
+atexit.register(flush)
 
 
 def _files(root: str) -> list[str]:
@@ -138,16 +190,14 @@ def content_hashes(paths: Iterable[str | os.PathLike[str]]) -> dict[str, str]:
 
 
 def _file_hashes(paths: list[str]) -> dict[str, str]:
-    cache_path = cache_file()
-    cached = _load(cache_path)
+    cached = _entries(cache_file())
     out: dict[str, str] = {}
-    new: dict[str, Any] = {}
     for p in paths:
         if p in out:
             continue
         key = os.path.realpath(p)
         before = os.stat(p)
-        entry = cached.get(key)
+        entry = _MEM.pending.get(key) or cached.get(key)
         if entry is not None and entry.get("id") == _identity(before):
             out[p] = entry["sha256"]
             continue
@@ -156,10 +206,9 @@ def _file_hashes(paths: list[str]) -> dict[str, str]:
         out[p] = digest
         after = os.stat(p)
         if _identity(after) == _identity(before) and started - after.st_mtime_ns > RACY_NS:
-            new[key] = {"id": _identity(after), "sha256": digest, "stored": time.time()}
-    if new:
-        with contextlib.suppress(OSError):  # a read-only cache dir only costs re-hashing next time
-            _store(cache_path, new)
+            _MEM.pending[key] = {"id": _identity(after), "sha256": digest, "stored": time.time()}
+    if _MEM.pending and (len(paths) > 1 or time.monotonic() - _MEM.flushed_at > FLUSH_EVERY_S):
+        flush()
     return out
 
 
