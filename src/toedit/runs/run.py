@@ -18,7 +18,7 @@ from typing import Any
 
 from ..config import ConfigError, EditConfig, IOConfig, RunConfig, ScoreConfig
 from ..io import Shard, count_records, discover, write_json_atomic
-from ..io.hashing import content_hash
+from ..io.hashing import content_hashes
 from ..pipeline import calibrate_threshold
 from ..prior import Prior, load_prior
 from ..scoring import resolve_window
@@ -261,7 +261,8 @@ def _execute(
 
 
 def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) -> RunSummary:
-    plan = [_plan_item(s) | {"sha256": content_hash(s.path)} for s in shards]
+    digests = content_hashes([s.path for s in shards])
+    plan = [_plan_item(s) | {"sha256": digests[s.path]} for s in shards]
     for item, shard in zip(plan, shards, strict=True):
         if shard.name == "stdin" and rd is not None and Path(shard.path) == rd.stdin_path:
             item["source"] = "-"
