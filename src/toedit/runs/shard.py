@@ -34,7 +34,7 @@ from ..prior import Prior
 from ..scoring import TokenScores, score_texts
 from .rundir import RunDir, field_spec
 from .sample import unit_ids
-from .stats import PROB_BINS, new_round, new_stats, prob_histogram
+from .stats import PROB_BINS, add_hist, new_round, new_stats, prob_histogram
 
 
 class TooManyErrors(RuntimeError):
@@ -216,9 +216,7 @@ def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
                     rounds.append(new_round())
                 for key in STAT_KEYS:
                     rounds[r][key] += getattr(rst, key)
-                rounds[r]["prob_hist"] = [
-                    a + int(b) for a, b in zip(rounds[r]["prob_hist"], rhist, strict=True)
-                ]
+                rounds[r]["prob_hist"] = add_hist(rounds[r]["prob_hist"], rhist)
             tokens += st.n_tokens
             if data_writer is not None:
                 if ctx.io.inline_stats and ctx.kind == "edit":

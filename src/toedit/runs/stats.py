@@ -8,7 +8,16 @@ from typing import Any
 from ..editing import STAT_KEYS
 from ..probs import PROB_BINS, prob_histogram
 
-__all__ = ["COUNT_KEYS", "PROB_BINS", "merge", "new_stats", "prob_histogram", "rates"]
+__all__ = [
+    "COUNT_KEYS",
+    "PROB_BINS",
+    "add_hist",
+    "merge",
+    "new_round",
+    "new_stats",
+    "prob_histogram",
+    "rates",
+]
 COUNT_KEYS = (*STAT_KEYS, "n_records", "n_texts", "n_empty", "n_errors")
 
 
@@ -25,7 +34,7 @@ def new_round() -> dict[str, Any]:
     return out
 
 
-def _add_hist(a: list[int], b: list[int] | None) -> list[int]:
+def add_hist(a: list[int], b: list[int] | None) -> list[int]:
     return [x + int(y) for x, y in zip(a, b or [0] * PROB_BINS, strict=True)]
 
 
@@ -35,14 +44,14 @@ def merge(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
     for part in parts:
         for key in COUNT_KEYS:
             out[key] += int(part.get(key, 0))
-        out["prob_hist"] = _add_hist(out["prob_hist"], part.get("prob_hist"))
+        out["prob_hist"] = add_hist(out["prob_hist"], part.get("prob_hist"))
         for r, rnd in enumerate(part.get("rounds") or []):
             rounds = out.setdefault("rounds", [])
             if r == len(rounds):
                 rounds.append(new_round())
             for key in STAT_KEYS:
                 rounds[r][key] += int(rnd.get(key, 0))
-            rounds[r]["prob_hist"] = _add_hist(rounds[r]["prob_hist"], rnd.get("prob_hist"))
+            rounds[r]["prob_hist"] = add_hist(rounds[r]["prob_hist"], rnd.get("prob_hist"))
     return out
 
 
