@@ -35,7 +35,7 @@ def new_round() -> dict[str, Any]:
 
 
 def add_hist(a: list[int], b: list[int] | None) -> list[int]:
-    return [x + int(y) for x, y in zip(a, b or [0] * PROB_BINS, strict=True)]
+    return [x + int(y) for x, y in zip(a, [0] * PROB_BINS if b is None else b, strict=True)]
 
 
 def merge(parts: Iterable[dict[str, Any]]) -> dict[str, Any]:
