@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 DEFAULT_HUMAN = ["data/austen"]
 
@@ -156,3 +157,30 @@ def add_verbs(sub: argparse._SubParsersAction) -> None:
         default=True,
         help="reuse mix/collapse results in OUTPUT computed with the same configuration (default: yes)",
     )
+
+    # --- experiment benefit (self-contained: parser + handler) ---
+    from .benefit import BenefitConfig
+
+    q = esub.add_parser(
+        "benefit",
+        help="does editing help? human vs edited arms: pretrain / cpt / sft, paired by seed",
+        description="Train one model per arm (H, E, E-rate, E-word, R) and seed in each setting; Δ vs H with "
+        "95 %% intervals and verdicts.",
+    )
+    q.add_argument("-o", "--output", default="runs/benefit", help="output directory (default: runs/benefit)")
+    q.add_argument("--quick", action="store_true", help="the quick setting (~45 min on 2 CPU cores)")
+    q.add_argument("--results", default=None, help="write the marked benefit section of this page")
+    add_config_flags(q, BenefitConfig, "benefit options")
+    q.set_defaults(func=cmd_benefit)
+
+
+def cmd_benefit(args: argparse.Namespace) -> int:
+    from .benefit import BENEFIT_QUICK, BenefitConfig, run_benefit
+
+    command = "toedit " + " ".join(sys.argv[1:]) if sys.argv else None
+    result = run_benefit(
+        args.output, _config(BenefitConfig, args, BENEFIT_QUICK), results=args.results, command=command
+    )
+    print((Path(args.output) / "benefit.md").read_text())
+    print(f"{result['seconds'] / 60:.1f} min")
+    return 0
