@@ -19,6 +19,7 @@ TINY = dict(
     seeds="0,1",
     rates="0.05",
     items=24,
+    ft_items=24,
     bootstrap=200,
     pt_tokens=4096,
     pt_hidden=32,
@@ -29,6 +30,7 @@ TINY = dict(
     ft_layers=1,
     ft_batch=4,
     cpt_tokens=1024,
+    cpt_docs=8,
     cpt_seq_len=32,
     sft_pairs=16,
     sft_max_len=40,
@@ -63,7 +65,7 @@ def chitchat_json(tmp_path_factory):
     data = {}
     for c in range(80):
         msgs = []
-        for t in range(4):
+        for _turn in range(4):
             n = int(rng.integers(3, 9))
             msgs.append([{"text": " ".join(rng.choice(words, n)) + "."}])
         data[f"conv{c}"] = {"messages": msgs}
@@ -146,6 +148,18 @@ def test_cpt_trains_only_the_top_layers_and_leaves_the_prior_alone(tiny_prior):
     assert all(v.equal(state[k]) for k, v in top.state().items())
 
 
+def test_top_lm_computes_the_same_logits_as_the_model(tiny_prior):
+    import torch
+
+    model = bf._trainable_copy(tiny_prior)
+    ids = tiny_prior.tokenizer(corpus_texts(3)[2], return_tensors="pt")["input_ids"][:, :40]
+    with torch.no_grad():
+        ref = model(input_ids=ids).logits
+        top = blm.TopLM(model, 1)
+        got = top.head(top.hidden(top.inputs(ids)))
+    assert torch.allclose(got, ref, atol=1e-4)
+
+
 def test_sft_end_to_end(tiny_prior, chitchat_json):
     cfg = _config(setting="sft", data=chitchat_json, arms="H,E,E-word", rates="0.1")
     res = bf.run_setting("sft", cfg, tiny_prior, progress=False)
@@ -201,7 +215,12 @@ def test_arms_come_from_one_scoring_pass(tiny_prior, monkeypatch):
     texts = [t[:500] for t in corpus_texts(10)]
     scores = score_texts(texts, tiny_prior, ScoreConfig(store_k=8), k=8)
     calls = []
-    monkeypatch.setattr("toedit.scoring.score_texts", lambda *a, **k: calls.append(1))
+    for where in (
+        "toedit.scoring.score_texts",
+        "toedit.pipeline.score_texts",
+        "toedit.experiments.benefit.score_texts",
+    ):
+        monkeypatch.setattr(where, lambda *a, **k: calls.append(1))
     cfg = _config(rates="0.05")
     cal = bf.calibrate_arms(texts, scores, tiny_prior, cfg)
     arms = bf.build_arms(texts, [str(i) for i in range(10)], scores, tiny_prior, cfg, cal, seed=0)

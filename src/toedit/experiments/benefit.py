@@ -83,7 +83,10 @@ class BenefitConfig:
     )
     seeds: str = field(default="", metadata={"help": "seeds (default: 0-4 pretrain, 0-2 cpt and sft)"})
     items: int = field(
-        default=400, metadata={"help": "multiple-choice items per setting (fewer if the data lacks)"}
+        default=400, metadata={"help": "pretrain: multiple-choice items (fewer if the data lacks)"}
+    )
+    ft_items: int = field(
+        default=400, metadata={"help": "cpt/sft: multiple-choice items (fewer if the data lacks)"}
     )
     bootstrap: int = field(default=2000, metadata={"help": "paired bootstrap resamples over items"})
     threads: int = field(default=0, metadata={"help": "torch threads (0: leave as is)"})
@@ -102,6 +105,7 @@ class BenefitConfig:
     )
     ft_lr: float = field(default=1e-4, metadata={"help": "cpt/sft: peak learning rate"})
     ft_batch: int = field(default=8, metadata={"help": "cpt/sft: sequences per step"})
+    cpt_docs: int = field(default=0, metadata={"help": "cpt: training documents sampled (0: all)"})
     cpt_tokens: int = field(default=200_000, metadata={"help": "cpt: training tokens per run"})
     cpt_seq_len: int = field(default=256, metadata={"help": "cpt: sequence length"})
     sft_pairs: int = field(default=4000, metadata={"help": "sft: training (context, reply) pairs per run"})
@@ -161,6 +165,7 @@ class BenefitConfig:
                 raise ConfigError("seeds must be distinct")
         for name in (
             "items",
+            "ft_items",
             "pt_tokens",
             "pt_hidden",
             "pt_layers",
@@ -180,18 +185,23 @@ class BenefitConfig:
             raise ConfigError("pt_vocab must be >= 300, learning rates > 0, pt_docs >= 0")
 
 
+# sized for a shared 2-core CPU (1 thread, load ~15): the prior scores ~120 tokens/s there
 BENEFIT_QUICK = dict(
-    pt_docs=40,
-    pt_tokens=300_000,
+    pt_docs=12,
+    pt_tokens=120_000,
     pt_hidden=128,
     pt_vocab=2048,
     pt_batch=16,
+    items=400,
     ft_layers=2,
-    cpt_tokens=12_288,
+    ft_items=100,
+    cpt_docs=10,
+    cpt_tokens=2048,
     cpt_seq_len=128,
-    sft_pairs=192,
-    sft_max_len=96,
-    item_words=40,
+    sft_pairs=64,
+    sft_max_len=64,
+    sft_context_turns=2,
+    item_words=30,
 )
 
 
@@ -394,7 +404,11 @@ def cpt_data(config: BenefitConfig) -> tuple[list[tuple[str, str]], list[str]]:
 
         docs = sorted(pydoc_data.topics.topics.items())
     held = _hash_split([d[0] for d in docs], 0.2)
-    return [d for d in docs if d[0] not in held], [d[1] for d in docs if d[0] in held]
+    train = [d for d in docs if d[0] not in held]
+    if config.cpt_docs and config.cpt_docs < len(train):
+        idx = np.random.default_rng(0).permutation(len(train))[: config.cpt_docs]
+        train = [train[i] for i in sorted(idx)]
+    return train, [d[1] for d in docs if d[0] in held]
 
 
 def chitchat_pairs(path: str | None, context_turns: int) -> dict[str, list[tuple[str, str]]]:
@@ -503,10 +517,10 @@ def run_setting(setting: str, config: BenefitConfig, prior, progress: bool = Tru
         tok = prior.tokenizer
         eos = tok.eos_token_id if tok.eos_token_id is not None else prior.context_id
         if setting == "cpt":
-            items = blm.lambada_items(held_texts, config.items, 0, config.item_words)
+            items = blm.lambada_items(held_texts, config.ft_items, 0, config.item_words)
             seq_len, ppl_on = config.cpt_seq_len, "sequence"
         else:
-            items = blm.reply_items(held_pairs, config.items, 0)
+            items = blm.reply_items(held_pairs, config.ft_items, 0)
             seq_len, ppl_on = config.sft_max_len, "choice"
     if not items:
         raise ConfigError(f"{setting}: the held-out data gives no evaluation items")
@@ -786,7 +800,10 @@ def run_benefit(
         res = run_setting(setting, config, prior, progress)
         res["description"] = DESCRIPTIONS[setting]
         result["settings"][setting] = res
+        result["seconds"] = round(time.perf_counter() - t0, 1)
         (out / "benefit.json").write_text(json.dumps(result, indent=1) + "\n")
+        if results is not None:  # each finished setting is on the page at once
+            write_section(Path(results), benefit_markdown(result))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     md = benefit_markdown(result)
     (out / "benefit.json").write_text(json.dumps(result, indent=1) + "\n")

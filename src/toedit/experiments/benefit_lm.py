@@ -10,7 +10,6 @@ Both expose `hidden(inputs)` (final normed hidden states) and `head`, so one eva
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 from collections.abc import Sequence
@@ -42,25 +41,43 @@ class FullLM:
         self.model.train(mode)
 
 
+class _Stack(torch.nn.Module):
+    """Decoder layers of a Llama-style model run on hidden states (optionally from ids, optionally normed)."""
+
+    def __init__(self, base: torch.nn.Module, layers: Sequence[torch.nn.Module], embed: bool, norm):
+        super().__init__()
+        self.config = base.config
+        self.embed = base.embed_tokens if embed else None
+        self.rotary = base.rotary_emb
+        self.layers = torch.nn.ModuleList(layers)
+        self.norm = norm if norm is not None else torch.nn.Identity()
+
+    def forward(self, ids: torch.Tensor | None = None, hidden: torch.Tensor | None = None) -> torch.Tensor:
+        from transformers.masking_utils import create_causal_mask
+
+        h = self.embed(ids) if ids is not None else hidden
+        pos = torch.arange(h.shape[1], device=h.device).unsqueeze(0)
+        pe = self.rotary(h, position_ids=pos)
+        mask = create_causal_mask(
+            config=self.config, inputs_embeds=h, attention_mask=None, cache=None, position_ids=pos
+        )
+        for layer in self.layers:
+            h = layer(h, attention_mask=mask, position_embeddings=pe, position_ids=pos)
+        return self.norm(h)
+
+
 class TopLM:
     """A pre-trained causal LM whose top `n_train` decoder layers (+ final norm) train; the rest is frozen."""
 
     def __init__(self, model: torch.nn.Module, n_train: int):
-        layers = model.model.layers
+        layers = list(model.model.layers)
         if not 1 <= n_train <= len(layers):
             raise ValueError(f"n_train must be in [1, {len(layers)}], got {n_train}")
-        self.base = model
-        self.split = len(layers) - n_train
         for p in model.parameters():
             p.requires_grad_(False)
-        # two views of one model: `low` runs the frozen layers, `top` a trainable copy of the upper layers
-        self.low = copy.copy(model.model)
-        self.low.layers = torch.nn.ModuleList(list(layers)[: self.split])
-        self.low.norm = torch.nn.Identity()
-        top_layers = copy.deepcopy(torch.nn.ModuleList(list(layers)[self.split :]))
-        self.top = copy.copy(model.model)
-        self.top.layers = top_layers
-        self.top.norm = copy.deepcopy(model.model.norm)
+        self.split = len(layers) - n_train
+        self.low = _Stack(model.model, layers[: self.split], embed=True, norm=None)
+        self.top = _Stack(model.model, layers[self.split :], embed=False, norm=model.model.norm)
         for p in self.parameters():
             p.requires_grad_(True)
         self.head = model.get_output_embeddings()
@@ -68,13 +85,13 @@ class TopLM:
     @torch.no_grad()
     def lower(self, ids: torch.Tensor) -> torch.Tensor:
         """Output of the frozen layers (the top layers' input), float32 [B, T, H]."""
-        return self.low(input_ids=ids).last_hidden_state.float()
+        return self.low(ids=ids).float()
 
     def inputs(self, ids: torch.Tensor) -> torch.Tensor:
         return self.lower(ids)
 
     def hidden(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.top(inputs_embeds=inputs).last_hidden_state
+        return self.top(hidden=inputs)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return list(self.top.layers.parameters()) + list(self.top.norm.parameters())
@@ -82,14 +99,18 @@ class TopLM:
     def train(self, mode: bool = True) -> None:
         self.top.train(mode)
 
+    def state(self) -> dict[str, torch.Tensor]:
+        """The trainable weights (a copy)."""
+        named = {
+            **{f"layers.{k}": v for k, v in self.top.layers.state_dict().items()},
+            **{f"norm.{k}": v for k, v in self.top.norm.state_dict().items()},
+        }
+        return {k: v.detach().clone() for k, v in named.items()}
+
     def reset(self, state: dict[str, torch.Tensor]) -> None:
         """Restore the trainable weights (every arm and seed starts from the same prior)."""
-        self.top.load_state_dict(state, strict=False)
-
-    def state(self) -> dict[str, torch.Tensor]:
-        return {
-            k: v.detach().clone() for k, v in self.top.state_dict().items() if "layers" in k or "norm" in k
-        }
+        self.top.layers.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("layers.")})
+        self.top.norm.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("norm.")})
 
 
 def masked_loss(lm, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -252,8 +273,11 @@ def item_sequences(items: Sequence[Item], tokenizer, bos: int, max_len: int) -> 
 
 
 @torch.no_grad()
-def sequence_logprobs(lm, seqs: Sequence[EvalSeq], cache: dict | None = None, batch: int = 16) -> list:
-    """Per sequence: the log-probs (float64 numpy) of its tokens 1.. (the first is the bos context).
+def sequence_logprobs(
+    lm, seqs: Sequence[EvalSeq], cache: dict | None = None, batch: int = 16, full: set[int] | None = None
+) -> list:
+    """Per sequence: the log-probs (float64 numpy) of its tokens 1.. (the first is the bos context); for a
+    sequence not in `full` only the tokens from its `start` on (NaN before: the LM head runs only there).
 
     `cache` keeps `lm.inputs` per batch (the frozen stack's output of a `TopLM`), so every model scores the
     same evaluation set without recomputing the shared lower layers.
@@ -276,9 +300,12 @@ def sequence_logprobs(lm, seqs: Sequence[EvalSeq], cache: dict | None = None, ba
         h = lm.hidden(inputs)
         for r, i in enumerate(idx):
             n = len(seqs[i].ids)
-            lp = torch.log_softmax(lm.head(h[r, : n - 1]).float(), dim=-1)
-            tgt = torch.tensor(seqs[i].ids[1:])
-            out[i] = lp[torch.arange(n - 1), tgt].double().numpy()
+            first = 1 if full is None or i in full else seqs[i].start
+            lp = torch.log_softmax(lm.head(h[r, first - 1 : n - 1]).float(), dim=-1)
+            tgt = torch.tensor(seqs[i].ids[first:])
+            vals = np.full(n - 1, np.nan)
+            vals[first - 1 :] = lp[torch.arange(n - first), tgt].double().numpy()
+            out[i] = vals
     return out
 
 
@@ -291,7 +318,10 @@ def evaluate_items(
     choices' sequences: every token (`ppl_on="sequence"`: held-out passages) or the true choice only
     (`"choice"`: held-out replies given their context).
     """
-    lps = sequence_logprobs(lm, seqs, cache)
+    full = (
+        {j for j, s in enumerate(seqs) if s.choice == items[s.item].answer} if ppl_on == "sequence" else set()
+    )
+    lps = sequence_logprobs(lm, seqs, cache, full=full)
     scores = np.full((len(items), 4), -np.inf)
     tok = []
     for s, lp in zip(seqs, lps, strict=True):
