@@ -236,3 +236,21 @@ def test_change_kind_on_hand_made_cases(text, start, end, new, kind):
     if text == "to-gether":  # "gether" after "-" is a whole word; "ir" replacing it is one too
         kind = "word"
     assert change_kind(text, start, end, new) == kind
+
+
+def test_cli_boundary_flag_reaches_the_rule(tmp_path, tiny_model_dir):
+    """`toedit edit --boundary word`: the run's stats count whole-word changes only."""
+    import json
+
+    from toedit.cli import main
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": t[:400]}) + "\n" for t in corpus_texts(8)), encoding="utf-8")
+    for boundary in ("word", "none"):
+        run = tmp_path / boundary
+        args = ["edit", str(src), "-o", str(run), "--threshold", "0.05", "--boundary", boundary]
+        assert main([*args, "--model", str(tiny_model_dir), "--device", "cpu", "--no-progress"]) == 0
+        stats = json.loads((run / "stats.json").read_text())
+        totals = stats.get("totals", stats)
+        assert totals["n_changed"] > 0
+        assert (totals["n_changed_word"] == totals["n_changed"]) == (boundary == "word")

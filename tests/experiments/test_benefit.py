@@ -59,9 +59,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def chitchat_json(tmp_path_factory):
     rng = np.random.default_rng(0)
-    words = (
-        "the a cat dog went home today yes no maybe good fine thanks what how are you I am very much".split()
-    )
+    words = ["the", "a", "cat", "dog", "went", "home", "today", "yes", "no", "maybe", "good", "fine", "thanks"]
     data = {}
     for c in range(80):
         msgs = []
