@@ -117,7 +117,9 @@ def test_word_boundary_calibration_honours_the_rule(tmp_path, tiny_prior):
     src = tmp_path / "in.jsonl"
     src.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
     cfg = EditConfig(target_change_rate=0.02, boundary="word", seed=1, calibration_docs=1000)
-    summary = run_edit([str(src)], str(tmp_path / "run"), cfg, run=RunConfig(progress=False), prior=tiny_prior)
+    summary = run_edit(
+        [str(src)], str(tmp_path / "run"), cfg, run=RunConfig(progress=False), prior=tiny_prior
+    )
     assert summary.calibration["threshold"] == word.threshold
     st = summary.stats
     assert abs(st["n_changed"] / st["n_scored"] - 0.02) < 0.01

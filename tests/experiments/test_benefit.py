@@ -59,7 +59,21 @@ def one_thread():
 @pytest.fixture(scope="module")
 def chitchat_json(tmp_path_factory):
     rng = np.random.default_rng(0)
-    words = ["the", "a", "cat", "dog", "went", "home", "today", "yes", "no", "maybe", "good", "fine", "thanks"]
+    words = [
+        "the",
+        "a",
+        "cat",
+        "dog",
+        "went",
+        "home",
+        "today",
+        "yes",
+        "no",
+        "maybe",
+        "good",
+        "fine",
+        "thanks",
+    ]
     data = {}
     for c in range(80):
         msgs = []
@@ -131,6 +145,8 @@ def test_cpt_end_to_end(tiny_prior):
         assert len({r["train_tokens"] for r in runs}) == 1 and runs[0]["train_tokens"] >= 1024
         assert len({r["doc_order"] for r in runs}) == 1
     assert res["items"] > 0 and all(math.isfinite(r["ppl"]) for r in res["runs"])
+    assert res["before"] == bf.prior_baseline("cpt", cfg, tiny_prior)  # the untrained prior, same items
+    assert "the prior before training" in bf.setting_markdown({**res, "description": "d"})
 
 
 def test_cpt_trains_only_the_top_layers_and_leaves_the_prior_alone(tiny_prior):
@@ -310,3 +326,23 @@ def test_write_section_replaces_only_the_marked_block(tmp_path):
     text = page.read_text()
     assert text.startswith("# Results\n\nother part\n") and "second" in text and "first" not in text
     assert text.count(bf.START) == 1
+
+
+def test_run_benefit_writes_json_page_and_rerenders(tiny_model_dir, pt_files, tmp_path):
+    page = tmp_path / "RESULTS.md"
+    page.write_text("# Results\n")
+    cfg = _config(
+        setting="pretrain", model=str(tiny_model_dir), data=pt_files[0], heldout=pt_files[1], arms="H,E-rate"
+    )
+    result = bf.run_benefit(
+        tmp_path / "out", cfg, progress=False, results=page, command="toedit experiment benefit"
+    )
+    text = page.read_text()
+    assert text.startswith("# Results\n") and "### Pre-training from scratch (2 seeds)" in text
+    stored = json.loads((tmp_path / "out" / "benefit.json").read_text())
+    assert [r["acc"] for r in stored["settings"]["pretrain"]["runs"]] == [
+        r["acc"] for r in result["settings"]["pretrain"]["runs"]
+    ]
+    before = (tmp_path / "out" / "benefit.md").read_text()
+    bf.rerender(tmp_path / "out", page)
+    assert (tmp_path / "out" / "benefit.md").read_text() == before

@@ -36,6 +36,7 @@ from ..scoring import TokenScores, score_texts
 from . import benefit_lm as blm
 from .benefit_stats import item_bootstrap, paired_delta, verdict
 from .human import seed_summary
+from .results import _load, _machine
 
 log = logging.getLogger(__name__)
 
@@ -514,20 +515,19 @@ def run_setting(setting: str, config: BenefitConfig, prior, progress: bool = Tru
         items = blm.lambada_items(held_texts, config.items, 0, config.item_words)
         seq_len, ppl_on = config.pt_seq_len, "sequence"
     else:
-        tok = prior.tokenizer
-        eos = tok.eos_token_id if tok.eos_token_id is not None else prior.context_id
-        if setting == "cpt":
-            items = blm.lambada_items(held_texts, config.ft_items, 0, config.item_words)
-            seq_len, ppl_on = config.cpt_seq_len, "sequence"
-        else:
-            items = blm.reply_items(held_pairs, config.ft_items, 0)
-            seq_len, ppl_on = config.sft_max_len, "choice"
+        tok, eos, items, seq_len, ppl_on = _ft_eval_set(
+            setting, config, prior, held_pairs if setting == "sft" else held_texts
+        )
     if not items:
         raise ConfigError(f"{setting}: the held-out data gives no evaluation items")
-    eval_seqs = blm.item_sequences(items, tok, eos, seq_len if setting != "sft" else config.sft_max_len)
+    eval_seqs = blm.item_sequences(items, tok, eos, seq_len)
     top = blm.TopLM(_trainable_copy(prior), config.ft_layers) if setting != "pretrain" else None
     top_state = top.state() if top is not None else None
     eval_cache: dict = {}
+    before = None
+    if top is not None:  # the prior itself, before any training: how far did training move it?
+        c0, p0, _ = blm.evaluate_items(top, items, eval_seqs, ppl_on, eval_cache)
+        before = {"ppl": p0, "acc": float(c0.mean())}
 
     runs, realised = [], {}
     for seed in seeds:
@@ -591,6 +591,7 @@ def run_setting(setting: str, config: BenefitConfig, prior, progress: bool = Tru
             "items": len(items),
             "ppl_tokens": ppl_tokens,
             "ppl_on": ppl_on,
+            "before": before,
             "train_texts": len(texts),
             "scored_tokens": int(sum(s.n_scored for s in scores)),
             "thresholds": {"rate": _keys(cal.rate), "word": _keys(cal.word)},
@@ -598,6 +599,31 @@ def run_setting(setting: str, config: BenefitConfig, prior, progress: bool = Tru
         }
     )
     return result
+
+
+def _ft_eval_set(setting: str, config: BenefitConfig, prior, held) -> tuple:
+    """(tokenizer, eos id, items, sequence length, PPL mode) of the cpt / sft evaluation."""
+    tok = prior.tokenizer
+    eos = tok.eos_token_id if tok.eos_token_id is not None else prior.context_id
+    if setting == "cpt":
+        return (
+            tok,
+            eos,
+            blm.lambada_items(held, config.ft_items, 0, config.item_words),
+            config.cpt_seq_len,
+            "sequence",
+        )
+    return tok, eos, blm.reply_items(held, config.ft_items, 0), config.sft_max_len, "choice"
+
+
+def prior_baseline(setting: str, config: BenefitConfig, prior) -> dict[str, float]:
+    """The untrained prior on the cpt / sft evaluation set (what `run_setting` stores as "before")."""
+    held = sft_data(config)[1] if setting == "sft" else cpt_data(config)[1]
+    tok, eos, items, seq_len, ppl_on = _ft_eval_set(setting, config, prior, held)
+    seqs = blm.item_sequences(items, tok, eos, seq_len)
+    top = blm.TopLM(_trainable_copy(prior), config.ft_layers)
+    c0, p0, _ = blm.evaluate_items(top, items, seqs, ppl_on)
+    return {"ppl": p0, "acc": float(c0.mean())}
 
 
 def _keys(d: dict[float, float]) -> dict[str, float]:
@@ -677,11 +703,12 @@ def summarize(setting: str, runs: list[dict], config: BenefitConfig, realised: d
         rr = realised.get(arm, [])
         row["selected_rate"] = float(np.mean([x["selected_rate"] for x in rr])) if rr else math.nan
         row["changed_rate"] = float(np.mean([x["changed_rate"] for x in rr])) if rr else math.nan
-        row["kinds"] = (
-            {k: float(np.mean([x["kinds"][k] for x in rr])) for k in ("word", "fragment", "space", "punct")}
-            if rr
-            else {}
-        )
+        # kinds pooled over seeds (counts, not mean shares: a seed without changes has no shares)
+        counts = {
+            k: sum(x["counts"][f"n_changed_{k}"] for x in rr) for k in ("word", "fragment", "space", "punct")
+        }
+        total = sum(counts.values())
+        row["kinds"] = {k: (v / total if total else math.nan) for k, v in counts.items()}
         row["train_tokens"] = sorted({by[(arm, s)]["train_tokens"] for s in seeds})
         row["corpus_tokens"] = float(np.mean([by[(arm, s)]["corpus_tokens"] for s in seeds]))
         per_arm.append(row)
@@ -711,7 +738,7 @@ def setting_markdown(res: dict[str, Any]) -> str:
     for a in res["arms"]:
         k = a["kinds"]
         kinds = (
-            " / ".join(f"{100 * k[x]:.0f}" for x in ("word", "fragment", "space", "punct"))
+            " / ".join(_fmt(100 * k[x], 0) for x in ("word", "fragment", "space", "punct"))
             if a["arm"] != "H"
             else "-"
         )
@@ -744,7 +771,12 @@ def setting_markdown(res: dict[str, Any]) -> str:
         f"({'identical in every arm' if len(toks) == 1 else 'trained reply tokens; every arm sees the same pairs in the same order'}); "
         f"arm corpora {min(corpus):,.0f}-{max(corpus):,.0f} tokens "
         f"(spread {100 * (max(corpus) - min(corpus)) / min(corpus):.2f} %). H reaches held-out PPL "
-        f"{h['ppl']['mean']:.2f} (final training loss {np.mean([r['final_loss'] for r in res['runs'] if r['arm'] == 'H']):.3f}).",
+        f"{h['ppl']['mean']:.2f} (final training loss {np.mean([r['final_loss'] for r in res['runs'] if r['arm'] == 'H']):.3f})"
+        + (
+            f"; the prior before training: PPL {res['before']['ppl']:.2f}, accuracy {100 * res['before']['acc']:.2f} %."
+            if res.get("before")
+            else "."
+        ),
         f"- Evaluation: {res['items']} items, PPL over {res['ppl_tokens']:,} held-out tokens "
         f"({'the passages' if res['ppl_on'] == 'sequence' else 'the true replies given their context'}), "
         "from the same forward pass. The PPL is biased towards H: edited text is off the human distribution by "
@@ -801,6 +833,7 @@ def run_benefit(
         res["description"] = DESCRIPTIONS[setting]
         result["settings"][setting] = res
         result["seconds"] = round(time.perf_counter() - t0, 1)
+        result["machine"], result["load"] = _machine(), _load()
         (out / "benefit.json").write_text(json.dumps(result, indent=1) + "\n")
         if results is not None:  # each finished setting is on the page at once
             write_section(Path(results), benefit_markdown(result))
@@ -817,13 +850,11 @@ START, END = "<!-- benefit:start -->", "<!-- benefit:end -->"
 
 
 def benefit_markdown(result: dict[str, Any]) -> str:
-    from .results import _load, _machine
-
     lines = [
         "## Does editing help? (`toedit experiment benefit`)",
         "",
         f"Command: `{result.get('command') or 'toedit experiment benefit'}`; {result['seconds'] / 60:.1f} min on "
-        f"{_machine()}, load average {_load()}.",
+        f"{result.get('machine') or _machine()}, load average at the end {result.get('load') or _load()}.",
         "",
         "Arms: H = human data; E = the paper's rule (p > 0.99, top-8, beta 1.5); E-rate@r = threshold "
         "calibrated to a change rate r; E-word@r = the same rate with word boundaries (whole words replaced by "
@@ -836,6 +867,21 @@ def benefit_markdown(result: dict[str, Any]) -> str:
     for res in result["settings"].values():
         lines += [setting_markdown(res), ""]
     return "\n".join(lines).rstrip()
+
+
+def rerender(out_dir: str | Path, results: str | Path | None = None) -> dict[str, Any]:
+    """Recompute every summary, table and verdict of a finished benefit.json from its stored runs (no training)."""
+    out = Path(out_dir)
+    result = json.loads((out / "benefit.json").read_text())
+    config = BenefitConfig(**result["config"])
+    for setting, res in result["settings"].items():
+        res.update(summarize(setting, res["runs"], config, res["realised"]))
+    md = benefit_markdown(result)
+    (out / "benefit.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out / "benefit.md").write_text(md + "\n")
+    if results is not None:
+        write_section(Path(results), md)
+    return result
 
 
 def write_section(path: Path, md: str) -> None:
