@@ -346,3 +346,54 @@ def test_run_benefit_writes_json_page_and_rerenders(tiny_model_dir, pt_files, tm
     before = (tmp_path / "out" / "benefit.md").read_text()
     bf.rerender(tmp_path / "out", page)
     assert (tmp_path / "out" / "benefit.md").read_text() == before
+
+
+def test_cli_flags_reach_the_run(tiny_model_dir, pt_files, tmp_path, capsys):
+    from toedit.cli import main
+
+    page = tmp_path / "R.md"
+    args = [
+        "experiment",
+        "benefit",
+        "--setting",
+        "pretrain",
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        pt_files[0],
+    ]
+    args += [
+        "--heldout",
+        pt_files[1],
+        "--arms",
+        "H,E-word",
+        "--rates",
+        "0.04",
+        "--seeds",
+        "2,5",
+        "--items",
+        "12",
+    ]
+    args += ["--pt-tokens", "2048", "--pt-hidden", "32", "--pt-layers", "1", "--pt-vocab", "300"]
+    args += ["--pt-seq-len", "32", "--pt-batch", "4", "-o", str(tmp_path / "out"), "--results", str(page)]
+    assert main(args) == 0
+    res = json.loads((tmp_path / "out" / "benefit.json").read_text())
+    pre = res["settings"]["pretrain"]
+    assert [a["arm"] for a in pre["arms"]] == ["H", "E-word@4%"] and pre["seeds"] == [2, 5]
+    assert pre["items"] == 12 and {r["train_tokens"] for r in pre["runs"]} == {2048}
+    assert "### Pre-training from scratch (2 seeds)" in page.read_text()
+
+
+def test_quick_preset_and_explicit_flags():
+    from toedit.cli import build_parser
+    from toedit.experiments.cli import _config
+
+    parser = build_parser()
+    quick = _config(
+        bf.BenefitConfig, parser.parse_args(["experiment", "benefit", "--quick"]), bf.BENEFIT_QUICK
+    )
+    assert quick.pt_docs == bf.BENEFIT_QUICK["pt_docs"] and quick.cpt_tokens == bf.BENEFIT_QUICK["cpt_tokens"]
+    args = parser.parse_args(["experiment", "benefit", "--quick", "--cpt-tokens", "4096"])
+    assert _config(bf.BenefitConfig, args, bf.BENEFIT_QUICK).cpt_tokens == 4096
+    full = _config(bf.BenefitConfig, parser.parse_args(["experiment", "benefit"]), bf.BENEFIT_QUICK)
+    assert full == bf.BenefitConfig()
