@@ -97,3 +97,37 @@ def test_edit_texts_calibrates_on_its_texts(tiny_prior):
     assert above == _pytest.approx(cal.selected_rate) and abs(above - 0.1) < 0.01
     with _pytest.raises(ValueError, match="per batch"):
         edit_batch({"text": texts[:2]}, tiny_prior, cfg)
+
+
+def test_word_boundary_calibration_honours_the_rule(tmp_path, tiny_prior):
+    """With boundary=word the calibrated threshold counts only eligible positions and allowed candidates, so
+    the target change rate is realised (and is not what the unrestricted calibration would give)."""
+    from toedit.editing import word_masks
+
+    texts = [t[:600] for t in corpus_texts(40)]
+    scores = score_texts(texts, tiny_prior)
+    words = [word_masks(t, s, tiny_prior.piece) for t, s in zip(texts, scores, strict=True)]
+    plain = calibrate(scores, 8, 1.5, change_rate=0.02)
+    word = calibrate(scores, 8, 1.5, change_rate=0.02, words=words)
+    assert word.threshold != plain.threshold
+    assert abs(word.expected_change_rate - 0.02) <= 1 / word.sample_tokens
+    # ineligible positions never count: the masked change probability is 0 there
+    c = change_probability(scores[0], 8, 1.5, False, words[0])
+    assert np.all(c[~words[0][0] & ~np.isnan(c)] == 0)
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(texts)))
+    cfg = EditConfig(target_change_rate=0.02, boundary="word", seed=1, calibration_docs=1000)
+    summary = run_edit(
+        [str(src)], str(tmp_path / "run"), cfg, run=RunConfig(progress=False), prior=tiny_prior
+    )
+    assert summary.calibration["threshold"] == word.threshold
+    st = summary.stats
+    assert abs(st["n_changed"] / st["n_scored"] - 0.02) < 0.01
+    assert st["n_changed_word"] == st["n_changed"]  # the run layer merges the new counters
+
+
+def test_word_boundary_config_is_validated():
+    with pytest.raises(ConfigError, match="boundary"):
+        EditConfig(boundary="sentence").validate()
+    with pytest.raises(ConfigError, match="boundary word"):
+        EditConfig(boundary="word", top_k=0).validate()

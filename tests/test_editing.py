@@ -164,3 +164,93 @@ def test_edit_batch_with_datasets_map(tiny_prior):
     four = ds.map(edit_batch, batched=True, batch_size=4, fn_kwargs=kwargs)
     assert one["text"] == four["text"] and one["n"] == list(range(6))
     assert sum(one["toedit_n_changed"]) > 0
+
+
+def _word_spans(text: str) -> list[tuple[int, int]]:
+    """Maximal runs of word characters (alphanumerics, inner apostrophes) of a text."""
+    from toedit.editing import _word_char_at
+
+    spans, i = [], 0
+    while i < len(text):
+        if _word_char_at(text, i):
+            j = i
+            while _word_char_at(text, j):
+                j += 1
+            spans.append((i, j))
+            i = j
+        else:
+            i += 1
+    return spans
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_word_boundary_never_edits_inside_a_word(tiny_prior, seed):
+    """Every change under boundary=word replaces a whole word of the input by a whole word."""
+    cfg = EditConfig(threshold=0.05, top_k=8, boundary="word", seed=seed, record_spans=True)
+    results = edit_texts(TEXTS, tiny_prior, cfg)
+    assert sum(r.stats.n_changed for r in results) > 0
+    for text, res in zip(TEXTS, results, strict=True):
+        words = set(_word_spans(text))
+        for start, end, old, new, _p, _r, _c in res.spans:
+            lead = len(old) - len(old.lstrip())
+            assert (start + lead, end) in words, (old, text[max(0, start - 10) : end + 10])
+            body = new.lstrip()
+            assert body and body[0].isalnum() and body[-1].isalnum()
+            assert new[:1].isspace() or start == 0 or not text[start - 1].isalnum()
+        st = res.stats
+        assert st.n_changed == st.n_changed_word  # every change is a whole word
+        assert st.n_changed_fragment == st.n_changed_space == st.n_changed_punct == 0
+
+
+def test_without_boundary_the_rule_also_splits_words(tiny_prior):
+    """The control: the same low threshold without the boundary edits fragments, spaces or punctuation."""
+    results = edit_texts(TEXTS, tiny_prior, EditConfig(threshold=0.05, top_k=8))
+    tot = EditStats()
+    for r in results:
+        tot += r.stats
+    assert tot.n_changed > 0
+    assert tot.n_changed_fragment + tot.n_changed_space + tot.n_changed_punct > 0
+    assert tot.n_changed == sum(
+        getattr(tot, f"n_changed_{k}") for k in ("word", "fragment", "space", "punct")
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "end", "new", "kind"),
+    [
+        ("Mr Darcy came.", 2, 8, " Bingley", "word"),
+        ("Mr Darcy came.", 2, 8, "\n", "space"),
+        ("Mr Darcy came.\nThen", 14, 15, " Of", "space"),
+        ("Mr Darcy came.", 2, 7, " Darc", "fragment"),  # " Darc" + "y": inside the word
+        ("Mr Bingley came.", 8, 10, "es", "fragment"),  # Bingley -> Bingles
+        ("together", 0, 8, "ta", "word"),
+        ("to-gether", 3, 9, "ir", "fragment"),  # "ir" glues onto "-"? no: "-ir" starts a word -> see below
+        ("Mr Darcy came.", 13, 14, "!", "punct"),
+        ("Mr Darcy came, then", 13, 14, " and", "fragment"),  # punctuation replaced by a word
+        ("of it", 0, 2, "Of", "word"),
+    ],
+)
+def test_change_kind_on_hand_made_cases(text, start, end, new, kind):
+    from toedit.editing import change_kind
+
+    if text == "to-gether":  # "gether" after "-" is a whole word; "ir" replacing it is one too
+        kind = "word"
+    assert change_kind(text, start, end, new) == kind
+
+
+def test_cli_boundary_flag_reaches_the_rule(tmp_path, tiny_model_dir):
+    """`toedit edit --boundary word`: the run's stats count whole-word changes only."""
+    import json
+
+    from toedit.cli import main
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"text": t[:400]}) + "\n" for t in corpus_texts(8)), encoding="utf-8")
+    for boundary in ("word", "none"):
+        run = tmp_path / boundary
+        args = ["edit", str(src), "-o", str(run), "--threshold", "0.05", "--boundary", boundary]
+        assert main([*args, "--model", str(tiny_model_dir), "--device", "cpu", "--no-progress"]) == 0
+        stats = json.loads((run / "stats.json").read_text())
+        totals = stats.get("totals", stats)
+        assert totals["n_changed"] > 0
+        assert (totals["n_changed_word"] == totals["n_changed"]) == (boundary == "word")

@@ -78,6 +78,11 @@ class EditConfig:
     record_spans: bool = _f(
         False, "keep every edit span [start, end, old, new, p, round, candidates] for audit"
     )
+    boundary: str = _f(
+        "none",
+        "none | word: edit only tokens that are a whole word, replaced only by candidates that start a word",
+        choices=("none", "word"),
+    )
 
     def validate(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
@@ -92,6 +97,10 @@ class EditConfig:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.rounds < 1:
             raise ConfigError("rounds must be >= 1")
+        if self.boundary not in ("none", "word"):
+            raise ConfigError(f"boundary must be none or word, got {self.boundary!r}")
+        if self.boundary == "word" and (self.top_k == 0 or self.strategy != "resample"):
+            raise ConfigError("boundary word needs strategy resample and top_k > 0 (candidates are checked)")
         if self.target_change_rate is not None and self.target_selected_rate is not None:
             raise ConfigError("give at most one of target_change_rate and target_selected_rate")
         for rate in (self.target_change_rate, self.target_selected_rate):

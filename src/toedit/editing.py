@@ -15,7 +15,20 @@ from .config import EditConfig
 from .rule import DROP, above, below, draw_topk
 from .scoring import TokenScores
 
-STAT_KEYS = ("n_tokens", "n_scored", "n_above", "n_changed", "n_dropped", "n_skipped_unsafe")
+STAT_KEYS = (
+    "n_tokens",
+    "n_scored",
+    "n_above",
+    "n_changed",
+    "n_dropped",
+    "n_skipped_unsafe",
+    "n_changed_word",
+    "n_changed_fragment",
+    "n_changed_space",
+    "n_changed_punct",
+)
+CHANGE_KINDS = ("word", "fragment", "space", "punct")  # n_changed_<kind>; they sum to n_changed
+APOSTROPHES = "'\u2019"
 
 
 @dataclass
@@ -28,6 +41,11 @@ class EditStats:
     n_changed: int = 0
     n_dropped: int = 0
     n_skipped_unsafe: int = 0
+    # every change classified (see `change_kind`): whole word / word fragment / whitespace / punctuation
+    n_changed_word: int = 0
+    n_changed_fragment: int = 0
+    n_changed_space: int = 0
+    n_changed_punct: int = 0
 
     def __iadd__(self, other: EditStats) -> EditStats:
         for key in STAT_KEYS:
@@ -52,12 +70,110 @@ class EditResult:
     scores: TokenScores | None = None  # first-round scores of the input text, when asked for
 
 
-def decide(scores: TokenScores, config: EditConfig, uniforms: np.ndarray) -> np.ndarray:
-    """New token id per position (the original where kept, DROP where deleted)."""
+def _word_char_at(text: str, i: int) -> bool:
+    """text[i] is part of a word: alphanumeric, or an apostrophe between two alphanumerics (don't)."""
+    if not 0 <= i < len(text):
+        return False
+    ch = text[i]
+    if ch.isalnum():
+        return True
+    return ch in APOSTROPHES and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
+
+
+def _word_body(piece: str) -> tuple[str, str]:
+    """(leading whitespace, rest) of a token's text."""
+    rest = piece.lstrip()
+    return piece[: len(piece) - len(rest)], rest
+
+
+def _is_word(body: str) -> bool:
+    """A run of alphanumerics with inner apostrophes only (no punctuation, no whitespace)."""
+    return (
+        bool(body)
+        and body[0].isalnum()
+        and body[-1].isalnum()
+        and all(c.isalnum() or c in APOSTROPHES for c in body)
+    )
+
+
+def whole_word(text: str, start: int, end: int) -> bool:
+    """text[start:end] is (whitespace +) one whole word: it starts a word and ends one in `text`."""
+    lead, body = _word_body(text[start:end])
+    if not _is_word(body):
+        return False
+    return not _word_char_at(text, start + len(lead) - 1) and not _word_char_at(text, end)
+
+
+def candidate_starts_word(text: str, start: int, piece: str) -> bool:
+    """Replacing the token at `start` by `piece` puts a whole word there (it cannot glue onto the left)."""
+    lead, body = _word_body(piece)
+    return _is_word(body) and (bool(lead) or not _word_char_at(text, start - 1))
+
+
+def word_masks(
+    text: str, scores: TokenScores, piece: Callable[[int], str], k: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The word-boundary rule: (eligible [n], allowed candidates [n, k]).
+
+    A position is eligible when its token is a whole word in the text; a candidate is allowed when it is a
+    whole word that starts a word there. Tokens inside a word (fragments) are never eligible.
+    """
+    n = len(scores)
+    k = scores.topk_ids.shape[1] if k is None else k
+    eligible = np.zeros(n, dtype=bool)
+    allowed = np.zeros((n, k), dtype=bool)
+    for i in range(n):
+        s, e = int(scores.offsets[i, 0]), int(scores.offsets[i, 1])
+        if e <= s or not whole_word(text, s, e):
+            continue
+        eligible[i] = True
+        for j in range(k):
+            c = int(scores.topk_ids[i, j])
+            allowed[i, j] = c >= 0 and candidate_starts_word(text, s, piece(c))
+    return eligible, allowed
+
+
+def change_kind(text: str, start: int, end: int, new: str) -> str:
+    """Classify one change of text[start:end] into `new`: space | word | fragment | punct.
+
+    space: either side is only whitespace (a newline replaced, paragraphs merged); word: both sides are whole
+    words in context; fragment: a side with letters or digits that is not a whole word (it splits a word);
+    punct: the rest (punctuation and symbols).
+    """
+    old = text[start:end]
+    if not old.strip() or not new.strip():
+        return "space"
+    if (
+        whole_word(text, start, end)
+        and candidate_starts_word(text, start, new)
+        and not _word_char_at(text, end)
+    ):
+        return "word"
+    if any(c.isalnum() for c in old + new):
+        return "fragment"
+    return "punct"
+
+
+def decide(
+    scores: TokenScores,
+    config: EditConfig,
+    uniforms: np.ndarray,
+    words: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """New token id per position (the original where kept, DROP where deleted).
+
+    `words` (from `word_masks`) restricts the rule to eligible positions and allowed candidates; it is
+    required when `config.boundary == "word"`.
+    """
     ids = scores.token_ids.astype(np.int64)
     new = ids.copy()
+    if config.boundary == "word" and words is None:
+        raise ValueError("boundary word needs the word masks of the text (word_masks)")
     if config.strategy in ("resample", "resample+drop"):
-        sel = np.nonzero(above(scores.logprob, config.threshold))[0]
+        mask = above(scores.logprob, config.threshold)
+        if config.boundary == "word":
+            mask &= words[0]
+        sel = np.nonzero(mask)[0]
         if config.top_k == 0:
             if scores.sampled is None:
                 raise ValueError("top_k = 0 needs full-vocabulary draws from the scorer (FullVocabDraw)")
@@ -66,11 +182,14 @@ def decide(scores: TokenScores, config: EditConfig, uniforms: np.ndarray) -> np.
             k = config.top_k
             if scores.topk_ids.shape[1] < k:
                 raise ValueError(f"scores hold top-{scores.topk_ids.shape[1]} candidates, the rule needs {k}")
+            cand_lp = scores.topk_logprobs[sel, :k]
+            if config.boundary == "word":
+                cand_lp = np.where(words[1][sel, :k], cand_lp, -np.inf)
             new[sel] = draw_topk(
                 ids[sel],
                 scores.logprob[sel],
                 scores.topk_ids[sel, :k].astype(np.int64),
-                scores.topk_logprobs[sel, :k],
+                cand_lp,
                 config.beta,
                 uniforms[sel],
                 config.exclude_original,
@@ -134,6 +253,8 @@ def splice(
             stats.n_dropped += 1
         else:
             stats.n_changed += 1
+            kind = change_kind(text, s, e, replacement)
+            setattr(stats, f"n_changed_{kind}", getattr(stats, f"n_changed_{kind}") + 1)
         if spans is not None:
             cands = [
                 [piece(int(c)), float(np.exp(v))]
@@ -153,8 +274,16 @@ def edit_scored(
     piece: Callable[[int], str],
     unsafe_ids: set[int] | frozenset[int] = frozenset(),
 ) -> tuple[str, EditStats, list[list] | None]:
-    """One round on one document: decide, splice, and count the positions above the threshold."""
-    new_ids = decide(scores, config, uniforms)
+    """One round on one document: decide, splice, and count the selected positions.
+
+    Selected: above the threshold (and, with the word boundary, a whole word: the positions the rule may
+    resample).
+    """
+    words = word_masks(text, scores, piece, config.top_k) if config.boundary == "word" else None
+    new_ids = decide(scores, config, uniforms, words)
     out, stats, spans = splice(text, scores, new_ids, piece, unsafe_ids, config.record_spans)
-    stats.n_above = int(np.count_nonzero(above(scores.logprob, config.threshold)))
+    selected = above(scores.logprob, config.threshold)
+    if words is not None:
+        selected &= words[0]
+    stats.n_above = int(np.count_nonzero(selected))
     return out, stats, spans

@@ -8,7 +8,7 @@ from typing import Any
 
 from .calibrate import Calibration, calibrate
 from .config import EditConfig, ScoreConfig
-from .editing import STAT_KEYS, EditResult, EditStats, edit_scored
+from .editing import STAT_KEYS, EditResult, EditStats, edit_scored, word_masks
 from .prior import Prior
 from .probs import prob_histogram
 from .rng import doc_uniforms
@@ -31,6 +31,11 @@ def calibrate_threshold(
     """The threshold meeting `config`'s target change (or selected) rate on `texts`."""
     score_config = score_config or ScoreConfig()
     scores = score_texts(texts, prior, score_config, k=_scores_needed(config, score_config))
+    words = (
+        [word_masks(t, s, prior.piece, config.top_k) for t, s in zip(texts, scores, strict=True)]
+        if config.boundary == "word"
+        else None
+    )
     return calibrate(
         scores,
         config.top_k,
@@ -38,6 +43,7 @@ def calibrate_threshold(
         config.exclude_original,
         change_rate=config.target_change_rate,
         selected_rate=config.target_selected_rate,
+        words=words,
     )
 
 

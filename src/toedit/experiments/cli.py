@@ -7,9 +7,11 @@ import dataclasses
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..options import Verb, opt, section
+from .benefit import BENEFIT_QUICK, BenefitConfig
 from .collapse import COLLAPSE_QUICK, CollapseConfig
 from .generate import GenerateConfig
 from .mix import MIX_QUICK, MixConfig
@@ -65,6 +67,18 @@ class CollapseOptions:
 
 
 @dataclass
+class BenefitOptions:
+    """`toedit experiment benefit`: does editing help? Human vs edited arms (H, E, E-rate, E-word, R) trained
+    paired by seed: pretrain / cpt / sft, deltas vs H with 95 % intervals and verdicts."""
+
+    output: str = opt("runs/benefit", "output directory", flags=("-o",), param="out_dir")
+    quick: bool = opt(False, "the quick setting (~45 min on 2 CPU cores)", cli_only=True)
+    results: str | None = opt(None, "write the marked benefit section of this page (e.g. docs/RESULTS.md)")
+    command: str | None = opt(None, "the command shown on the results page (default: this command line)")
+    config: BenefitConfig = section(BenefitConfig, "benefit options")
+
+
+@dataclass
 class AllOptions:
     """`toedit experiment all`: theory + mix + collapse; writes the results page."""
 
@@ -90,10 +104,20 @@ def _quick(presets: dict[str, Any]):
     return prepare
 
 
-def _record_command(options: AllOptions, given: set[str]) -> AllOptions:
+def _record_command(options: Any, given: set[str]) -> Any:
     if options.command is None and sys.argv and "toedit" in sys.argv[0]:
         options.command = "toedit " + " ".join(sys.argv[1:])
     return options
+
+
+def _benefit_prepare(options: BenefitOptions, given: set[str]) -> BenefitOptions:
+    return _record_command(_quick(BENEFIT_QUICK)(options, given), given)
+
+
+def _show_benefit(result, options) -> int:
+    print((Path(options.output) / "benefit.md").read_text())
+    print(f"{result['seconds'] / 60:.1f} min")
+    return 0
 
 
 def _show_json(result, options) -> int:
@@ -132,4 +156,11 @@ VERBS = (
         _quick(COLLAPSE_QUICK),
     ),
     Verb("experiment all", AllOptions, "toedit.experiments.results:run_all", _show_all, _record_command),
+    Verb(
+        "experiment benefit",
+        BenefitOptions,
+        "toedit.experiments.benefit:run_benefit",
+        _show_benefit,
+        _benefit_prepare,
+    ),
 )

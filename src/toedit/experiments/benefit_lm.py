@@ -1,0 +1,335 @@
+"""Models, data and evaluation items of `experiment benefit` (training and scoring, no statistics).
+
+Two ways to train a causal LM here:
+- `FullLM`: every weight trains (the tiny Llama from scratch, pre-training setting);
+- `TopLM`: the prior with its lower layers, embeddings and head frozen and its top `n` decoder layers (+ the
+  final norm) trained. The frozen stack's output is computed once per text (`TopLM.lower`) and reused by every
+  epoch and evaluation, so CPU fine-tuning of a 135M model costs the top layers and the LM head only.
+Both expose `hidden(inputs)` (final normed hidden states) and `head`, so one evaluation routine serves both.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+IGNORE = -100
+
+
+class FullLM:
+    """A causal LM trained end to end; inputs are token ids."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+        self.head = model.get_output_embeddings()
+
+    def inputs(self, ids: torch.Tensor) -> torch.Tensor:
+        return ids
+
+    def hidden(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.model.model(input_ids=inputs).last_hidden_state
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.model.parameters())
+
+    def train(self, mode: bool = True) -> None:
+        self.model.train(mode)
+
+
+class _Stack(torch.nn.Module):
+    """Decoder layers of a Llama-style model run on hidden states (optionally from ids, optionally normed)."""
+
+    def __init__(self, base: torch.nn.Module, layers: Sequence[torch.nn.Module], embed: bool, norm):
+        super().__init__()
+        self.config = base.config
+        self.embed = base.embed_tokens if embed else None
+        self.rotary = base.rotary_emb
+        self.layers = torch.nn.ModuleList(layers)
+        self.norm = norm if norm is not None else torch.nn.Identity()
+
+    def forward(self, ids: torch.Tensor | None = None, hidden: torch.Tensor | None = None) -> torch.Tensor:
+        from transformers.masking_utils import create_causal_mask
+
+        h = self.embed(ids) if ids is not None else hidden
+        pos = torch.arange(h.shape[1], device=h.device).unsqueeze(0)
+        pe = self.rotary(h, position_ids=pos)
+        mask = create_causal_mask(
+            config=self.config, inputs_embeds=h, attention_mask=None, cache=None, position_ids=pos
+        )
+        for layer in self.layers:
+            h = layer(h, attention_mask=mask, position_embeddings=pe, position_ids=pos)
+        return self.norm(h)
+
+
+class TopLM:
+    """A pre-trained causal LM whose top `n_train` decoder layers (+ final norm) train; the rest is frozen."""
+
+    def __init__(self, model: torch.nn.Module, n_train: int):
+        layers = list(model.model.layers)
+        if not 1 <= n_train <= len(layers):
+            raise ValueError(f"n_train must be in [1, {len(layers)}], got {n_train}")
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.split = len(layers) - n_train
+        self.low = _Stack(model.model, layers[: self.split], embed=True, norm=None)
+        self.top = _Stack(model.model, layers[self.split :], embed=False, norm=model.model.norm)
+        for p in self.parameters():
+            p.requires_grad_(True)
+        self.head = model.get_output_embeddings()
+
+    @torch.no_grad()
+    def lower(self, ids: torch.Tensor) -> torch.Tensor:
+        """Output of the frozen layers (the top layers' input), float32 [B, T, H]."""
+        return self.low(ids=ids).float()
+
+    def inputs(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.lower(ids)
+
+    def hidden(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.top(hidden=inputs)
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.top.layers.parameters()) + list(self.top.norm.parameters())
+
+    def train(self, mode: bool = True) -> None:
+        self.top.train(mode)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The trainable weights (a copy)."""
+        named = {
+            **{f"layers.{k}": v for k, v in self.top.layers.state_dict().items()},
+            **{f"norm.{k}": v for k, v in self.top.norm.state_dict().items()},
+        }
+        return {k: v.detach().clone() for k, v in named.items()}
+
+    def reset(self, state: dict[str, torch.Tensor]) -> None:
+        """Restore the trainable weights (every arm and seed starts from the same prior)."""
+        self.top.layers.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("layers.")})
+        self.top.norm.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("norm.")})
+
+
+def masked_loss(lm, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over positions whose label is not IGNORE (the head runs only there)."""
+    h = lm.hidden(inputs)[:, :-1]
+    target = labels[:, 1:]
+    keep = target != IGNORE
+    logits = lm.head(h[keep]).float()
+    return torch.nn.functional.cross_entropy(logits, target[keep])
+
+
+def train_lm(
+    lm,
+    batches: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    lr: float,
+    warmup: float = 0.05,
+    min_lr_ratio: float = 0.1,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+) -> dict[str, float]:
+    """One pass over `batches` (inputs, labels) in the given order: AdamW, warm-up + cosine, clip 1.0."""
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+    params = [p for p in lm.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay)
+    steps = len(batches)
+    sched = get_cosine_with_min_lr_schedule_with_warmup(
+        opt, int(warmup * steps), steps, min_lr_rate=min_lr_ratio
+    )
+    torch.manual_seed(seed)
+    lm.train(True)
+    losses = []
+    for inputs, labels in batches:
+        loss = masked_loss(lm, inputs, labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+    lm.train(False)
+    tail = losses[-max(1, steps // 10) :]
+    return {"steps": steps, "first_loss": losses[0], "final_loss": float(np.mean(tail))}
+
+
+# ---------------------------------------------------------------------------------------------- packing
+
+
+def pack_stream(texts: Sequence[str], tokenizer, eos: int, seq_len: int, n_rows: int) -> torch.Tensor:
+    """The documents in the given order, joined by `eos` and cycled, cut into exactly `n_rows` rows."""
+    encoded = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    stream: list[int] = []
+    for ids in encoded:
+        stream.extend(ids)
+        stream.append(eos)
+    if not stream:
+        raise ValueError("no tokens to pack")
+    need = n_rows * seq_len
+    reps = math.ceil(need / len(stream))
+    full = (stream * reps)[:need]
+    return torch.tensor(full, dtype=torch.long).view(n_rows, seq_len)
+
+
+def corpus_tokens(texts: Sequence[str], tokenizer) -> int:
+    return sum(len(x) for x in tokenizer(list(texts), add_special_tokens=False)["input_ids"])
+
+
+# ------------------------------------------------------------------------------------------------ items
+
+
+@dataclass
+class Item:
+    """A multiple-choice item: a context and choices; `answer` indexes the true one."""
+
+    context: str
+    choices: list[str]
+    answer: int
+    normalise: bool  # score by mean log-prob per token (True) or by the sum (False)
+
+
+WORD = re.compile(r"[A-Za-z]+")
+
+
+def lambada_items(texts: Sequence[str], n: int, seed: int, context_words: int = 60, min_words: int = 20):
+    """LAMBADA-style items from held-out passages: the final word of a passage (>= 3 letters) against 3
+    distinct distractor words of the same passage. Passages are paragraphs (blank-line separated) ending in a
+    word followed by punctuation; the context is at most the last `context_words` words before it."""
+    rng = np.random.default_rng(seed)
+    cands = []
+    for text in texts:
+        for para in re.split(r"\n\s*\n", text):
+            para = " ".join(para.split())
+            m = re.search(r"([A-Za-z]{3,})[^A-Za-z]*$", para)
+            if not m:
+                continue
+            words = WORD.findall(para[: m.start(1)])
+            if len(words) < min_words:
+                continue
+            target = m.group(1)
+            pool = sorted({w for w in words if len(w) >= 3 and w.lower() != target.lower()})
+            if len(pool) < 3:
+                continue
+            ctx = para[: m.start(1)].rstrip()
+            # keep the last `context_words` words of the context (cut at a space)
+            parts = ctx.split(" ")
+            ctx = " ".join(parts[-context_words:])
+            cands.append((ctx, target, pool))
+    order = rng.permutation(len(cands))[:n]
+    items = []
+    for i in sorted(order):
+        ctx, target, pool = cands[i]
+        distract = [pool[j] for j in rng.choice(len(pool), 3, replace=False)]
+        choices = [" " + target] + [" " + w for w in distract]
+        perm = rng.permutation(4)
+        items.append(Item(ctx, [choices[j] for j in perm], int(np.nonzero(perm == 0)[0][0]), False))
+    return items
+
+
+def reply_items(pairs: Sequence[tuple[str, str]], n: int, seed: int) -> list[Item]:
+    """Next-utterance selection: each (context, reply) against 3 replies of other held-out pairs (one pair per
+    conversation, so the distractors come from other conversations)."""
+    rng = np.random.default_rng(seed)
+    if len(pairs) < 4:
+        return []
+    idx = rng.permutation(len(pairs))[:n]
+    items = []
+    for i in sorted(idx):
+        rest = np.delete(np.arange(len(pairs)), i)
+        others = rng.choice(rest, 3, replace=False)
+        choices = [pairs[i][1]] + [pairs[j][1] for j in others]
+        perm = rng.permutation(4)
+        items.append(Item(pairs[i][0], [choices[j] for j in perm], int(np.nonzero(perm == 0)[0][0]), True))
+    return items
+
+
+# ------------------------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class EvalSeq:
+    """One scored sequence: ids, where the choice/target starts, and what it belongs to."""
+
+    ids: list[int]
+    start: int  # first target position (token index) whose log-prob counts
+    item: int
+    choice: int
+
+
+def item_sequences(items: Sequence[Item], tokenizer, bos: int, max_len: int) -> list[EvalSeq]:
+    """bos + context + choice for every choice; the context is cut from the left to fit `max_len`."""
+    seqs = []
+    for it_i, it in enumerate(items):
+        ctx = tokenizer(it.context, add_special_tokens=False)["input_ids"]
+        for c_i, choice in enumerate(it.choices):
+            ch = tokenizer(choice, add_special_tokens=False)["input_ids"][: max_len - 2]
+            keep = max_len - 1 - len(ch)
+            c = ctx[-keep:] if keep > 0 else []
+            seqs.append(EvalSeq([bos, *c, *ch], 1 + len(c), it_i, c_i))
+    return seqs
+
+
+@torch.no_grad()
+def sequence_logprobs(
+    lm, seqs: Sequence[EvalSeq], cache: dict | None = None, batch: int = 16, full: set[int] | None = None
+) -> list:
+    """Per sequence: the log-probs (float64 numpy) of its tokens 1.. (the first is the bos context); for a
+    sequence not in `full` only the tokens from its `start` on (NaN before: the LM head runs only there).
+
+    `cache` keeps `lm.inputs` per batch (the frozen stack's output of a `TopLM`), so every model scores the
+    same evaluation set without recomputing the shared lower layers.
+    """
+    out: list = [None] * len(seqs)
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
+    for b in range(0, len(order), batch):
+        idx = order[b : b + batch]
+        width = max(len(seqs[i].ids) for i in idx)
+        ids = torch.zeros((len(idx), width), dtype=torch.long)
+        for r, i in enumerate(idx):
+            ids[r, : len(seqs[i].ids)] = torch.tensor(seqs[i].ids)
+        key = tuple(idx)
+        if cache is not None and key in cache:
+            inputs = cache[key]
+        else:
+            inputs = lm.inputs(ids)
+            if cache is not None:
+                cache[key] = inputs
+        h = lm.hidden(inputs)
+        for r, i in enumerate(idx):
+            n = len(seqs[i].ids)
+            first = 1 if full is None or i in full else seqs[i].start
+            lp = torch.log_softmax(lm.head(h[r, first - 1 : n - 1]).float(), dim=-1)
+            tgt = torch.tensor(seqs[i].ids[first:])
+            vals = np.full(n - 1, np.nan)
+            vals[first - 1 :] = lp[torch.arange(n - first), tgt].double().numpy()
+            out[i] = vals
+    return out
+
+
+def evaluate_items(
+    lm, items: Sequence[Item], seqs: Sequence[EvalSeq], ppl_on: str, cache: dict | None = None
+):
+    """(0/1 correctness per item, PPL, PPL tokens) from ONE forward pass over the choice sequences.
+
+    Choices score by the sum (or mean, `Item.normalise`) of their tokens' log-probs; the PPL is over the true
+    choices' sequences: every token (`ppl_on="sequence"`: held-out passages) or the true choice only
+    (`"choice"`: held-out replies given their context).
+    """
+    full = (
+        {j for j, s in enumerate(seqs) if s.choice == items[s.item].answer} if ppl_on == "sequence" else set()
+    )
+    lps = sequence_logprobs(lm, seqs, cache, full=full)
+    scores = np.full((len(items), 4), -np.inf)
+    tok = []
+    for s, lp in zip(seqs, lps, strict=True):
+        part = lp[s.start - 1 :]
+        scores[s.item, s.choice] = part.mean() if items[s.item].normalise else part.sum()
+        if s.choice == items[s.item].answer:
+            tok.append(lp if ppl_on == "sequence" else part)
+    correct = (scores.argmax(axis=1) == np.array([it.answer for it in items])).astype(np.int8)
+    t = np.concatenate(tok) if tok else np.zeros(0)
+    ppl = float(np.exp(-t.mean())) if len(t) else math.nan
+    return correct, ppl, int(len(t))

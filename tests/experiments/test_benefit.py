@@ -1,0 +1,396 @@
+"""experiment benefit: arms from one scoring pass, paired training, SFT masking, verdicts, the report."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tests.conftest import corpus_texts
+from toedit.config import ConfigError, ScoreConfig
+from toedit.experiments import benefit as bf
+from toedit.experiments import benefit_lm as blm
+from toedit.experiments.benefit_stats import item_bootstrap, paired_delta, verdict
+from toedit.scoring import score_texts
+
+TINY = dict(
+    seeds="0,1",
+    rates="0.05",
+    items=24,
+    ft_items=24,
+    bootstrap=200,
+    pt_tokens=4096,
+    pt_hidden=32,
+    pt_layers=1,
+    pt_vocab=300,
+    pt_seq_len=32,
+    pt_batch=4,
+    ft_layers=1,
+    ft_batch=4,
+    cpt_tokens=1024,
+    cpt_docs=8,
+    cpt_seq_len=32,
+    sft_pairs=16,
+    sft_max_len=40,
+    item_words=20,
+)
+
+
+def write_jsonl(path, texts):
+    with open(path, "w") as fh:
+        for i, t in enumerate(texts):
+            fh.write(json.dumps({"id": f"d{i}", "text": t}) + "\n")
+    return str(path)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny matmuls: one thread (two threads on a loaded 2-core machine were 50x slower)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def chitchat_json(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    words = [
+        "the",
+        "a",
+        "cat",
+        "dog",
+        "went",
+        "home",
+        "today",
+        "yes",
+        "no",
+        "maybe",
+        "good",
+        "fine",
+        "thanks",
+    ]
+    data = {}
+    for c in range(80):
+        msgs = []
+        for _turn in range(4):
+            n = int(rng.integers(3, 9))
+            msgs.append([{"text": " ".join(rng.choice(words, n)) + "."}])
+        data[f"conv{c}"] = {"messages": msgs}
+    path = tmp_path_factory.mktemp("chat") / "chat.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def pt_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pt")
+    return write_jsonl(d / "train.jsonl", corpus_texts(20)), write_jsonl(
+        d / "held.jsonl", corpus_texts(60)[30:]
+    )
+
+
+def _config(**kw):
+    return bf.BenefitConfig(**{**TINY, **kw})
+
+
+def test_pretrain_end_to_end_paired_and_token_matched(tiny_prior, pt_files):
+    cfg = _config(setting="pretrain", data=pt_files[0], heldout=pt_files[1])
+    cfg.validate()
+    res = bf.run_setting("pretrain", cfg, tiny_prior, progress=False)
+    arms = [a["arm"] for a in res["arms"]]
+    assert arms == ["H", "E", "E-rate@5%", "E-word@5%", "R@5%"]
+    for seed in (0, 1):
+        runs = [r for r in res["runs"] if r["seed"] == seed]
+        assert len({r["train_tokens"] for r in runs}) == 1  # identical token budgets
+        assert len({r["doc_order"] for r in runs}) == 1  # identical document order
+        corpus = {r["arm"]: r["corpus_tokens"] for r in runs}
+        # the edited corpora differ a little in length (the LM's own BPE retokenizes the prior's swaps); the
+        # training budget above is identical regardless
+        assert all(abs(corpus[a] - corpus["H"]) / corpus["H"] < 0.03 for a in corpus), corpus
+    by = {a["arm"]: a for a in res["arms"]}
+    assert by["E-rate@5%"]["changed_rate"] > 0
+    assert by["R@5%"]["changed_rate"] == by["E-rate@5%"]["changed_rate"]
+    assert by["E-word@5%"]["kinds"]["word"] == 1.0
+    assert all(math.isfinite(r["ppl"]) and 0 <= r["acc"] <= 1 for r in res["runs"])
+    md = bf.setting_markdown({**res, "description": "d"})
+    assert "| R@5% |" in md and "Paper:" in md
+
+
+def test_changing_the_arms_seeds_and_rates_reaches_the_runs(tiny_prior, pt_files):
+    cfg = _config(
+        setting="pretrain",
+        data=pt_files[0],
+        heldout=pt_files[1],
+        arms="H,E-rate",
+        rates="0.02,0.1",
+        seeds="3,4",
+    )
+    res = bf.run_setting("pretrain", cfg, tiny_prior, progress=False)
+    assert [a["arm"] for a in res["arms"]] == ["H", "E-rate@2%", "E-rate@10%"]
+    assert res["seeds"] == [3, 4]
+    by = {a["arm"]: a for a in res["arms"]}
+    assert by["E-rate@10%"]["changed_rate"] > by["E-rate@2%"]["changed_rate"]
+
+
+def test_cpt_end_to_end(tiny_prior):
+    cfg = _config(setting="cpt", arms="H,E-rate,R")
+    res = bf.run_setting("cpt", cfg, tiny_prior, progress=False)
+    for seed in (0, 1):
+        runs = [r for r in res["runs"] if r["seed"] == seed]
+        assert len({r["train_tokens"] for r in runs}) == 1 and runs[0]["train_tokens"] >= 1024
+        assert len({r["doc_order"] for r in runs}) == 1
+    assert res["items"] > 0 and all(math.isfinite(r["ppl"]) for r in res["runs"])
+    assert res["before"] == bf.prior_baseline("cpt", cfg, tiny_prior)  # the untrained prior, same items
+    assert "the prior before training" in bf.setting_markdown({**res, "description": "d"})
+
+
+def test_cpt_trains_only_the_top_layers_and_leaves_the_prior_alone(tiny_prior):
+    before = {k: v.clone() for k, v in tiny_prior.model.state_dict().items()}
+    top = blm.TopLM(bf._trainable_copy(tiny_prior), 1)
+    state = top.state()
+    ids = tiny_prior.tokenizer(corpus_texts(2)[1], return_tensors="pt")["input_ids"][:, :32]
+    blm.train_lm(top, [(top.inputs(ids), ids)] * 3, lr=1e-2)
+    changed = [k for k, v in top.state().items() if not np.allclose(v.numpy(), state[k].numpy())]
+    assert changed and all("layers.0." in k or k.startswith("norm") for k in changed)
+    assert all(v.equal(tiny_prior.model.state_dict()[k]) for k, v in before.items())
+    top.reset(state)
+    assert all(v.equal(state[k]) for k, v in top.state().items())
+
+
+def test_top_lm_computes_the_same_logits_as_the_model(tiny_prior):
+    import torch
+
+    model = bf._trainable_copy(tiny_prior)
+    ids = tiny_prior.tokenizer(corpus_texts(3)[2], return_tensors="pt")["input_ids"][:, :40]
+    with torch.no_grad():
+        ref = model(input_ids=ids).logits
+        top = blm.TopLM(model, 1)
+        got = top.head(top.hidden(top.inputs(ids)))
+    assert torch.allclose(got, ref, atol=1e-4)
+
+
+def test_sft_end_to_end(tiny_prior, chitchat_json):
+    cfg = _config(setting="sft", data=chitchat_json, arms="H,E,E-word", rates="0.1")
+    res = bf.run_setting("sft", cfg, tiny_prior, progress=False)
+    assert res["items"] > 0 and res["ppl_on"] == "choice"
+    for seed in (0, 1):
+        runs = [r for r in res["runs"] if r["seed"] == seed]
+        assert len({r["doc_order"] for r in runs}) == 1
+
+
+def test_sft_loss_masks_everything_but_the_response(tiny_tokenizer):
+    eos = tiny_tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    ids, labels = bf.sft_example("A: hello there\nB:", "fine thanks", tiny_tokenizer, eos, 64)
+    reply = tiny_tokenizer(" fine thanks", add_special_tokens=False)["input_ids"] + [eos]
+    kept = [(i, lab) for i, lab in zip(ids, labels, strict=True) if lab != blm.IGNORE]
+    assert [lab for _, lab in kept] == reply and [i for i, _ in kept] == reply
+    assert ids[-len(reply) :] == reply and all(lab == blm.IGNORE for lab in labels[: -len(reply)])
+    # a long context is cut from the left, the reply is kept whole
+    ids, labels = bf.sft_example("A: " + "word " * 200 + "\nB:", "fine thanks", tiny_tokenizer, eos, 32)
+    assert len(ids) == 32 and labels[-len(reply) :] == reply
+
+
+def test_masked_loss_ignores_masked_positions(tiny_prior):
+    import torch
+
+    lm = blm.FullLM(bf._trainable_copy(tiny_prior))
+    ids = torch.tensor([[1, 5, 9, 12, 7, 3]])
+    labels = ids.clone()
+    labels[0, :4] = blm.IGNORE
+    base = blm.masked_loss(lm, ids, labels)
+    other = ids.clone()
+    other[0, 1] = 42  # a masked target changes the context only: the loss is over positions 4 and 5
+    ref = blm.masked_loss(lm, ids, ids)
+    assert not torch.isclose(base, ref)
+    logits = lm.head(lm.hidden(ids))[0].float()
+    expect = torch.nn.functional.cross_entropy(logits[3:5], ids[0, 4:6])
+    assert torch.isclose(base, expect, atol=1e-5)
+
+
+def test_random_control_changes_exactly_as_many_tokens(tiny_prior):
+    texts = [t[:600] for t in corpus_texts(12)]
+    scores = score_texts(texts, tiny_prior, ScoreConfig(store_k=8), k=8)
+    rng = np.random.default_rng(0)
+    unsafe = frozenset(tiny_prior.special_ids())
+    for text, sc in zip(texts, scores, strict=True):
+        for n in (0, 1, 5):
+            out, st = bf.random_edit(text, sc, n, rng, tiny_prior.piece, unsafe)
+            assert st.n_changed == n and (out == text) == (n == 0)
+    with pytest.raises(ValueError, match="positions can change"):
+        bf.random_edit(texts[0], scores[0], 10_000, rng, tiny_prior.piece, unsafe)
+
+
+def test_arms_come_from_one_scoring_pass(tiny_prior, monkeypatch):
+    texts = [t[:500] for t in corpus_texts(10)]
+    scores = score_texts(texts, tiny_prior, ScoreConfig(store_k=8), k=8)
+    calls = []
+    for where in (
+        "toedit.scoring.score_texts",
+        "toedit.pipeline.score_texts",
+        "toedit.experiments.benefit.score_texts",
+    ):
+        monkeypatch.setattr(where, lambda *a, **k: calls.append(1))
+    cfg = _config(rates="0.05")
+    cal = bf.calibrate_arms(texts, scores, tiny_prior, cfg)
+    arms = bf.build_arms(texts, [str(i) for i in range(10)], scores, tiny_prior, cfg, cal, seed=0)
+    assert not calls
+    assert arms["H"][0] == texts
+    ref = arms["E-rate@5%"][1]
+    assert arms["R@5%"][1]["changed"] == ref["changed"] > 0
+    assert abs(ref["changed_rate"] - 0.05) < 0.03  # calibrated from the same scores
+    assert abs(arms["E-word@5%"][1]["changed_rate"] - 0.05) < 0.03  # the boundary rule is calibrated too
+    other = bf.build_arms(texts, [str(i) for i in range(10)], scores, tiny_prior, cfg, cal, seed=1)
+    assert other["E-rate@5%"][0] != arms["E-rate@5%"][0]  # edits are redrawn per seed
+
+
+@pytest.mark.parametrize(
+    ("mean", "half", "higher", "expect"),
+    [
+        (0.02, 0.01, True, "improves"),
+        (-0.02, 0.01, True, "harms"),
+        (0.005, 0.01, True, "no difference"),
+        (-5.0, 2.0, False, "improves"),  # PPL down
+        (5.0, 2.0, False, "harms"),
+        (1.0, 2.0, False, "no difference"),
+        (1.0, math.nan, True, "undetermined"),
+    ],
+)
+def test_verdict_rule(mean, half, higher, expect):
+    assert verdict(mean, half, higher) == expect
+
+
+def test_paired_delta_and_verdicts_from_seed_numbers():
+    d = paired_delta([0.30, 0.32, 0.31], [0.25, 0.26, 0.27])
+    assert d["mean"] == pytest.approx(0.05) and d["n"] == 3 and d["ci95"] > 0
+    assert verdict(d["mean"], d["ci95"], True) == "improves"
+    d = paired_delta([0.25, 0.27, 0.24], [0.25, 0.26, 0.27])
+    assert verdict(d["mean"], d["ci95"], True) == "no difference"
+    d = paired_delta([20.0, 21.0, 22.0], [18.0, 18.5, 19.0])
+    assert verdict(d["mean"], d["ci95"], False) == "harms"
+
+
+def test_item_bootstrap_both_ways():
+    rng = np.random.default_rng(0)
+    base = (rng.random((3, 400)) < 0.5).astype(int)
+    better = np.maximum(base, (rng.random((3, 400)) < 0.3).astype(int))
+    up = item_bootstrap(better, base, 500)
+    assert up["lo"] > 0 and up["p"] < 0.01
+    down = item_bootstrap(base, better, 500)
+    assert down["hi"] < 0
+    same = item_bootstrap(base, base, 500)
+    assert same["mean"] == 0 and same["p"] == 1.0
+
+
+def test_lambada_items_use_words_of_the_same_passage():
+    text = ("word " * 5).join(
+        [
+            "Alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron "
+            "pi rho sigma tau upsilon phi chi psi omega final."
+        ]
+        * 1
+    )
+    items = blm.lambada_items([text + "\n\n" + text], 10, 0)
+    assert items
+    for it in items:
+        words = set(it.context.split())
+        true = it.choices[it.answer].strip()
+        assert true == "final"
+        assert all(
+            c.strip() in words and c.strip() != true for i, c in enumerate(it.choices) if i != it.answer
+        )
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="arm"):
+        bf.BenefitConfig(arms="H,X").validate()
+    with pytest.raises(ConfigError, match="include H"):
+        bf.BenefitConfig(arms="E").validate()
+    with pytest.raises(ConfigError, match="one setting"):
+        bf.BenefitConfig(data="x.jsonl").validate()
+    with pytest.raises(ConfigError, match="2 seeds"):
+        bf.BenefitConfig(seeds="1").validate()
+    with pytest.raises(ConfigError, match="rates"):
+        bf.BenefitConfig(rates="2").validate()
+
+
+def test_write_section_replaces_only_the_marked_block(tmp_path):
+    page = tmp_path / "RESULTS.md"
+    page.write_text("# Results\n\nother part\n")
+    bf.write_section(page, "first")
+    bf.write_section(page, "second")
+    text = page.read_text()
+    assert text.startswith("# Results\n\nother part\n") and "second" in text and "first" not in text
+    assert text.count(bf.START) == 1
+
+
+def test_run_benefit_writes_json_page_and_rerenders(tiny_model_dir, pt_files, tmp_path):
+    page = tmp_path / "RESULTS.md"
+    page.write_text("# Results\n")
+    cfg = _config(
+        setting="pretrain", model=str(tiny_model_dir), data=pt_files[0], heldout=pt_files[1], arms="H,E-rate"
+    )
+    result = bf.run_benefit(
+        tmp_path / "out", cfg, progress=False, results=page, command="toedit experiment benefit"
+    )
+    text = page.read_text()
+    assert text.startswith("# Results\n") and "### Pre-training from scratch (2 seeds)" in text
+    stored = json.loads((tmp_path / "out" / "benefit.json").read_text())
+    assert [r["acc"] for r in stored["settings"]["pretrain"]["runs"]] == [
+        r["acc"] for r in result["settings"]["pretrain"]["runs"]
+    ]
+    before = (tmp_path / "out" / "benefit.md").read_text()
+    bf.rerender(tmp_path / "out", page)
+    assert (tmp_path / "out" / "benefit.md").read_text() == before
+
+
+def test_cli_flags_reach_the_run(tiny_model_dir, pt_files, tmp_path, capsys):
+    from toedit.cli import main
+
+    page = tmp_path / "R.md"
+    args = [
+        "experiment",
+        "benefit",
+        "--setting",
+        "pretrain",
+        "--model",
+        str(tiny_model_dir),
+        "--data",
+        pt_files[0],
+    ]
+    args += [
+        "--heldout",
+        pt_files[1],
+        "--arms",
+        "H,E-word",
+        "--rates",
+        "0.04",
+        "--seeds",
+        "2,5",
+        "--items",
+        "12",
+    ]
+    args += ["--pt-tokens", "2048", "--pt-hidden", "32", "--pt-layers", "1", "--pt-vocab", "300"]
+    args += ["--pt-seq-len", "32", "--pt-batch", "4", "-o", str(tmp_path / "out"), "--results", str(page)]
+    assert main(args) == 0
+    res = json.loads((tmp_path / "out" / "benefit.json").read_text())
+    pre = res["settings"]["pretrain"]
+    assert [a["arm"] for a in pre["arms"]] == ["H", "E-word@4%"] and pre["seeds"] == [2, 5]
+    assert pre["items"] == 12 and {r["train_tokens"] for r in pre["runs"]} == {2048}
+    assert "### Pre-training from scratch (2 seeds)" in page.read_text()
+
+
+def test_quick_preset_and_explicit_flags():
+    from toedit.cli import parse
+
+    _, quick = parse(["experiment", "benefit", "--quick"])
+    assert quick.config.pt_docs == bf.BENEFIT_QUICK["pt_docs"]
+    assert quick.config.cpt_tokens == bf.BENEFIT_QUICK["cpt_tokens"]
+    _, given = parse(["experiment", "benefit", "--quick", "--cpt-tokens", "4096"])
+    assert given.config.cpt_tokens == 4096
+    _, full = parse(["experiment", "benefit"])
+    assert full.config == bf.BenefitConfig()
