@@ -42,6 +42,7 @@ def run_report(run_dir: str, examples: int = 12) -> str:
         f"- above threshold: {stats['n_above']:,} ({100 * r['above_rate']:.2f} % of scored)",
         f"- really changed: {stats['n_changed']:,} ({100 * r['change_rate']:.3f} %); dropped: {stats['n_dropped']:,}; "
         f"skipped (not a clean character span): {stats['n_skipped_unsafe']:,}",
+        f"- changes by kind: {_kinds(stats)}" if stats.get("n_changed") else "- changes by kind: none",
         "",
         "## Token probabilities under the prior (the paper's Table 6 bins)",
         "",
@@ -89,6 +90,21 @@ def run_report(run_dir: str, examples: int = 12) -> str:
     text = "\n".join(lines) + "\n"
     rd.report_path.write_text(text, encoding="utf-8")
     return text
+
+
+def _kinds(stats: dict) -> str:
+    """Whole words / word fragments / whitespace / punctuation among the real changes."""
+    total = max(stats.get("n_changed", 0), 1)
+    kinds = (
+        ("word", "whole words"),
+        ("fragment", "word fragments"),
+        ("space", "whitespace"),
+        ("punct", "punctuation"),
+    )
+    return ", ".join(
+        f"{label} {stats.get(f'n_changed_{key}', 0):,} ({100 * stats.get(f'n_changed_{key}', 0) / total:.0f} %)"
+        for key, label in kinds
+    )
 
 
 def _rule(edit: dict) -> str:

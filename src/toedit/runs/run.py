@@ -64,6 +64,8 @@ class RunSummary:
             f"tokens         {s['n_tokens']:,} ({s['n_scored']:,} scored)",
             f"above thr.     {s['n_above']:,} ({100 * r['above_rate']:.2f} % of scored)",
             f"changed        {s['n_changed']:,} ({100 * r['change_rate']:.3f} % of scored)",
+            f"  of which     {s.get('n_changed_word', 0):,} whole words, {s.get('n_changed_fragment', 0):,} word "
+            f"fragments, {s.get('n_changed_space', 0):,} whitespace, {s.get('n_changed_punct', 0):,} punctuation",
             f"dropped        {s['n_dropped']:,} ({100 * r['drop_rate']:.3f} %)",
             f"skipped unsafe {s['n_skipped_unsafe']:,}",
             f"speed          {self.tokens_per_second:,.0f} tokens/s ({self.tokens_this_run:,} tokens in {self.seconds:.1f} s)",
