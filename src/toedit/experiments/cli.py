@@ -77,7 +77,7 @@ def cmd_all(args: argparse.Namespace) -> int:
         command=command,
         resume=args.resume,
     )
-    print("\n".join(findings(out["theory"], out["mix"], out["collapse"], out["mix_once"])))
+    print("\n".join(findings(out["theory"], out["mix"], out["collapse"], out["mix_once"], out["editrounds"])))
     if args.results:
         print(f"\nwrote {args.results}")
     return 0
