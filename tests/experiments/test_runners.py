@@ -49,6 +49,12 @@ def test_mix_runner(tmp_path, human_jsonl, tiny_model_dir):
     for p in res["per_share"]:
         assert p["heldout_ppl"]["n"] == 3 and p["heldout_ppl"]["ci95"] > 0
     assert res["corpus"]["synthetic_documents"] == res["corpus"]["human_segments"] == 8
+    # the text each run saw, and the paired differences against 0 % (3 seeds each)
+    for r in res["runs"]:
+        assert (r["synthetic_chars_seen"] == 0) == (r["share"] == 0)
+        assert (r["human_chars_seen"] == 0) == (r["share"] == 100)
+    assert set(res["paired"]) == {"50", "100"} and res["paired"]["100"]["heldout_ppl"]["n"] == 3
+    assert res["corpus"]["unigram_heldout_ppl"] > 1 and "both pools" in res["corpus"]["tokenizer"]
     on_disk = json.loads((tmp_path / "mix.json").read_text())
     assert on_disk["per_share"] == res["per_share"]
     assert (tmp_path / "mix.png").stat().st_size > 1000

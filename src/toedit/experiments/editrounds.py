@@ -44,7 +44,7 @@ class EditRoundsConfig:
             raise ConfigError("threshold and selected_rate must be in (0, 1)")
 
 
-EDITROUNDS_QUICK: dict[str, Any] = dict(docs=8)
+EDITROUNDS_QUICK: dict[str, Any] = dict(docs=4)
 
 
 def _per_round(results, n_rounds: int) -> dict[str, Any]:

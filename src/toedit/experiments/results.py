@@ -388,7 +388,7 @@ chain trains with the same seed, so chains are compared per seed).
 *human* (the control): the human segments again each round, so drift from re-training alone shows;
 *replace*: generation n trains only on samples of generation n-1 (prompted by the first {cc["prompt_tokens"]} tokens
 of each human segment, length-matched, prompts dropped; temperature {cc["temperature"]}, top-p {cc["top_p"]});
-*accumulate*: human data plus every earlier generation's samples, same token budget; *toedit*: the previous
+*accumulate* (where listed): human data plus every earlier generation's samples, same token budget; *toedit*: the previous
 round's training data edited with generation n-1 as the prior (top-{cc["edit_top_k"]}, beta {cc["edit_beta"]},
 threshold recalibrated every round for a {100 * cc["change_rate"]:.1f} % target change rate, since a tiny prior is
 almost never above p = 0.99); *toedit_fixed* (the paper's practice): the previous round's data edited with one
@@ -419,8 +419,9 @@ then kept fixed ({editrounds["seconds"]:.0f} s).
 
 - Quick (this page when it says "quick"): `toedit experiment all --quick`; mix overrides {MIX_QUICK},
   collapse overrides {COLLAPSE_QUICK}.
-- Full: `toedit experiment all` (the defaults of `toedit experiment mix` / `collapse`: larger pools, budgets and
-  models; hours on 2 CPU cores, not run for this page unless it says "full").
+- Full: `toedit experiment all` (the defaults of `toedit experiment mix` / `collapse`; hours on 2 CPU cores, not
+  run for this page unless it says "full"): mix {_full(MixConfig, MIX_QUICK)}; collapse
+  {_full(CollapseConfig, COLLAPSE_QUICK)}; edit rounds {_full(EditRoundsConfig, EDITROUNDS_QUICK)}.
 - Raw numbers: `{out}/theory/theory.json`, `{out}/mix/mix.json` (every run), `{out}/collapse/collapse.json`
   (every seed and round), `{out}/editrounds/editrounds.json` (every document and round); the synthetic corpus:
   `{corpus["synthetic_path"]}`.
@@ -432,6 +433,12 @@ Collapse configuration: `{asdict_short(cc)}`
 Edit-rounds configuration: `{asdict_short(editrounds["config"])}`
 """
     path.write_text(text)
+
+
+def _full(cls: type, quick: dict[str, Any]) -> str:
+    """The full setting's values of the keys the quick preset overrides."""
+    full = asdict(cls())
+    return "{" + ", ".join(f"{k}={full[k]}" for k in quick) + "}"
 
 
 def _unigram(mix: dict[str, Any], mix_once: dict[str, Any], collapse: dict[str, Any]) -> str:
