@@ -84,13 +84,14 @@ def test_falls_every_answer():
 
 def test_collapse_rules_every_answer():
     rep = _d(900, 50)
-    assert v.collapse_vs_control(_d(5, 10), rep, _d(895, 50)).word == "no drift"
-    assert v.collapse_vs_control(_d(-20, 10), rep, _d(920, 50)).word == "no drift"
+    assert v.collapse_vs_control(_d(5, 10), rep, _d(895, 50)).word == "no significant drift"
+    assert v.collapse_vs_control(_d(-20, 10), rep, _d(920, 50)).word == "no significant drift"
+    assert "replace - human control" in v.collapse_vs_control(_d(900, 10), None, None, name="replace").rule
     assert v.collapse_vs_control(_d(50, 10), rep, _d(850, 50)).word == "drifts less than replace"
     assert v.collapse_vs_control(_d(900, 10), rep, _d(0, 50)).word == "collapses"
     assert v.collapse_vs_control(_d(50, 10), None, None).word == "collapses"
     assert v.collapse_vs_control(v.paired_delta([1.0], [0.0]), None, None).word == "undecided"
-    collapses, none = v.Verdict("collapses", ""), v.Verdict("no drift", "")
+    collapses, none = v.Verdict("collapses", ""), v.Verdict("no significant drift", "")
     less, und = v.Verdict("drifts less than replace", ""), v.Verdict("undecided", "")
     assert v.collapse_claim(collapses, none).word == "reproduced"
     assert v.collapse_claim(collapses, less).word == "partly reproduced"
@@ -134,7 +135,7 @@ VERDICT_WORDS = (
     "holds",
     "bounded",
     "collapses",
-    "no drift",
+    "no significant drift",
     "U-shaped",
     "not U-shaped",
     "shifted",

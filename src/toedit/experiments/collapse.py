@@ -309,7 +309,7 @@ def collapse_verdicts(result: dict[str, Any]) -> dict[str, Verdict]:
             continue
         d = final_delta(result, arm, CONTROL)
         vs_rep = final_delta(result, "replace", arm) if rep is not None and arm != "replace" else None
-        out[arm] = collapse_vs_control(d, rep, vs_rep)
+        out[arm] = collapse_vs_control(d, rep, vs_rep, name=arm)
     if "replace" in out:
         for arm in TOEDIT_ARMS:
             if arm in out:

@@ -217,13 +217,16 @@ def falls(d: dict[str, float], what: str) -> Verdict:
 
 
 def collapse_vs_control(
-    arm: dict[str, float], replace: dict[str, float] | None, replace_vs_arm: dict[str, float] | None
+    arm: dict[str, float],
+    replace: dict[str, float] | None,
+    replace_vs_arm: dict[str, float] | None,
+    name: str = "ToEdit",
 ) -> Verdict:
     """ "ToEdit does not collapse", judged against the human (retrained) control with paired intervals.
 
     `arm` = paired_delta(ToEdit arm, human arm) and `replace` = paired_delta(replace, human arm) of the final
     round's held-out PPL; `replace_vs_arm` = paired_delta(replace, ToEdit arm). Rule:
-    - no drift: the arm's interval against the human control contains 0 or lies below it;
+    - no significant drift: the arm's interval against the human control contains 0 or lies below it;
     - drifts less than replace: the arm's interval lies above 0, and replace's lies above the arm's
       (replace - arm interval above 0);
     - collapses: the arm's interval lies above 0 and replace does not drift more (or no replace arm);
@@ -231,13 +234,15 @@ def collapse_vs_control(
     """
     if not _has_interval(arm):
         return Verdict("undecided", "one seed, no interval", {"arm": arm})
-    text = f"ToEdit - human control {fmt_delta(arm, 1)}"
+    text = f"{name} - human control {fmt_delta(arm, 1)}"
     if arm["ci95_low"] <= 0:
-        return Verdict("no drift", f"the 95 % interval of {text} does not lie above 0", {"arm": arm})
+        return Verdict(
+            "no significant drift", f"the 95 % interval of {text} does not lie above 0", {"arm": arm}
+        )
     if replace is not None and replace_vs_arm is not None and replace_vs_arm["ci95_low"] > 0:
         return Verdict(
             "drifts less than replace",
-            f"{text} lies above 0, replace - ToEdit {fmt_delta(replace_vs_arm, 1)} lies above 0",
+            f"{text} lies above 0, replace - {name} {fmt_delta(replace_vs_arm, 1)} lies above 0",
             {"arm": arm, "replace": replace, "replace_vs_arm": replace_vs_arm},
         )
     return Verdict("collapses", f"{text} lies above 0 and replace does not drift more", {"arm": arm})
@@ -343,7 +348,7 @@ def shifted(p_value: float, alpha: float = 0.05, design: str = "independent samp
 def collapse_claim(replace: Verdict, arm: Verdict) -> Verdict:
     """The paper's "training on own samples collapses, ToEdit does not", from the two chains' verdicts
     against the human control (`collapse_vs_control`):
-    - reproduced: replace collapses and the ToEdit arm shows no drift;
+    - reproduced: replace collapses and the ToEdit arm shows no significant drift;
     - partly reproduced: replace collapses and the ToEdit arm drifts less than replace;
     - not reproduced: replace does not collapse, or the ToEdit arm collapses too;
     - undecided: either is undecided.
@@ -351,7 +356,7 @@ def collapse_claim(replace: Verdict, arm: Verdict) -> Verdict:
     rule = f"replace: {replace.word}; ToEdit: {arm.word} (each against the human control)"
     if "undecided" in (replace.word, arm.word):
         return Verdict("undecided", rule)
-    if replace.word == "collapses" and arm.word == "no drift":
+    if replace.word == "collapses" and arm.word == "no significant drift":
         return Verdict("reproduced", rule)
     if replace.word == "collapses" and arm.word == "drifts less than replace":
         return Verdict("partly reproduced", rule)
