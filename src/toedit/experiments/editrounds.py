@@ -127,11 +127,17 @@ def editrounds_verdicts(result: dict[str, Any]) -> dict[str, Verdict]:
     }
 
 
+def run_label(name: str, run: dict[str, Any]) -> str:
+    """'the paper's threshold p > 0.99' / 'calibrated threshold p > 0.7395'."""
+    kind = "the paper's threshold" if name == "paper" else f"{name} threshold"
+    return f"{kind} p > {run['threshold']:.4g}"
+
+
 def editrounds_table(result: dict[str, Any]) -> str:
     runs = result["runs"]
-    head = ["round", "paper: % above 0.99"]
+    head = ["round", "paper's Table 15: % above 0.99"]
     for name, run in runs.items():
-        head += [f"{name} (p > {run['threshold']:.4f}): % above", f"{name}: % really changed"]
+        head += [f"{run_label(name, run)}: % above", "% really changed"]
     lines = ["| " + " | ".join(head) + " |", "|---:|" + "---:|" * (len(head) - 1)]
     for r in range(result["config"]["rounds"]):
         paper = result["paper"][r] if r < len(result["paper"]) else None
@@ -154,7 +160,7 @@ def editrounds_statement(result: dict[str, Any]) -> str:
     for name, run in result["runs"].items():
         rows = run["rounds"]
         parts.append(
-            f"{name} threshold {run['threshold']:.4f}: {rows[0]['above_pct']:.2f} -> {rows[-1]['above_pct']:.2f} % "
+            f"{run_label(name, run).capitalize()}: {rows[0]['above_pct']:.2f} -> {rows[-1]['above_pct']:.2f} % "
             f"above it over {n} rounds (per-document change {fmt_delta(decay(run), 2)} points); the share falls: "
             f"{v[name].bold}."
         )

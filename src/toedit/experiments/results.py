@@ -15,7 +15,15 @@ import torch
 
 from ..io import InputError
 from .collapse import COLLAPSE_QUICK, CollapseConfig, collapse_verdicts, final_delta, run_collapse
-from .editrounds import EDITROUNDS_QUICK, EditRoundsConfig, editrounds_verdicts, run_edit_rounds
+from .editrounds import (
+    EDITROUNDS_QUICK,
+    EditRoundsConfig,
+    editrounds_statement,
+    editrounds_table,
+    editrounds_verdicts,
+    run_edit_rounds,
+    run_label,
+)
 from .mix import MIX_QUICK, MixConfig, mix_verdicts, preset, run_mix, stored_result
 from .verdicts import Verdict, bound_2u, bounded, fmt_delta
 
@@ -99,8 +107,9 @@ def run_all(
     )
     if editrounds is None:
         editrounds = run_edit_rounds(human, out / "editrounds", er_cfg, prior=prior)
-    else:
-        editrounds["resumed"] = True
+    else:  # the table and the verdicts are recomputed from the stored per-round counts
+        editrounds.update(resumed=True, table=editrounds_table(editrounds))
+        editrounds["statement"] = editrounds_statement(editrounds)
     t_editrounds = time.perf_counter() - t1 if not editrounds.get("resumed") else editrounds["seconds"]
     resumed = [
         name
@@ -261,8 +270,7 @@ def claims(
             r = run["rounds"]
             rows.append(
                 _claim(
-                    f"Table 15: the share above the threshold falls over editing rounds ({name}, "
-                    f"p > {run['threshold']:.4f})",
+                    f"Table 15: the share above the threshold falls over editing rounds ({run_label(name, run)})",
                     " -> ".join(f"{x:.2f}" for x in editrounds["paper"]) + " % above 0.99",
                     " -> ".join(f"{x['above_pct']:.2f}" for x in r) + " %",
                     ev[name],
