@@ -29,9 +29,12 @@ with open("data/analysis_demo/human.jsonl", "w", encoding="utf-8") as fh:
     for rec in out[1 : n + 1]:  # skip the title page passage
         fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
 PY
-# synthetic: the prior continues the first 32 tokens of the first N/2 passages (up to 200 new tokens)
-[ -s "$D/synthetic.jsonl" ] || "$T" generate "$D/human.jsonl" -o "$D/synthetic.jsonl" --limit $((N / 2)) --max-new-tokens 200
-# edited: ToEdit with a threshold chosen for 2 % really changed tokens; spans kept for the audit page
+# synthetic: the prior continues the first 32 tokens of the first N/2 passages (up to 200 new tokens); each
+# record's `text` is the continuation only (the human prompt is kept in `prompt`), so analyze sees no human words.
+# Files of earlier versions (prompt + continuation in `text`) are regenerated.
+grep -q '"prompt_in_text": false' "$D/synthetic.jsonl" 2>/dev/null || "$T" generate "$D/human.jsonl" -o "$D/synthetic.jsonl" --limit $((N / 2)) --max-new-tokens 200
+# edited: ToEdit with a threshold chosen for 2 % really changed tokens; spans kept for the audit page. The edited
+# passages are copies of the human ones, so analyze compares their embeddings on disjoint halves of the pairs.
 "$T" edit "$D/human.jsonl" -o "$R/edited" --target-change-rate 0.02 --record-spans
 # DSIR: half of the synthetic pool selected towards the human passages
 "$T" select --target "$D/human.jsonl" --raw "$D/synthetic.jsonl" -n $((N / 4)) -o "$D/dsir_selected.jsonl"

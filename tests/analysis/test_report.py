@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import corpus_texts
 from toedit.analysis.features import featurize
-from toedit.analysis.report import analyze, default_labels, summary_text
+from toedit.analysis.report import analyze, default_labels, pair_copies, summary_text
 from toedit.config import ConfigError, EditConfig, RunConfig
 from toedit.runs import run_edit
 
@@ -87,6 +87,10 @@ def test_report_numbers(report):
     emb = on_disk["embeddings"]["comparisons"]
     assert emb["synthetic"]["p_value"] <= 0.02
     assert on_disk["embeddings"]["reference_split_half"]["p_value"] > 0.05
+    # edited documents are copies of the human ones: compared on disjoint halves, not as independent samples
+    assert emb["synthetic"]["design"] == "independent samples"
+    paired = re.match(r"disjoint halves of (\d+) paired copies", emb["edited"]["design"])
+    assert paired and 12 <= int(paired.group(1)) <= 24  # most of the 24 edited documents pair up
     # the edit run: the source's scores are reused; its edit statistics are reported
     e = on_disk["sources"]["edited"]["edit"]
     assert e["n_changed"] > 0 and e["n_above"] >= e["n_changed"]
@@ -100,7 +104,16 @@ def test_report_numbers(report):
         assert (out / name).stat().st_size > 1000
     assert (out / "stats" / "human.json").exists()
     text = summary_text(rep)
-    assert "human" in text and "U-shaped" in text
+    assert "human" in text and "x the fullest inner bin" in text  # the U-shape verdict states its rule
+    assert "(disjoint halves of" in text
+
+
+def test_pair_copies_finds_near_copies_only():
+    ref = [" ".join(f"w{i}_{k}" for k in range(20)) for i in range(4)]
+    copy = ref[2].replace("w2_5", "edited")  # one word of twenty changed: Jaccard 19/21
+    other = [copy, "entirely different words in this one"]
+    assert pair_copies(ref, other) == [(2, 0)]
+    assert pair_copies(ref, other, min_jaccard=0.95) == []
 
 
 def test_html_is_self_contained_and_escaped(report):

@@ -11,6 +11,7 @@ from toedit.config import ConfigError
 from toedit.experiments import generate as gen
 from toedit.experiments.generate import (
     GenerateConfig,
+    continuation,
     generate_texts,
     opening_prompts,
     read_texts,
@@ -36,7 +37,11 @@ def test_prompts_respected_and_length_matched(tiny_prior):
         ids = tok(text, add_special_tokens=False)["input_ids"]
         assert text.startswith(rec["prompt"])
         assert tok(rec["prompt"], add_special_tokens=False)["input_ids"] == ids[:5]
-        assert rec["text"].startswith(rec["prompt"]) and len(rec["text"]) > len(rec["prompt"])
+        # the text is the continuation only: no human prompt in it
+        assert rec["text"] and not rec["text"].startswith(rec["prompt"])
+        assert continuation(rec) == rec["text"] and rec["toedit_generate"]["prompt_in_text"] is False
+        old_style = {**rec, "text": rec["prompt"] + rec["text"], "toedit_generate": {}}
+        assert continuation(old_style) == rec["text"]  # records of earlier versions: prompt stripped
         assert rec["source_id"] == doc_id and rec["id"] == p.id
         meta = rec["toedit_generate"]
         assert meta["new_tokens"] == min(len(ids) - 5, 12) == p.n_new
@@ -69,7 +74,7 @@ def test_kv_cache_greedy_matches_full_forward(tiny_prior):
             logits[list(banned)] = -torch.inf
             ids.append(int(logits.argmax()))
     expected = tiny_prior.tokenizer.decode(ids[6:], clean_up_tokenization_spaces=False)
-    assert rec["text"] == prompt.text + expected
+    assert rec["text"] == expected and rec["prompt"] == prompt.text
 
 
 def test_nucleus_filter(monkeypatch):
@@ -119,7 +124,9 @@ def test_run_generate_files_topics_and_errors(tmp_path, tiny_model_dir, human_js
         progress=False,
     )
     assert summary["documents"] == 2 and summary["new_tokens"] == 10
-    assert [t for _, t in read_texts([str(tmp_path / "t.jsonl")])][0].startswith("the for statement")
+    topic_rows = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines()]
+    assert topic_rows[0]["prompt"] == "the for statement"
+    assert [t for _, t in read_texts([str(tmp_path / "t.jsonl")])][0] == topic_rows[0]["text"]
     with pytest.raises(ConfigError):
         run_generate([str(human_jsonl)], out, topics=topics, model=str(tiny_model_dir))
     assert main(["generate", str(human_jsonl), "-o", str(out), "--temperature", "0"]) == 2

@@ -49,12 +49,18 @@ def test_mix_runner(tmp_path, human_jsonl, tiny_model_dir):
     for p in res["per_share"]:
         assert p["heldout_ppl"]["n"] == 3 and p["heldout_ppl"]["ci95"] > 0
     assert res["corpus"]["synthetic_documents"] == res["corpus"]["human_segments"] == 8
+    # the text each run saw, and the paired differences against 0 % (3 seeds each)
+    for r in res["runs"]:
+        assert (r["synthetic_chars_seen"] == 0) == (r["share"] == 0)
+        assert (r["human_chars_seen"] == 0) == (r["share"] == 100)
+    assert set(res["paired"]) == {"50", "100"} and res["paired"]["100"]["heldout_ppl"]["n"] == 3
+    assert res["corpus"]["unigram_heldout_ppl"] > 1 and "both pools" in res["corpus"]["tokenizer"]
     on_disk = json.loads((tmp_path / "mix.json").read_text())
     assert on_disk["per_share"] == res["per_share"]
     assert (tmp_path / "mix.png").stat().st_size > 1000
     assert "| synthetic % |" in (tmp_path / "mix.md").read_text()
     syn = [json.loads(line) for line in (tmp_path / "synthetic.jsonl").read_text().splitlines()]
-    assert len(syn) == 8 and all(r["text"].startswith(r["prompt"]) for r in syn)
+    assert len(syn) == 8 and all(r["prompt"] and not r["text"].startswith(r["prompt"]) for r in syn)
     # reuse the generated corpus: same pools, same numbers
     again = run_mix(
         [str(human_jsonl)],
@@ -83,7 +89,7 @@ def test_mixed_rows_share_and_determinism():
 def test_collapse_runner(tmp_path, human_jsonl):
     res = run_collapse([str(human_jsonl)], tmp_path, CollapseConfig(**COLLAPSE), progress=False)
     s = res["summary"]
-    assert set(s) == {"replace", "accumulate", "toedit"}
+    assert set(s) == {"human", "replace", "accumulate", "toedit", "toedit_fixed"}
     for rows in s.values():
         assert [r["round"] for r in rows] == [0, 1, 2]
         for key in ("heldout_ppl", "own_ppl", "tail_share", "ngram_entropy"):
@@ -92,6 +98,13 @@ def test_collapse_runner(tmp_path, human_jsonl):
     runs = res["runs"]["0"]
     assert runs["accumulate"][2]["train_docs"] == 3 * runs["accumulate"][0]["train_docs"]
     assert all(0 < r["change_rate"] < 0.5 for r in runs["toedit"][1:])
+    # the paper-faithful arm: one threshold (calibrated once per seed's round-0 prior) for every round
+    for chains in res["runs"].values():
+        thresholds = {r["threshold"] for r in chains["toedit_fixed"][1:]}
+        assert len(thresholds) == 1 and 0 < thresholds.pop() < 1
+    # the human control trains on the human segments every round
+    assert all(r["train_docs"] == runs["human"][0]["train_docs"] for r in runs["human"])
+    assert "toedit_fixed - human" in res["table"] and "against the human control" in res["statement"]
     assert (tmp_path / "collapse.png").stat().st_size > 1000
     assert "really changed" in (tmp_path / "collapse.md").read_text()
     assert json.loads((tmp_path / "collapse.json").read_text())["summary"] == json.loads(json.dumps(s))
@@ -110,10 +123,16 @@ def test_run_all_writes_results_page(tmp_path, human_jsonl, tiny_model_dir):
         overrides={
             "mix": {**MIX, "seeds": "0,1", "model": str(tiny_model_dir)},
             "collapse": {**COLLAPSE, "rounds": 1},
-            "theory": {"trials": 100, "generations": 3},
+            "theory": {"trials": 100, "generations": 4},
+            "editrounds": {"docs": 3, "rounds": 2, "model": str(tiny_model_dir)},
         },
     )
     text = page.read_text()
+    assert "## 4. Editing rounds on a real corpus: the paper's Table 15" in text
+    assert out["editrounds"]["table"] in text and "12.50 %" in text
+    er = out["editrounds"]["runs"]
+    assert len(er["paper"]["rounds"]) == 2 and er["paper"]["threshold"] == 0.99
+    assert all(len(d) == 2 for d in er["calibrated"]["per_doc_above_pct"])
     assert "`toedit experiment all --quick`" in text and "## Findings" in text
     assert out["mix_once"]["table"] in text and "Control: 1 pass(es)" in text
     assert all(r["human_epochs"] <= 1 and r["synthetic_epochs"] <= 1 for r in out["mix_once"]["runs"])
@@ -131,10 +150,11 @@ def test_run_all_writes_results_page(tmp_path, human_jsonl, tiny_model_dir):
         overrides={
             "mix": {**MIX, "seeds": "0,1", "model": str(tiny_model_dir)},
             "collapse": {**COLLAPSE, "rounds": 1},
-            "theory": {"trials": 100, "generations": 3},
+            "theory": {"trials": 100, "generations": 4},
+            "editrounds": {"docs": 3, "rounds": 2, "model": str(tiny_model_dir)},
         },
     )
-    assert again["info"]["resumed"] == ["mix", "mix control", "collapse"]
+    assert again["info"]["resumed"] == ["mix", "mix control", "collapse", "edit rounds"]
     assert again["mix"]["runs"] == out["mix"]["runs"] and again["collapse"]["runs"] == json.loads(
         json.dumps(out["collapse"]["runs"])
     )

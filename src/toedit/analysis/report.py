@@ -157,11 +157,26 @@ def _embeddings(
     vecs = {label: embed_documents([t for _, t in c.sample], embedder) for label, c in corpora.items()}
     labels = list(corpora)
     ref = vecs[labels[0]]
+    ref_texts = [t for _, t in corpora[labels[0]].sample]
+    comparisons: dict[str, Any] = {}
+    for label in labels[1:]:
+        pairs = pair_copies(ref_texts, [t for _, t in corpora[label].sample])
+        if len(pairs) >= max(4, vecs[label].shape[0] // 2):
+            # paired copies (e.g. edited documents and their sources) are not independent samples: compare
+            # the reference half of one random half of the pairs with the other half's copies
+            order = np.random.default_rng(seed).permutation(len(pairs))
+            half = len(pairs) // 2
+            a = [pairs[i][0] for i in order[:half]]
+            b = [pairs[i][1] for i in order[half : 2 * half]]
+            cmp = compare_embeddings(ref[a], vecs[label][b], permutations, seed)
+            cmp["design"] = f"disjoint halves of {len(pairs)} paired copies ({half} vs {half} documents)"
+        else:
+            cmp = compare_embeddings(ref, vecs[label], permutations, seed)
+            cmp["design"] = "independent samples"
+        comparisons[label] = cmp
     out: dict[str, Any] = {
         "documents_embedded": {k: int(v.shape[0]) for k, v in vecs.items()},
-        "comparisons": {
-            label: compare_embeddings(ref, vecs[label], permutations, seed) for label in labels[1:]
-        },
+        "comparisons": comparisons,
     }
     # a sanity row: the reference split in two random halves (what "no shift" looks like)
     if ref.shape[0] >= 4:
@@ -181,6 +196,27 @@ def _embeddings(
         plots.plot_embedding_map(maps, which, list(usable), figs / "embedding_map.png")
         figures["embedding_map"] = "embedding_map.png"
     return out, figures
+
+
+def pair_copies(ref: Sequence[str], other: Sequence[str], min_jaccard: float = 0.8) -> list[tuple[int, int]]:
+    """(ref index, other index) of documents of `other` that are near-copies of one of `ref` (word-set
+    Jaccard >= `min_jaccard`, each reference used once): an edited corpus against its source."""
+    ref_sets = [set(t.lower().split()) for t in ref]
+    used: set[int] = set()
+    pairs = []
+    for j, text in enumerate(other):
+        words = set(text.lower().split())
+        best, best_i = 0.0, -1
+        for i, rs in enumerate(ref_sets):
+            if i in used or not rs or not words:
+                continue
+            jac = len(words & rs) / len(words | rs)
+            if jac > best:
+                best, best_i = jac, i
+        if best >= min_jaccard:
+            used.add(best_i)
+            pairs.append((best_i, j))
+    return pairs
 
 
 def analyze(
@@ -327,7 +363,10 @@ def _jsonable(x: Any) -> Any:
 
 
 def findings(report: dict[str, Any]) -> list[str]:
-    """The paper's qualitative claims, checked against this report's numbers (one sentence each)."""
+    """The paper's qualitative claims, checked against this report's numbers (one sentence each); verdict words
+    come from the rules of `toedit.experiments.verdicts`, stated beside them."""
+    from ..experiments.verdicts import shifted
+
     ref = report["reference"]
     rc = report["corpora"][ref]
     out: list[str] = []
@@ -350,7 +389,8 @@ def findings(report: dict[str, Any]) -> list[str]:
             )
             parts.append(
                 f"PPL median {c['ppl'].get('q50', float('nan')):.1f} vs {rc['ppl'].get('q50', float('nan')):.1f}, "
-                f"interquartile log-PPL width {iqr:.2f} vs {iqr_ref:.2f} ({narrower}), "
+                f"interquartile log-PPL width {iqr:.2f} vs {iqr_ref:.2f} ({narrower}: rule, below 0.9x / above "
+                "1.1x the reference's), "
                 f"covers {100 * ppl['range_coverage']:.0f} % of the reference's PPL range, KL {ppl['kl']:.3f}"
             )
         sm = report.get("ngrams_size_matched") or {}
@@ -359,17 +399,14 @@ def findings(report: dict[str, Any]) -> list[str]:
         if hr is not None and h is not None:
             conc = "more" if h < hr else "less"
             parts.append(
-                f"n-grams {conc} concentrated at equal size ({sm.get('target_ngrams', '?'):,} n-grams: bucket "
+                f"n-grams {conc} concentrated (rule: lower bucket entropy) at equal size ({sm.get('target_ngrams', '?'):,} n-grams: bucket "
                 f"entropy {h:.3f} vs {hr:.3f} bits, top-1 % share {_pct(g['top_1pct_share'])} vs "
                 f"{_pct(gr['top_1pct_share'])}, distinct-2 {_num(g['distinct_2'])} vs {_num(gr['distinct_2'])})"
             )
         emb = (report.get("embeddings") or {}).get("comparisons", {}).get(label)
         if emb and "p_value" in emb:
-            sig = "shifted" if emb["p_value"] < 0.05 else "no significant shift"
-            parts.append(
-                f"embeddings {sig} (MMD^2 {emb['mmd2']:.4f}, p = {emb['p_value']:.3f}, "
-                f"Frechet {emb['frechet']:.4f})"
-            )
+            sig = shifted(emb["p_value"], design=emb.get("design", "independent samples"))
+            parts.append(f"embeddings {sig.bold} (MMD^2 {emb['mmd2']:.4f}, Frechet {emb['frechet']:.4f})")
         if src.get("edit"):
             e = src["edit"]
             parts.append(
@@ -380,15 +417,11 @@ def findings(report: dict[str, Any]) -> list[str]:
 
 
 def _u_shape(tp: dict[str, Any]) -> str:
-    """U-shaped = the lowest of the ten bins is an inner one and both end bins exceed it by half or more."""
-    pct = [r["pct"] for r in tp["rows"]]
-    low = min(range(len(pct)), key=pct.__getitem__)
-    u = 0 < low < len(pct) - 1 and min(pct[0], pct[-1]) >= 1.5 * pct[low]
-    return (
-        f"{'U-shaped' if u else 'not U-shaped'} ({pct[0]:.1f} % in [0, 0.1), trough {pct[low]:.1f} % in "
-        f"{tp['rows'][low]['bin']}, {pct[-1]:.1f} % in [0.9, 1.0]); {tp['above_pct']:.2f} % above "
-        f"p = {tp['threshold']} (the editable fraction)."
-    )
+    """The histogram's shape by `verdicts.u_shape` (each end bin >= 2x the fullest inner bin)."""
+    from ..experiments.verdicts import u_shape
+
+    v = u_shape([r["pct"] for r in tp["rows"]])
+    return f"{v.bold}; {tp['above_pct']:.2f} % above p = {tp['threshold']} (the editable fraction)."
 
 
 def _iqr(ppl: dict[str, Any]) -> float:

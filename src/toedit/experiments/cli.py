@@ -138,7 +138,7 @@ def _show_table(result, options) -> int:
 def _show_all(out, options) -> int:
     from .results import findings
 
-    print("\n".join(findings(out["theory"], out["mix"], out["collapse"], out["mix_once"])))
+    print("\n".join(findings(out["theory"], out["mix"], out["collapse"], out["mix_once"], out["editrounds"])))
     if options.results:
         print(f"\nwrote {options.results}")
     return 0

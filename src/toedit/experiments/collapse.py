@@ -5,9 +5,14 @@ Round 0 trains on human segments. Round n >= 1 trains, at the same token budget,
   is not part of the training text);
 - accumulate: the human segments plus the samples of every earlier round's model;
 - toedit: the round n-1 training data edited with the round n-1 model as the prior (edits compound over
-  rounds, as in the paper's theory), at a target change rate since a tiny prior is rarely above p = 0.99.
-Everything (tokenizer, held-out set, prompts) is shared by the three chains; seeds change the models, the
-samples and the edits.
+  rounds, as in the paper's theory), its threshold recalibrated every round to a target change rate since a
+  tiny prior is rarely above p = 0.99;
+- toedit_fixed (the paper's practice): the round n-1 training data edited with one fixed prior (the round-0
+  model) and one fixed threshold (calibrated once, on the human data, for the target change rate), so the
+  edited share is left to decay over rounds;
+- human (the control): the human segments again, so drift from re-training alone is measured.
+Everything (tokenizer, held-out set, prompts) is shared by the chains; round n of every chain trains with the
+same seed, so chains are compared per seed (paired differences).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +29,18 @@ import torch
 
 from ..analysis.ngrams import NgramStats, bucket_entropy
 from ..config import ConfigError, EditConfig
-from ..pipeline import edit_texts
+from ..pipeline import calibrate_threshold, edit_texts
 from .generate import GenerateConfig, generate_texts, opening_prompts
 from .human import load_human, sample, seed_summary, segments, split_heldout
-from .mix import finished_stamp, int_list, lm_config, sampling_config, stored_result
+from .mix import finished_stamp, int_list, lm_config, sampling_config, stored_result, unigram_ppl
 from .tinylm import TrainConfig, as_prior, build_tokenizer, evaluate, pack, train_rows
+from .verdicts import Verdict, collapse_claim, collapse_vs_control, fmt_delta, paired_delta
 
 log = logging.getLogger(__name__)
 
-SETTINGS = ("replace", "accumulate", "toedit")
+SETTINGS = ("human", "replace", "accumulate", "toedit", "toedit_fixed")
+CONTROL = "human"
+TOEDIT_ARMS = ("toedit", "toedit_fixed")
 METRICS = {
     "heldout_ppl": "held-out human PPL",
     "own_ppl": "PPL on its own training data",
@@ -46,7 +54,10 @@ class CollapseConfig:
     """Chains, seeds, corpus sizes, the tiny LM, sampling and the edit rule."""
 
     rounds: int = 5
-    settings: str = "replace,accumulate,toedit"
+    settings: str = field(
+        default="human,replace,accumulate,toedit,toedit_fixed",
+        metadata={"help": "chains, comma-separated, among " + ", ".join(SETTINGS)},
+    )
     seeds: str = "0,1,2"
     heldout_share: float = 0.1
     human_segments: int = 1000
@@ -95,8 +106,18 @@ class CollapseConfig:
         return sampling_config(self, seed)
 
 
+# quick: 3 rounds of the human control, replace and both ToEdit arms (accumulate only in the full setting);
+# 50,000 tokens at batch 8 on 256 segments gets the round-0 model below the unigram level (the results page
+# states both); sized for ~45 minutes of `experiment all --quick` on 2 shared cores
 COLLAPSE_QUICK = dict(
-    human_segments=128, heldout_segments=80, tokens=30_000, hidden=128, batch_size=4, own_docs=50
+    rounds=3,
+    settings="human,replace,toedit,toedit_fixed",
+    human_segments=256,
+    heldout_segments=80,
+    tokens=50_000,
+    hidden=128,
+    batch_size=8,
+    own_docs=50,
 )
 
 
@@ -119,7 +140,7 @@ def _measure(
 def _samples(model, tok, prompts, config: CollapseConfig, seed: int, round_index: int) -> list[str]:
     gen = config.generate_config(seed * 1000 + round_index)
     records = generate_texts(prompts, as_prior(model, tok), gen)
-    return [r["text"][len(r["prompt"]) :] for r in records]
+    return [r["text"] for r in records]  # the continuation only (the prompt is human text)
 
 
 def _train(texts: list[str], tok, config: CollapseConfig, seed: int, round_index: int):
@@ -139,11 +160,14 @@ def run_chain_seed(
         "final_loss": stats0["final_loss"],
     }
     out: dict[str, list[dict]] = {}
+    fixed_threshold: float | None = None
     for setting in config.setting_list():
         rows, model, data, synth_all = [m0], model0, list(human), []
         for r in range(1, config.rounds + 1):
             extra: dict[str, Any] = {}
-            if setting == "replace":
+            if setting == "human":
+                data = list(human)
+            elif setting == "replace":
                 data = _samples(model, tok, prompts, config, seed, r)
             elif setting == "accumulate":
                 synth_all += _samples(model, tok, prompts, config, seed, r)
@@ -155,13 +179,23 @@ def run_chain_seed(
                     beta=config.edit_beta,
                     seed=seed * 1000 + r,
                 )
-                results = edit_texts(data, as_prior(model, tok), edit, ids=[str(i) for i in range(len(data))])
+                prior = as_prior(model, tok)
+                if setting == "toedit_fixed":
+                    prior = as_prior(model0, tok)  # one prior for every round: the round-0 model
+                    if fixed_threshold is None:  # one threshold: calibrated once, on the human data
+                        fixed_threshold = calibrate_threshold(human, prior, edit).threshold
+                    edit = EditConfig(
+                        threshold=fixed_threshold, top_k=edit.top_k, beta=edit.beta, seed=edit.seed
+                    )
+                results = edit_texts(data, prior, edit, ids=[str(i) for i in range(len(data))])
                 data = [res.text for res in results]
                 scored = sum(res.stats.n_scored for res in results)
                 extra = {
                     "change_rate": sum(res.stats.n_changed for res in results) / max(scored, 1),
                     "selected_rate": sum(res.stats.n_above for res in results) / max(scored, 1),
                 }
+                if setting == "toedit_fixed":
+                    extra["threshold"] = fixed_threshold
             model, stats = _train(data, tok, config, seed, r)
             rows.append(
                 {
@@ -219,6 +253,7 @@ def run_collapse(
             "corpus": {
                 "human_segments": len(human_texts),
                 "human_tokens": int((pack(human_texts, tok, config.seq_len) >= 0).sum()),
+                "unigram_heldout_ppl": unigram_ppl(pack(human_texts, tok, config.seq_len), held, tok),
                 "heldout_segments": len(held),
                 "prompts": len(prompts),
                 "train_docs": len(train_docs),
@@ -255,16 +290,38 @@ def summarize_collapse(per_seed: dict[int, dict[str, list[dict]]], config: Colla
     return result
 
 
-def _rise(result: dict[str, Any], setting: str, metric: str = "heldout_ppl") -> np.ndarray:
-    """Per seed: final-round metric minus round 0."""
-    return np.array([v[setting][-1][metric] - v[setting][0][metric] for v in result["runs"].values()])
+def final_delta(result: dict[str, Any], a: str, b: str, metric: str = "heldout_ppl", rnd: int = -1) -> dict:
+    """Paired difference (a - b) of `metric` at round `rnd` over the seeds (95 % t-interval)."""
+    runs = list(result["runs"].values())
+    return paired_delta([v[a][rnd][metric] for v in runs], [v[b][rnd][metric] for v in runs])
+
+
+def collapse_verdicts(result: dict[str, Any]) -> dict[str, Verdict]:
+    """Per chain, its drift against the human control at the last round (`verdicts.collapse_vs_control`);
+    the claim "training on own samples collapses, ToEdit does not" per ToEdit arm (`verdicts.collapse_claim`)."""
+    s = result["summary"]
+    if CONTROL not in s:
+        return {}
+    out: dict[str, Verdict] = {}
+    rep = final_delta(result, "replace", CONTROL) if "replace" in s else None
+    for arm in s:
+        if arm == CONTROL:
+            continue
+        d = final_delta(result, arm, CONTROL)
+        vs_rep = final_delta(result, "replace", arm) if rep is not None and arm != "replace" else None
+        out[arm] = collapse_vs_control(d, rep, vs_rep, name=arm)
+    if "replace" in out:
+        for arm in TOEDIT_ARMS:
+            if arm in out:
+                out[f"claim_{arm}"] = collapse_claim(out["replace"], out[arm])
+    return out
 
 
 def collapse_statement(result: dict[str, Any], config: CollapseConfig) -> str:
     s = result["summary"]
     n = config.rounds
     parts = []
-    for setting in config.setting_list():
+    for setting in s:
         a, b = s[setting][0]["heldout_ppl"], s[setting][-1]["heldout_ppl"]
         parts.append(f"{setting}: {a['mean']:.2f} -> {b['mean']:.2f} ± {b['ci95']:.2f}")
     text = (
@@ -272,24 +329,17 @@ def collapse_statement(result: dict[str, Any], config: CollapseConfig) -> str:
         + "; ".join(parts)
         + "."
     )
-    if "replace" in s and "toedit" in s:
-        diff = _rise(result, "replace") - _rise(result, "toedit")
-        d = seed_summary(diff.tolist())
-        faster = d["mean"] > 0 and (np.isnan(d["ci95"]) or d["mean"] - d["ci95"] > 0)
-        text += (
-            f" Replace's rise exceeds ToEdit's by {d['mean']:.2f} ± {d['ci95']:.2f} PPL (paired by seed): "
-            + (
-                "replace degrades faster than ToEdit."
-                if faster
-                else "no significant difference at this scale."
+    v = collapse_verdicts(result)
+    for arm, verdict in v.items():
+        if not arm.startswith("claim_"):
+            text += f" {arm} at round {n} against the human control: {verdict.bold}."
+    for arm in TOEDIT_ARMS:
+        if arm in s:
+            rates = [row["change_rate"]["mean"] for row in s[arm][1:]]
+            text += (
+                f" {arm} really changed {100 * rates[0]:.2f} % of tokens in round 1 and "
+                f"{100 * rates[-1]:.2f} % in round {n}."
             )
-        )
-    if "toedit" in s:
-        rates = [row["change_rate"]["mean"] for row in s["toedit"][1:]]
-        text += (
-            f" ToEdit really changed {100 * min(rates):.2f}-{100 * max(rates):.2f} % of tokens per round "
-            f"(target {100 * config.change_rate:.1f} %)."
-        )
     return text
 
 
@@ -314,14 +364,31 @@ def collapse_table(result: dict[str, Any]) -> str:
                 cells.append(f"{fmt(m['mean'])} ± {ci:.2f}")
             lines.append(f"| {r} | " + " | ".join(cells) + " |")
         lines.append("")
-    if "toedit" in s:
-        lines.append("**ToEdit edit rates per round** (share of scored tokens)\n")
-        lines.append("| round | selected | really changed |")
-        lines.append("|---:|---:|---:|")
-        for row in s["toedit"][1:]:
-            lines.append(
-                f"| {row['round']} | {100 * row['selected_rate']['mean']:.2f} % | {100 * row['change_rate']['mean']:.2f} % |"
-            )
+    if CONTROL in s and len(result["runs"]):
+        arms = [a for a in settings if a != CONTROL]
+        lines.append(
+            "**Δ held-out human PPL against the human control** (paired by seed: mean [95 % t-interval])\n"
+        )
+        lines.append("| round | " + " | ".join(f"{a} - {CONTROL}" for a in arms) + " |")
+        lines.append("|---:|" + "---:|" * len(arms))
+        for r in range(1, len(s[settings[0]])):
+            cells = [fmt_delta(final_delta(result, a, CONTROL, rnd=r), 1) for a in arms]
+            lines.append(f"| {r} | " + " | ".join(cells) + " |")
+        lines.append("")
+    arms = [a for a in TOEDIT_ARMS if a in s]
+    if arms:
+        lines.append("**ToEdit edit rates per round** (share of scored tokens, mean over seeds)\n")
+        lines.append("| round | " + " | ".join(f"{a}: selected | {a}: really changed" for a in arms) + " |")
+        lines.append("|---:|" + "---:|---:|" * len(arms))
+        for r in range(1, len(s[arms[0]])):
+            cells = []
+            for a in arms:
+                row = s[a][r]
+                cells += [
+                    f"{100 * row['selected_rate']['mean']:.2f} %",
+                    f"{100 * row['change_rate']['mean']:.2f} %",
+                ]
+            lines.append(f"| {r} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

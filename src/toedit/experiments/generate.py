@@ -198,8 +198,10 @@ def generate_texts(
 ) -> list[dict[str, Any]]:
     """Sample every prompt's continuation; records {id, text, prompt, source_id, toedit_generate}.
 
-    `text` is the prompt's text followed by the decoded new tokens. Special tokens are never sampled, so each
-    document gets exactly its `n_new` tokens.
+    `text` is the decoded new tokens only (the synthetic document); the prompt (human text, for openings) is
+    kept in its own field, so analyses of `text` never see human words. `toedit_generate.prompt_in_text` is
+    False (records written before this change held prompt + continuation; see `continuation`). Special tokens
+    are never sampled, so each document gets exactly its `n_new` tokens.
     """
     config.validate()
     prompts = list(prompts)[: config.limit] if config.limit else list(prompts)
@@ -247,13 +249,27 @@ def generate_texts(
         records.append(
             {
                 "id": p.id,
-                "text": p.text + cont,
+                "text": cont,
                 "prompt": p.text,
                 "source_id": p.source_id,
-                "toedit_generate": {**meta, "prompt_tokens": len(p.ids), "new_tokens": len(new_ids[j])},
+                "toedit_generate": {
+                    **meta,
+                    "prompt_tokens": len(p.ids),
+                    "new_tokens": len(new_ids[j]),
+                    "prompt_in_text": False,
+                },
             }
         )
     return records
+
+
+def continuation(record: dict[str, Any]) -> str:
+    """The synthetic part of a generated record: `text`, minus a leading prompt in older records."""
+    text, prompt = record["text"], record.get("prompt") or ""
+    meta = record.get("toedit_generate") or {}
+    if meta.get("prompt_in_text", True) and prompt and text.startswith(prompt):
+        return text[len(prompt) :]
+    return text
 
 
 def run_generate(

@@ -56,12 +56,10 @@ def sample(docs: Sequence[Doc], n: int, seed: int, min_chars: int = 1) -> list[D
 
 
 def seed_summary(values: Sequence[float]) -> dict[str, float]:
-    """Mean, standard error and the half-width of a 95 % t-interval over seeds (NaN-free input)."""
-    from scipy import stats
+    """Mean, standard error and the half-width of a 95 % t-interval over seeds (NaN-free input; no scipy)."""
+    from .verdicts import interval
 
-    x = np.asarray(values, dtype=np.float64)
-    n = len(x)
-    mean = float(x.mean()) if n else float("nan")
-    se = float(x.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
-    half = float(stats.t.ppf(0.975, n - 1) * se) if n > 1 else float("nan")
-    return {"mean": mean, "se": se, "ci95": half, "n": n}
+    if not len(values):
+        return {"mean": float("nan"), "se": float("nan"), "ci95": float("nan"), "n": 0}
+    iv = interval(values)
+    return {"mean": iv["mean"], "se": iv["se"], "ci95": iv["half"], "n": iv["n"]}

@@ -23,9 +23,10 @@ import torch
 
 from ..config import ConfigError
 from ..io import write_jsonl_atomic
-from .generate import GenerateConfig, generate_texts, opening_prompts, read_records
+from .generate import GenerateConfig, continuation, generate_texts, opening_prompts, read_records
 from .human import load_human, sample, seed_summary, segments, split_heldout
 from .tinylm import TrainConfig, as_prior, build_tokenizer, data_order, evaluate, pack, train_rows
+from .verdicts import Verdict, falls, fmt_delta, paired_delta, share_trend
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class MixConfig:
     lr: float = 3e-3
     hidden: int = 192
     layers: int = 4
-    vocab: int = 4096  # BPE trained on the human training pool
+    vocab: int = 4096  # BPE trained on both training pools
     threads: int = 0  # torch threads (0: leave as is)
 
     def validate(self) -> None:
@@ -117,8 +118,10 @@ def sampling_config(exp: Any, seed: int) -> GenerateConfig:
     )
 
 
+# quick: a 192-segment pool (the prior's generation is the slow part), 3 passes at batch 8, so the tiny LMs get
+# below the unigram level (reported on the results page)
 MIX_QUICK = dict(
-    human_segments=128, heldout_segments=80, segment_tokens=160, hidden=128, batch_size=4, epochs=2.0
+    human_segments=192, heldout_segments=80, segment_tokens=160, hidden=128, batch_size=8, epochs=3.0
 )
 
 
@@ -157,7 +160,7 @@ def build_pools(human: list[str], config: MixConfig, out_dir: Path, progress: bo
         write_jsonl_atomic(synth_path, records)
         log.info("generated %d documents in %.0f s", len(records), time.perf_counter() - t0)
     human_texts = [text[len(by_source[i].text) :] for i, text in train_segs if i in by_source]
-    synth_texts = [r["text"][len(r.get("prompt") or "") :] for r in records]
+    synth_texts = [continuation(r) for r in records]
     return {
         "human": human_texts,
         "synthetic": synth_texts,
@@ -210,9 +213,13 @@ def run_mix(
     t0 = time.perf_counter()
     pools = pools or build_pools(human, config, out, progress)
     gen_seconds = time.perf_counter() - t0
-    tok = build_tokenizer(f"bpe:{config.vocab}", pools["human"])
+    # one tokenizer trained on both pools: a token budget then holds the same amount of text in either pool
+    tok = build_tokenizer(f"bpe:{config.vocab}", pools["human"] + pools["synthetic"])
     h_rows = pack(pools["human"], tok, config.seq_len)
     s_rows = pack(pools["synthetic"], tok, config.seq_len)
+    # characters per packed row of each pool, to report the text each run saw
+    h_cpr = sum(map(len, pools["human"])) / len(h_rows)
+    s_cpr = sum(map(len, pools["synthetic"])) / len(s_rows)
     # whole batches only, so `epochs=1` never repeats a row
     pool_rows = int(config.epochs * min(len(h_rows), len(s_rows))) // config.batch_size * config.batch_size
     budget = config.tokens or max(pool_rows, config.batch_size) * config.seq_len
@@ -232,6 +239,8 @@ def run_mix(
                     "heldout_ppl": ev["ppl"],
                     "heldout_tail_share": ev["tail_share"],
                     "final_train_loss": stats["final_loss"],
+                    "human_chars_seen": round((n_rows - n_s) * h_cpr),
+                    "synthetic_chars_seen": round(n_s * s_cpr),
                     "human_epochs": round((n_rows - n_s) / len(h_rows), 3),
                     "synthetic_epochs": round(n_s / len(s_rows), 3),
                     "seconds": stats["seconds"],
@@ -247,6 +256,10 @@ def run_mix(
             "corpus": {
                 "human_train_tokens": int((h_rows >= 0).sum()),
                 "synthetic_train_tokens": int((s_rows >= 0).sum()),
+                "human_train_chars": sum(map(len, pools["human"])),
+                "synthetic_train_chars": sum(map(len, pools["synthetic"])),
+                "tokenizer": "BPE trained on both pools (human + synthetic training texts)",
+                "unigram_heldout_ppl": unigram_ppl(h_rows, pools["heldout"], tok),
                 "heldout_tokens": evaluate_tokens(pools["heldout"], tok),
                 "human_segments": len(pools["human"]),
                 "synthetic_documents": len(pools["synthetic"]),
@@ -298,10 +311,36 @@ def evaluate_tokens(texts: list[str], tokenizer) -> int:
     return sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
 
 
+def unigram_ppl(rows: torch.Tensor, heldout: list[str], tokenizer) -> float:
+    """Held-out PPL of an add-one unigram model of the training rows: the level a tiny LM must beat to have
+    learnt more than word frequencies (each document's first token is not scored, as in `evaluate`)."""
+    ids = rows[rows >= 0].numpy()
+    counts = np.bincount(ids, minlength=len(tokenizer)).astype(np.float64) + 1.0
+    logp = np.log(counts / counts.sum())
+    held = [
+        np.asarray(x[1:], dtype=np.int64) for x in tokenizer(heldout, add_special_tokens=False)["input_ids"]
+    ]
+    held_ids = np.concatenate([h for h in held if len(h)]) if held else np.zeros(0, dtype=np.int64)
+    return float(math.exp(-logp[held_ids].mean())) if len(held_ids) else math.nan
+
+
+def _by_seed(runs: list[dict[str, Any]], share: int, key: str) -> dict[int, float]:
+    return {r["seed"]: r[key] for r in runs if r["share"] == share}
+
+
+def paired_vs_base(runs: list[dict[str, Any]], share: int, base: int, key: str) -> dict[str, float]:
+    """Paired difference (share - base) of `key` over the seeds both shares ran."""
+    a, b = _by_seed(runs, share, key), _by_seed(runs, base, key)
+    seeds = sorted(set(a) & set(b))
+    return paired_delta([a[s] for s in seeds], [b[s] for s in seeds])
+
+
 def summarize_mix(runs: list[dict[str, Any]], config: MixConfig) -> dict[str, Any]:
-    """Per share: mean, s.e. and 95 % interval over seeds; a least-squares slope over all runs."""
+    """Per share: mean, s.e. and 95 % interval over seeds; per share > base: the paired difference against
+    the lowest share (per seed, 95 % t-interval) of held-out PPL and final training loss; the verdicts."""
+    shares = int_list(config.shares, "shares")
     per_share = []
-    for share in int_list(config.shares, "shares"):
+    for share in shares:
         rs = [r for r in runs if r["share"] == share]
         per_share.append(
             {
@@ -309,65 +348,73 @@ def summarize_mix(runs: list[dict[str, Any]], config: MixConfig) -> dict[str, An
                 "heldout_ppl": seed_summary([r["heldout_ppl"] for r in rs]),
                 "heldout_tail_share": seed_summary([r["heldout_tail_share"] for r in rs]),
                 "final_train_loss": seed_summary([r["final_train_loss"] for r in rs]),
+                "human_chars_seen": float(np.mean([r.get("human_chars_seen", math.nan) for r in rs])),
+                "synthetic_chars_seen": float(np.mean([r.get("synthetic_chars_seen", math.nan) for r in rs])),
             }
         )
-    x = np.array([r["share"] for r in runs], dtype=float)
-    y = np.log(np.array([r["heldout_ppl"] for r in runs]))
-    slope = slope_se = math.nan
-    if len(set(x)) > 1 and len(x) > 2:
-        xc = x - x.mean()
-        slope = float((xc * (y - y.mean())).sum() / (xc**2).sum())
-        resid = y - y.mean() - slope * xc
-        slope_se = float(np.sqrt((resid**2).sum() / (len(x) - 2) / (xc**2).sum()))
-    result = {"runs": runs, "per_share": per_share, "log_ppl_slope_per_100pct": [100 * slope, 100 * slope_se]}
+    base = min(shares)
+    paired = {
+        str(s): {
+            "heldout_ppl": paired_vs_base(runs, s, base, "heldout_ppl"),
+            "final_train_loss": paired_vs_base(runs, s, base, "final_train_loss"),
+        }
+        for s in shares
+        if s != base
+    }
+    result = {"runs": runs, "per_share": per_share, "base_share": base, "paired": paired}
     result["statement"] = mix_statement(result)
     return result
 
 
+def mix_verdicts(result: dict[str, Any]) -> dict[str, Verdict]:
+    """The paper's two mixing claims, each from its rule (see `verdicts.share_trend` and `verdicts.falls`)."""
+    paired = {int(s): d["heldout_ppl"] for s, d in result["paired"].items()}
+    top = max(paired)
+    return {
+        "ppl_rises": share_trend(paired),
+        "loss_falls": falls(
+            result["paired"][str(top)]["final_train_loss"],
+            f"final training loss at {top} % - at {result['base_share']} % (paired by seed)",
+        ),
+    }
+
+
 def mix_statement(result: dict[str, Any]) -> str:
     ps = result["per_share"]
-    means = [p["heldout_ppl"]["mean"] for p in ps]
     lo, hi = ps[0], ps[-1]
-    monotone = all(b > a for a, b in zip(means, means[1:], strict=False))
-    slope, se = result["log_ppl_slope_per_100pct"]
     h, l_ = hi["heldout_ppl"], lo["heldout_ppl"]
-    if h["mean"] - h["ci95"] > l_["mean"] + l_["ci95"]:
-        ends = f"higher at {hi['share']} % than at {lo['share']} %, the intervals apart."
-    elif h["mean"] + h["ci95"] < l_["mean"] - l_["ci95"]:
-        ends = f"lower at {hi['share']} % than at {lo['share']} %, the intervals apart."
-    else:
-        ends = "not distinguishable at the two ends (the intervals overlap)."
     best = min(ps, key=lambda p: p["heldout_ppl"]["mean"])
-    parts = [
-        f"Held-out human PPL goes from {l_['mean']:.2f} ± {l_['ci95']:.2f} at "
-        f"{lo['share']} % synthetic to {h['mean']:.2f} ± {h['ci95']:.2f} at "
-        f"{hi['share']} % (mean ± 95 % CI over {l_['n']} seeds); it "
-        + ("rises monotonically with the share" if monotone else "does not rise monotonically with the share")
-        + f" (lowest at {best['share']} %); log-PPL slope {slope:+.3f} ± {se:.3f} (s.e.) per 100 % synthetic.",
-        "Held-out PPL is " + ends,
-    ]
+    v = mix_verdicts(result)
     loss = [p["final_train_loss"]["mean"] for p in ps]
-    parts.append(
-        f"Training loss at the end: {loss[0]:.3f} at {lo['share']} % vs {loss[-1]:.3f} at {hi['share']} % "
-        + (
-            "(falls as the synthetic share rises, as in the paper)."
-            if loss[-1] < loss[0]
-            else "(does not fall)."
-        )
+    return " ".join(
+        [
+            f"Held-out human PPL goes from {l_['mean']:.2f} ± {l_['ci95']:.2f} at {lo['share']} % synthetic to "
+            f"{h['mean']:.2f} ± {h['ci95']:.2f} at {hi['share']} % (mean ± 95 % CI over {l_['n']} seeds; "
+            f"lowest mean at {best['share']} %).",
+            f"More synthetic data -> higher held-out PPL: {v['ppl_rises'].bold}.",
+            f"Training loss at the end: {loss[0]:.3f} at {lo['share']} % vs {loss[-1]:.3f} at {hi['share']} %; "
+            f"it falls as the synthetic share rises: {v['loss_falls'].bold}.",
+        ]
     )
-    return " ".join(parts)
 
 
 def mix_table(result: dict[str, Any]) -> str:
     rows = [
-        "| synthetic % | held-out human PPL (mean ± 95 % CI) | s.e. | tail share (p < 0.01) | final train loss |",
-        "|---:|---:|---:|---:|---:|",
+        "| synthetic % | held-out human PPL (mean ± 95 % CI) | Δ PPL vs "
+        f"{result.get('base_share', 0)} % (paired, 95 % CI) | tail share (p < 0.01) | final train loss | "
+        "Δ loss (paired, 95 % CI) | text seen: human / synthetic characters |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    paired = result.get("paired", {})
     for p in result["per_share"]:
         h, t, loss = p["heldout_ppl"], p["heldout_tail_share"], p["final_train_loss"]
+        d = paired.get(str(p["share"]))
+        dp = fmt_delta(d["heldout_ppl"], 1) if d else "-"
+        dl = fmt_delta(d["final_train_loss"], 3) if d else "-"
+        seen = f"{p.get('human_chars_seen', math.nan):,.0f} / {p.get('synthetic_chars_seen', math.nan):,.0f}"
         rows.append(
-            f"| {p['share']} | {h['mean']:.2f} ± {h['ci95']:.2f} | {h['se']:.2f} | "
-            f"{100 * t['mean']:.2f} % | {loss['mean']:.3f} |"
+            f"| {p['share']} | {h['mean']:.2f} ± {h['ci95']:.2f} | {dp} | "
+            f"{100 * t['mean']:.2f} % | {loss['mean']:.3f} | {dl} | {seen} |"
         )
     return "\n".join(rows)
 

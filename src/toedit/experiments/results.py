@@ -6,7 +6,7 @@ import os
 import platform
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,8 +14,18 @@ from typing import Any
 import torch
 
 from ..io import InputError
-from .collapse import COLLAPSE_QUICK, CollapseConfig, run_collapse
-from .mix import MIX_QUICK, MixConfig, preset, run_mix
+from .collapse import COLLAPSE_QUICK, CollapseConfig, collapse_verdicts, final_delta, run_collapse
+from .editrounds import (
+    EDITROUNDS_QUICK,
+    EditRoundsConfig,
+    editrounds_statement,
+    editrounds_table,
+    editrounds_verdicts,
+    run_edit_rounds,
+    run_label,
+)
+from .mix import MIX_QUICK, MixConfig, mix_verdicts, preset, run_mix, stored_result
+from .verdicts import Verdict, bound_2u, bounded, fmt_delta
 
 THEORY = dict(d=10, T=50, sigma=1.0, generations=12, trials=2000, fraction=0.3, eta=0.8, seed=0)
 
@@ -53,10 +63,12 @@ def run_all(
     progress: bool = True,
     overrides: dict[str, dict[str, Any]] | None = None,
     resume: bool = True,
+    prior: Any = None,
 ) -> dict[str, Any]:
     """Run theory, mix and collapse (quick or full setting) into `out_dir`; write `results` + its figures.
 
-    `overrides` = {"mix": {...}, "collapse": {...}, "theory": {...}} replaces single settings (tests, prior).
+    `overrides` = {"mix": {...}, "collapse": {...}, "theory": {...}, "editrounds": {...}} replaces single
+    settings (tests); `prior` is the prior of the edit-rounds part (default: `editrounds.model`).
     With `resume`, mix and collapse results already in `out_dir` for the same configuration are reused (their
     statements, tables and plots are recomputed); the theory (seconds) always reruns.
     """
@@ -76,6 +88,7 @@ def run_all(
     col_cfg = preset(
         CollapseConfig, quick, COLLAPSE_QUICK, **{"threads": threads, **over, **overrides.get("collapse", {})}
     )
+    er_cfg = preset(EditRoundsConfig, quick, EDITROUNDS_QUICK, **overrides.get("editrounds", {}))
     theory_params = {**THEORY, **overrides.get("theory", {})}
     started = datetime.now(UTC)
     load_before = _load()
@@ -88,24 +101,43 @@ def run_all(
     mix_once = run_mix(human, out / "mix_once", once_cfg, progress=progress, resume=resume)
     t_mix = time.perf_counter() - t0 - t_theory
     collapse = run_collapse(human, out / "collapse", col_cfg, progress=progress, resume=resume)
-    total = time.perf_counter() - t0
-    t_collapse = total - t_theory - t_mix
+    t1 = time.perf_counter()
+    editrounds = (
+        stored_result(out / "editrounds" / "editrounds.json", asdict(er_cfg), human) if resume else None
+    )
+    if editrounds is None:
+        editrounds = run_edit_rounds(human, out / "editrounds", er_cfg, prior=prior)
+    else:  # the table and the verdicts are recomputed from the stored per-round counts
+        editrounds.update(resumed=True, table=editrounds_table(editrounds))
+        editrounds["statement"] = editrounds_statement(editrounds)
+    t_editrounds = time.perf_counter() - t1 if not editrounds.get("resumed") else editrounds["seconds"]
     resumed = [
         name
-        for name, r in (("mix", mix), ("mix control", mix_once), ("collapse", collapse))
+        for name, r in (
+            ("mix", mix),
+            ("mix control", mix_once),
+            ("collapse", collapse),
+            ("edit rounds", editrounds),
+        )
         if r.get("resumed")
     ]
     # wall time as recorded when each part was computed (a resumed part took no time now)
     t_mix = mix["seconds"]["total"] + mix_once["seconds"]["total"]
     t_collapse = collapse["seconds"]
-    total = t_theory + t_mix + t_collapse
+    total = t_theory + t_mix + t_collapse + t_editrounds
     info = {
         "command": command or f"toedit experiment all{' --quick' if quick else ''} -o {out}",
         "setting": "quick" if quick else "full",
         "started": started.strftime("%Y-%m-%d %H:%M UTC"),
         "machine": _machine(),
         "load": f"{load_before} before, {_load()} after (1/5/15-minute load averages)",
-        "seconds": {"theory": t_theory, "mix": t_mix, "collapse": t_collapse, "total": total},
+        "seconds": {
+            "theory": t_theory,
+            "mix": t_mix,
+            "collapse": t_collapse,
+            "editrounds": t_editrounds,
+            "total": total,
+        },
         "human": human,
         "theory": theory_params,
         "resumed": resumed,
@@ -113,8 +145,15 @@ def run_all(
         "finished": {"mix": mix.get("finished"), "collapse": collapse.get("finished")},
     }
     if results is not None:
-        write_results(Path(results), info, theory, mix, mix_once, collapse, out)
-    return {"info": info, "theory": theory, "mix": mix, "mix_once": mix_once, "collapse": collapse}
+        write_results(Path(results), info, theory, mix, mix_once, collapse, out, editrounds)
+    return {
+        "info": info,
+        "theory": theory,
+        "mix": mix,
+        "mix_once": mix_once,
+        "collapse": collapse,
+        "editrounds": editrounds,
+    }
 
 
 def _figure(src: Path, docs: Path, name: str) -> str:
@@ -123,31 +162,121 @@ def _figure(src: Path, docs: Path, name: str) -> str:
     return name
 
 
-def _mix_finding(mix: dict[str, Any], label: str) -> str:
+def _claim(claim: str, paper: str, here: str, verdict: Verdict) -> dict[str, str]:
+    return {"claim": claim, "paper": paper, "here": here, "verdict": verdict.word, "rule": verdict.rule}
+
+
+def theory_verdicts(theory: dict[str, Any]) -> dict[str, Verdict]:
+    """Per edit chain: bounded (`verdicts.bounded`, against replace); for the disjoint chain (the theorem's
+    hypothesis) the 2u bound (`verdicts.bound_2u`)."""
+    st = theory["settings"]
+    rep = st["replace"]
+    out: dict[str, Verdict] = {}
+    for name, s in st.items():
+        if name.startswith("edit"):
+            out[name] = bounded(s["mc_mean"], s["mc_stderr"], rep["mc_mean"][-1], rep["mc_stderr"][-1])
+    disjoint = next((k for k in st if "disjoint" in k), None)
+    if disjoint is not None:
+        out["bound_2u"] = bound_2u(st[disjoint]["mc_mean"], st[disjoint]["mc_stderr"])
+    return out
+
+
+def _mix_claims(mix: dict[str, Any]) -> list[dict[str, str]]:
     ps = mix["per_share"]
     lo, hi = ps[0]["heldout_ppl"], ps[-1]["heldout_ppl"]
-    means = [p["heldout_ppl"]["mean"] for p in ps]
-    rises = hi["mean"] - hi["ci95"] > lo["mean"] + lo["ci95"]
-    monotone = all(b > a for a, b in zip(means, means[1:], strict=False))
-    verdict = (
-        "**reproduced**"
-        if rises and monotone
-        else ("**partly reproduced**" if rises else "**not reproduced**")
-    )
     best = min(ps, key=lambda p: p["heldout_ppl"]["mean"])
-    scale = ""
-    if verdict != "**reproduced**":
-        loss = min(p["final_train_loss"]["mean"] for p in ps)
-        scale = (
-            f" At this scale the tiny LMs are far from convergence (final training loss >= {loss:.2f} nats, "
-            f"held-out PPL >= {best['heldout_ppl']['mean']:.0f}; the paper's GPT-2 models reached about 21)."
-        )
-    return (
-        f"- More synthetic data -> worse held-out human PPL ({label}): {verdict}: "
-        f"{lo['mean']:.1f} ± {lo['ci95']:.1f} at {ps[0]['share']} % -> {hi['mean']:.1f} ± {hi['ci95']:.1f} at "
-        f"{ps[-1]['share']} % ({'monotone' if monotone else 'not monotone'}; lowest at {best['share']} %: "
-        f"{best['heldout_ppl']['mean']:.1f} ± {best['heldout_ppl']['ci95']:.1f}).{scale}"
-    )
+    v = mix_verdicts(mix)
+    loss = [p["final_train_loss"]["mean"] for p in ps]
+    return [
+        _claim(
+            f"held-out human PPL rises with the synthetic share ({mix['epochs_label']})",
+            "21.38 -> 49.31 from 0 to 100 %, rising at every step",
+            f"{lo['mean']:.1f} ± {lo['ci95']:.1f} at {ps[0]['share']} % -> {hi['mean']:.1f} ± {hi['ci95']:.1f} at "
+            f"{ps[-1]['share']} % (lowest mean at {best['share']} %: {best['heldout_ppl']['mean']:.1f})",
+            v["ppl_rises"],
+        ),
+        _claim(
+            f"training loss falls as the synthetic share rises ({mix['epochs_label']})",
+            "yes",
+            f"{loss[0]:.3f} -> {loss[-1]:.3f}",
+            v["loss_falls"],
+        ),
+    ]
+
+
+def claims(
+    theory: dict[str, Any],
+    mix: dict[str, Any],
+    collapse: dict[str, Any],
+    mix_once: dict[str, Any] | None = None,
+    editrounds: dict[str, Any] | None = None,
+) -> list[dict[str, str]]:
+    """One row per paper claim: the claim, the paper's numbers, ours, the verdict word and its rule.
+
+    Every verdict comes from a rule of `toedit.experiments.verdicts` applied to the results' numbers.
+    """
+    rows = _mix_claims(mix)
+    if mix_once is not None:
+        rows += _mix_claims(mix_once)
+    cv = collapse_verdicts(collapse)
+    s = collapse["summary"]
+    n = len(next(iter(s.values()))) - 1
+    for arm in ("toedit", "toedit_fixed"):
+        if f"claim_{arm}" in cv:
+
+            def here(a: str) -> str:
+                return f"{a} {s[a][-1]['heldout_ppl']['mean']:.0f}"
+
+            rows.append(
+                _claim(
+                    f"training on own samples collapses, ToEdit does not ({arm}, round {n} vs the human control)",
+                    "yes",
+                    "held-out PPL at round 0: "
+                    f"{s['replace'][0]['heldout_ppl']['mean']:.0f}; at round {n}: "
+                    + ", ".join(here(a) for a in s)
+                    + f"; paired: replace - human {fmt_delta(final_delta(collapse, 'replace', 'human'), 1)}, "
+                    f"{arm} - human {fmt_delta(final_delta(collapse, arm, 'human'), 1)}",
+                    cv[f"claim_{arm}"],
+                )
+            )
+    tv = theory_verdicts(theory)
+    st = theory["settings"]
+    gens = len(st["replace"]["mc_mean"])
+    for name, verdict in tv.items():
+        if name == "bound_2u":
+            disjoint = next(k for k in st if "disjoint" in k)
+            rows.append(
+                _claim(
+                    "theory: Theorem 2's bound E <= 2u (disjoint masks, the theorem's hypothesis)",
+                    "E <= 2u at every generation",
+                    f"{st[disjoint]['mc_mean'][-1]:.2f} ± {1.96 * st[disjoint]['mc_stderr'][-1]:.2f} u at generation "
+                    f"{gens}",
+                    verdict,
+                )
+            )
+        else:
+            rows.append(
+                _claim(
+                    f"theory: {name} keeps the error bounded far below replace",
+                    "yes",
+                    f"{st[name]['mc_mean'][-1]:.2f} u vs replace {st['replace']['mc_mean'][-1]:.2f} u at generation "
+                    f"{gens}",
+                    verdict,
+                )
+            )
+    if editrounds is not None:
+        ev = editrounds_verdicts(editrounds)
+        for name, run in editrounds["runs"].items():
+            r = run["rounds"]
+            rows.append(
+                _claim(
+                    f"Table 15: the share above the threshold falls over editing rounds ({run_label(name, run)})",
+                    " -> ".join(f"{x:.2f}" for x in editrounds["paper"]) + " % above 0.99",
+                    " -> ".join(f"{x['above_pct']:.2f}" for x in r) + " %",
+                    ev[name],
+                )
+            )
+    return rows
 
 
 def findings(
@@ -155,38 +284,21 @@ def findings(
     mix: dict[str, Any],
     collapse: dict[str, Any],
     mix_once: dict[str, Any] | None = None,
+    editrounds: dict[str, Any] | None = None,
 ) -> list[str]:
-    """One line per paper claim: reproduced or not, with the numbers (all computed from the results)."""
-    lines = ["- Paper: held-out PPL 21.38 -> 49.31 from 0 % to 100 % synthetic, rising at every step."]
-    lines.append(_mix_finding(mix, f"{mix['epochs_label']}"))
-    if mix_once is not None:
-        lines.append(_mix_finding(mix_once, f"{mix_once['epochs_label']}"))
-    ps = mix["per_share"]
-    loss = [p["final_train_loss"]["mean"] for p in ps]
-    lines.append(
-        f"- Training loss falls as the synthetic share rises (paper: yes): "
-        f"{'**reproduced**' if loss[-1] < loss[0] else '**not reproduced**'}: {loss[0]:.3f} -> {loss[-1]:.3f}."
-    )
-    s = collapse["summary"]
-    if "replace" in s and "toedit" in s:
-        r0, rn = s["replace"][0]["heldout_ppl"]["mean"], s["replace"][-1]["heldout_ppl"]
-        tn = s["toedit"][-1]["heldout_ppl"]
-        faster = "replace degrades faster than ToEdit." in collapse["statement"]
-        lines.append(
-            f"- Iterative training on own samples collapses, ToEdit does not (paper: yes): "
-            f"{'**reproduced**' if faster else '**not reproduced**'} at generation {len(s['replace']) - 1}: "
-            f"replace {r0:.1f} -> {rn['mean']:.1f} ± {rn['ci95']:.1f}, ToEdit {tn['mean']:.1f} ± {tn['ci95']:.1f}."
-        )
-    st = theory["settings"]
-    disjoint = st.get("edit_disjoint") or next((v for k, v in st.items() if "disjoint" in k), None)
-    if disjoint is not None:
-        final = disjoint["mc_mean"][-1]
-        lines.append(
-            f"- Theory, editing keeps the error bounded far below replace (paper: yes): **reproduced**; "
-            f"its 2u bound (Theorem 2): **fails** as stated: disjoint-mask editing reaches {final:.2f} u "
-            f"(Monte Carlo) at generation {len(disjoint['mc_mean'])} vs replace {st['replace']['mc_mean'][-1]:.2f} u."
-        )
-    return lines
+    """One line per paper claim (`claims`), verdict in bold with its rule."""
+    return [
+        f"- {c['claim']} (paper: {c['paper']}): **{c['verdict']}** ({c['rule']}). Here: {c['here']}."
+        for c in claims(theory, mix, collapse, mix_once, editrounds)
+    ]
+
+
+def claims_table(rows: list[dict[str, str]]) -> str:
+    """The claims as a markdown table (the README's copy comes from here)."""
+    lines = ["| paper claim | paper | here | verdict (rule) |", "|---|---|---|---|"]
+    for c in rows:
+        lines.append(f"| {c['claim']} | {c['paper']} | {c['here']} | **{c['verdict']}** ({c['rule']}) |")
+    return "\n".join(lines)
 
 
 def write_results(
@@ -197,6 +309,7 @@ def write_results(
     mix_once: dict[str, Any],
     collapse: dict[str, Any],
     out: Path,
+    editrounds: dict[str, Any],
 ) -> None:
     docs = path.parent
     docs.mkdir(parents=True, exist_ok=True)
@@ -212,14 +325,20 @@ def write_results(
 
 Generated by `{info["command"]}` on {info["started"]} (machine: {info["machine"]}; load {info["load"]}).
 Compute time: {sec["total"] / 60:.1f} min (theory {sec["theory"]:.0f} s, mixing {sec["mix"] / 60:.1f} min, collapse
-{sec["collapse"] / 60:.1f} min){_resumed(info)}. Every number below is computed by that command; rerun it to
+{sec["collapse"] / 60:.1f} min, edit rounds {sec["editrounds"] / 60:.1f} min){_resumed(info)}. Every number below is computed by that command; rerun it to
 regenerate this page (with `--no-resume` to recompute everything).
 Human corpus: {", ".join(info["human"])} (Jane Austen, one chapter per document); held-out chapters are chosen
 by the hash of their id ({mc["heldout_share"]:.0%} of chapters) and never trained on.
 
 ## Findings
 
-{chr(10).join(findings(theory, mix, collapse, mix_once))}
+Every verdict below is computed from the numbers by the rule printed beside it (`toedit.experiments.verdicts`);
+runs that share a seed are compared per seed (paired differences, 95 % t-intervals).
+
+{claims_table(claims(theory, mix, collapse, mix_once, editrounds))}
+
+Training budgets against the unigram level (an add-one unigram model of the training tokens, scored on the
+held-out segments; below it, a model has learnt more than word frequencies): {_unigram(mix, mix_once, collapse)}
 
 ## 1. Theory: linear-regression collapse chains
 
@@ -236,14 +355,16 @@ per round ({theory["seconds"]:.1f} s). Errors in units of u = sigma^2 d / (T - d
 ## 2. Synthetic share in pre-training (`toedit experiment mix`)
 
 A tiny Llama ({mix["params"]:,} parameters: hidden {mc["hidden"]}, {mc["layers"]} layers, tied embeddings,
-BPE of {mc["vocab"]} tokens trained on the human training pool) is trained from scratch on
+BPE of {mc["vocab"]} tokens trained on both pools, so a token budget holds as much text from either) is trained from scratch on
 {mix["train_tokens_per_run"]:,} tokens per run (sequence {mc["seq_len"]}, batch {mc["batch_size"]}, AdamW lr {mc["lr"]}, warm-up + cosine) for
 each synthetic share {mc["shares"]} % and seed {mc["seeds"]}. Human pool: {corpus["human_segments"]} segments of
 {mc["segment_tokens"]} prior tokens from {corpus["train_docs"]} training chapters ({corpus["human_train_tokens"]:,}
-tiny-LM tokens); synthetic pool: for each human segment, the embedded prior ({mc["model"]}) continues its first
-{mc["prompt_tokens"]} tokens for as many tokens as the rest of the segment (temperature {mc["temperature"]}, top-p
-{mc["top_p"]}, top-k {mc["top_k"] or "off"}; {corpus["synthetic_train_tokens"]:,} tiny-LM tokens); the prompts are
-dropped from both pools. Held-out: {corpus["heldout_segments"]} segments ({corpus["heldout_tokens"]:,} tokens) of
+tiny-LM tokens, {corpus.get("human_train_chars", 0):,} characters); synthetic pool: for each human segment, the
+embedded prior ({mc["model"]}) continues its first {mc["prompt_tokens"]} tokens for as many tokens as the rest of
+the segment (temperature {mc["temperature"]}, top-p {mc["top_p"]}, top-k {mc["top_k"] or "off"};
+{corpus["synthetic_train_tokens"]:,} tiny-LM tokens, {corpus.get("synthetic_train_chars", 0):,} characters); the
+prompts are dropped from both pools. The last column of each table gives the text each run saw. Δ columns: per
+seed, the run at that share minus the run at 0 % (same seed), mean and 95 % t-interval. Held-out: {corpus["heldout_segments"]} segments ({corpus["heldout_tokens"]:,} tokens) of
 {corpus["heldout_docs"]} held-out chapters. Pools smaller than the budget are cycled (epochs in `mix.json`).
 
 ### {mix["epochs_label"]}
@@ -270,14 +391,18 @@ share, so the mixtures do not see more distinct text than the pure runs (with a 
 
 {collapse["config"]["rounds"]} generations after a round-0 model trained on {collapse["corpus"]["human_segments"]} human
 segments of {cc["segment_tokens"]} tiny-LM tokens ({collapse["corpus"]["human_tokens"]:,} tokens); every model:
-hidden {cc["hidden"]}, {cc["layers"]} layers, {cc["tokens"]:,} training tokens, seeds {cc["seeds"]}.
+hidden {cc["hidden"]}, {cc["layers"]} layers, {cc["tokens"]:,} training tokens, seeds {cc["seeds"]} (round n of every
+chain trains with the same seed, so chains are compared per seed).
+*human* (the control): the human segments again each round, so drift from re-training alone shows;
 *replace*: generation n trains only on samples of generation n-1 (prompted by the first {cc["prompt_tokens"]} tokens
 of each human segment, length-matched, prompts dropped; temperature {cc["temperature"]}, top-p {cc["top_p"]});
-*accumulate*: human data plus every earlier generation's samples, same token budget; *toedit*: the previous
+*accumulate* (where listed): human data plus every earlier generation's samples, same token budget; *toedit*: the previous
 round's training data edited with generation n-1 as the prior (top-{cc["edit_top_k"]}, beta {cc["edit_beta"]},
-threshold chosen per round for a {100 * cc["change_rate"]:.1f} % target change rate, since a tiny prior is almost
-never above p = 0.99). Tail share: held-out tokens to which the model gives p < 0.01. n-gram entropy: hashed
-unigram + bigram buckets (DSIR featurizer) of the training data.
+threshold recalibrated every round for a {100 * cc["change_rate"]:.1f} % target change rate, since a tiny prior is
+almost never above p = 0.99); *toedit_fixed* (the paper's practice): the previous round's data edited with one
+fixed prior (the round-0 model) and one fixed threshold (calibrated once on the human data for the same target
+rate), so the edited share decays. Tail share: held-out tokens to which the model gives p < 0.01. n-gram entropy:
+hashed unigram + bigram buckets (DSIR featurizer) of the training data.
 
 {collapse["table"]}
 
@@ -285,20 +410,73 @@ unigram + bigram buckets (DSIR featurizer) of the training data.
 
 ![collapse]({f_col})
 
+## 4. Editing rounds on a real corpus: the paper's Table 15
+
+`toedit.pipeline.edit_texts(texts, prior, EditConfig(rounds={editrounds["config"]["rounds"]}))` on
+{editrounds["documents"]} Austen chapters (a seeded sample) with the embedded prior ({editrounds["prior"]}), top-{editrounds["config"]["top_k"]},
+beta {editrounds["config"]["beta"]}: each round re-scores the previous round's output with the same prior and
+threshold. Once at the paper's p = {editrounds["config"]["threshold"]} and once at a threshold calibrated on the
+round-0 text for a {100 * editrounds["config"]["selected_rate"]:.1f} % selected share (the paper's round-1 share),
+then kept fixed ({editrounds["seconds"]:.0f} s).
+
+{editrounds["table"]}
+
+{editrounds["statement"]}
+
 ## Settings and how to rerun
 
 - Quick (this page when it says "quick"): `toedit experiment all --quick`; mix overrides {MIX_QUICK},
   collapse overrides {COLLAPSE_QUICK}.
-- Full: `toedit experiment all` (the defaults of `toedit experiment mix` / `collapse`: larger pools, budgets and
-  models; hours on 2 CPU cores, not run for this page unless it says "full").
+- Full: `toedit experiment all` (the defaults of `toedit experiment mix` / `collapse`; hours on 2 CPU cores, not
+  run for this page unless it says "full"): mix {_full(MixConfig, MIX_QUICK)}; collapse
+  {_full(CollapseConfig, COLLAPSE_QUICK)}; edit rounds {_full(EditRoundsConfig, EDITROUNDS_QUICK)}.
 - Raw numbers: `{out}/theory/theory.json`, `{out}/mix/mix.json` (every run), `{out}/collapse/collapse.json`
-  (every seed and round); the synthetic corpus: `{corpus["synthetic_path"]}`.
+  (every seed and round), `{out}/editrounds/editrounds.json` (every document and round); the synthetic corpus:
+  `{corpus["synthetic_path"]}`.
 
 Mix configuration: `{asdict_short(mc)}`
 
 Collapse configuration: `{asdict_short(cc)}`
+
+Edit-rounds configuration: `{asdict_short(editrounds["config"])}`
 """
+    from .benefit import write_section
+
+    block = _benefit_block(path)
     path.write_text(text)
+    if block is not None:  # `experiment benefit` owns its marked section: keep it
+        write_section(path, block)
+
+
+def _benefit_block(path: Path) -> str | None:
+    """The text between the benefit markers of an existing page, if any."""
+    from .benefit import END, START
+
+    old = path.read_text() if path.exists() else ""
+    if START not in old or END not in old:
+        return None
+    return old.split(START, 1)[1].split(END, 1)[0].strip("\n")
+
+
+def _full(cls: type, quick: dict[str, Any]) -> str:
+    """The full setting's values of the keys the quick preset overrides."""
+    full = asdict(cls())
+    return "{" + ", ".join(f"{k}={full[k]}" for k in quick) + "}"
+
+
+def _unigram(mix: dict[str, Any], mix_once: dict[str, Any], collapse: dict[str, Any]) -> str:
+    """The lowest mean held-out PPL each experiment reached, beside its unigram level."""
+    parts = []
+    for name, res in (("mixing", mix), ("mixing, one pass", mix_once)):
+        uni = res["corpus"].get("unigram_heldout_ppl")
+        best = min(p["heldout_ppl"]["mean"] for p in res["per_share"])
+        if uni:
+            parts.append(f"{name}: lowest mean held-out PPL {best:.1f} vs unigram {uni:.1f}")
+    uni = collapse["corpus"].get("unigram_heldout_ppl")
+    if uni:
+        r0 = collapse["summary"][next(iter(collapse["summary"]))][0]["heldout_ppl"]["mean"]
+        parts.append(f"collapse round 0: {r0:.1f} vs unigram {uni:.1f}")
+    return "; ".join(parts) + "."
 
 
 def _resumed(info: dict[str, Any]) -> str:
