@@ -1,5 +1,5 @@
-"""Paired statistics and verdict words of `experiment benefit` (a small API the shared verdict module can
-replace: `paired_delta`, `verdict`, `item_bootstrap`)."""
+"""Paired statistics and verdict words of `experiment benefit`, on top of the shared rules in `verdicts`
+(`paired_delta`, `verdict`) plus the per-item paired bootstrap (`item_bootstrap`)."""
 
 from __future__ import annotations
 
@@ -8,35 +8,30 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from . import verdicts
+
 VERDICTS = ("improves", "no difference", "harms", "undetermined")
 
 
 def paired_delta(arm: Sequence[float], base: Sequence[float]) -> dict:
-    """Δ = arm − base per seed (same seed order): mean, s.e., half-width of the 95 % t-interval, n."""
-    from scipy import stats
-
+    """Δ = arm − base per seed (same seed order): mean, s.e., half-width of the 95 % t-interval, n
+    (`verdicts.paired_delta`, the experiments' one implementation)."""
     a, b = np.asarray(arm, dtype=np.float64), np.asarray(base, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError("paired values need the same seeds")
-    d = a - b
-    n = len(d)
-    mean = float(d.mean()) if n else math.nan
-    se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-    half = float(stats.t.ppf(0.975, n - 1) * se) if n > 1 else math.nan
-    return {"mean": mean, "se": se, "ci95": half, "n": n, "per_seed": d.tolist()}
+    if len(a) == 0:
+        return {"mean": math.nan, "se": math.nan, "ci95": math.nan, "n": 0, "per_seed": []}
+    d = verdicts.paired_delta(a.tolist(), b.tolist())
+    return {"mean": d["mean"], "se": d["se"], "ci95": d["half"], "n": d["n"], "per_seed": (a - b).tolist()}
 
 
 def verdict(mean: float, half_width: float, higher_is_better: bool) -> str:
-    """The stated rule: the interval [mean ± half_width] entirely on the better side of 0 -> "improves", on the
-    worse side -> "harms", containing 0 -> "no difference"; no interval (NaN) -> "undetermined"."""
+    """The stated rule (`verdicts.effect`): the interval [mean ± half_width] entirely on the better side of 0
+    -> "improves", on the worse side -> "harms", containing 0 -> "no difference"; no interval -> "undetermined"."""
     if math.isnan(mean) or math.isnan(half_width):
         return "undetermined"
-    lo, hi = mean - half_width, mean + half_width
-    if lo > 0:
-        return "improves" if higher_is_better else "harms"
-    if hi < 0:
-        return "harms" if higher_is_better else "improves"
-    return "no difference"
+    d = {"mean": mean, "half": half_width, "ci95_low": mean - half_width, "ci95_high": mean + half_width}
+    return verdicts.effect(d, lower_is_better=not higher_is_better).word
 
 
 def item_bootstrap(arm: np.ndarray, base: np.ndarray, n_boot: int, seed: int = 0) -> dict:
