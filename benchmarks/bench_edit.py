@@ -296,8 +296,11 @@ def run_vllm(prior, texts: list[str], dtype: str, tmp: Path) -> dict | None:
     inp.write_text(json.dumps({"docs": ids}))
     cmd = [str(VLLM_PY), str(ROOT / "benchmarks" / "bench_vllm.py"), "--model", str(model_dir())]
     cmd += ["--input", str(inp), "--out", str(out), "--dtype", dtype]
-    # both cores for the engine (its CPU backend reserves one for the front end by default)
-    env = {**os.environ, "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "PYTHONPATH": ""}
+    # as many engine threads as toedit uses: vLLM's CPU backend binds one OpenMP thread per core and
+    # reserves one core for its front end by default (1 thread on 2 cores); 0 reserved gives it every core
+    threads = torch.get_num_threads()
+    reserved = str(max(0, (os.cpu_count() or threads) - threads))
+    env = {**os.environ, "VLLM_CPU_NUM_OF_RESERVED_CPU": reserved, "PYTHONPATH": ""}
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
@@ -335,6 +338,7 @@ def child(path: str, jsonl: str) -> None:
 
 def run_child(path: str, jsonl: Path) -> dict:
     cmd = [sys.executable, __file__, "--child", path, "--input", str(jsonl)]
+    cmd += ["--threads", str(torch.get_num_threads())]
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     out = json.loads(res.stdout.strip().splitlines()[-1])
@@ -360,10 +364,18 @@ def main() -> None:
     ap.add_argument("--vllm", action="store_true", help="also run baseline (b) on vLLM's CPU backend")
     ap.add_argument("--no-children", action="store_true", help="skip the whole-process / peak-RSS children")
     ap.add_argument("--variants", action="store_true", help="step-5 trials of the bf16 path only")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default torch's; 1 on an oversubscribed CPU)",
+    )
     ap.add_argument("--compile", action="store_true", help="with --variants: also a torch.compile'd body")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.child:
         child(args.child, args.input)
         return
