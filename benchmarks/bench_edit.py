@@ -371,6 +371,7 @@ def main() -> None:
         help="torch threads (default torch's; 1 on an oversubscribed CPU)",
     )
     ap.add_argument("--compile", action="store_true", help="with --variants: also a torch.compile'd body")
+    ap.add_argument("--body-variants", action="store_true", help="precision trials of the model body")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--input", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -381,6 +382,9 @@ def main() -> None:
         return
     if args.variants:
         variants(args)
+        return
+    if args.body_variants:
+        body_variants(args)
         return
 
     auto = auto_dtype(torch.device("cpu"))
@@ -497,6 +501,73 @@ def main() -> None:
                 f"({n_tokens / c['work_s']:.0f} tok/s)  process wall {c['wall_s']:.1f} s  "
                 f"peak_rss_gb {c['peak_rss_gb']:.2f}"
             )
+
+
+class _SplitLinear(torch.nn.Module):
+    """Trial body linear: W = W_hi + W_lo in bf16 (and x = x_hi + x_lo with `split_x`), products summed in
+    fp32: near-fp32 inputs, but each bf16 GEMM still rounds its output to bf16 on CPU."""
+
+    def __init__(self, lin: torch.nn.Linear, split_x: bool):
+        super().__init__()
+        w = lin.weight.detach().float()
+        self.hi = w.bfloat16()
+        self.lo = (w - self.hi.float()).bfloat16()
+        self.bias, self.split_x = lin.bias, split_x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xh = x.to(torch.bfloat16)
+        y = torch.nn.functional.linear(xh, self.hi).float() + torch.nn.functional.linear(xh, self.lo).float()
+        if self.split_x:
+            y = y + torch.nn.functional.linear((x - xh.float()).to(torch.bfloat16), self.hi).float()
+        return y if self.bias is None else y + self.bias
+
+
+class _Bf16Linear(torch.nn.Module):
+    """Trial body linear: bf16 weights and matmul inside an otherwise fp32 model."""
+
+    def __init__(self, lin: torch.nn.Linear):
+        super().__init__()
+        self.weight = lin.weight.detach().bfloat16()
+        self.bias = lin.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.nn.functional.linear(x.to(torch.bfloat16), self.weight).to(x.dtype)
+        return y if self.bias is None else y + self.bias
+
+
+def _swap_linears(prior, make):
+    for mod in list(prior.model.base_model.modules()):
+        for name, child in list(mod.named_children()):
+            if isinstance(child, torch.nn.Linear):
+                setattr(mod, name, make(child))
+    return prior
+
+
+def body_variants(args) -> None:
+    """Trials of the body's precision (fp32 head throughout): which rounding moves the p > 0.99 selection."""
+    ref = make_prior("float32")
+    texts = corpus(args.tokens, ref)
+    paths = {
+        "fp32": ref,
+        "bf16 (whole body)": make_prior("bfloat16"),
+        "bf16 linears, rest fp32": _swap_linears(make_prior("float32"), _Bf16Linear),
+        "bf16 hi+lo weights": _swap_linears(make_prior("float32"), lambda lin: _SplitLinear(lin, False)),
+        "bf16x3 (hi+lo weights, x)": _swap_linears(
+            make_prior("float32"), lambda lin: _SplitLinear(lin, True)
+        ),
+    }
+    out = {k: score_texts(texts, p) for k, p in paths.items()}
+    best: dict[str, float] = defaultdict(lambda: float("inf"))
+    for _ in range(args.repeats):
+        for k, p in paths.items():
+            t0 = time.perf_counter()
+            score_texts(texts, p)
+            best[k] = min(best[k], time.perf_counter() - t0)
+    n = sum(len(s) for s in out["fp32"])
+    print(f"body precision trials, {n} tokens, best of {args.repeats}:")
+    for k in paths:
+        print(f"  {k:28s} {n / best[k]:6.0f} tok/s  x{best['fp32'] / best[k]:.2f} vs fp32  ", end="")
+        print(fmt_agreement(compare_scorings(out["fp32"], out[k])))
 
 
 def variants(args) -> None:

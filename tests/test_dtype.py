@@ -18,8 +18,6 @@ from toedit.runs import run as run_mod
         ({"amx_bf16"}, [], "bfloat16"),  # the default is auto: AMX -> bf16
         ({"avx2"}, [], "float32"),  # AVX2 only -> fp32
         ({"amx_bf16"}, ["--dtype", "float32"], "float32"),  # the exact reference on request
-        ({"avx2"}, ["--dtype", "bfloat16"], "bfloat16"),
-        ({"avx2"}, ["--dtype", "auto"], "float32"),
     ],
 )
 def test_dtype_flag_reaches_the_loaded_prior(monkeypatch, tmp_path, tiny_model_dir, flags, argv, expected):
