@@ -58,7 +58,7 @@ def fingerprint_payload(
         "kind": kind,
         "toedit": __version__,
         "model": prior.fingerprint,
-        "dtype": str(prior.dtype).removeprefix("torch."),
+        "dtype": prior.dtype_name,
         "context_id": context_id(prior, score),
         "score": sc,
         "io": {k: getattr(io, k) for k in _IO_KEYS},

@@ -47,6 +47,8 @@ class RunSummary:
     calibration: dict[str, Any] | None = None
     failed: list[dict[str, Any]] = field(default_factory=list)  # shards that failed every retry
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"} found but not read
+    model: str | None = None  # the prior's name
+    dtype: str | None = None  # the precision its body ran in (--dtype auto resolved)
 
     @property
     def tokens_per_second(self) -> float:
@@ -59,6 +61,7 @@ class RunSummary:
         s, r = self.stats, run_stats.rates(self.stats)
         lines = [
             f"run dir        {self.run_dir or '(stdout)'}",
+            f"prior          {self.model} ({self.dtype})",
             f"shards         {self.shards} ({self.shards_done_before} already done)",
             f"documents      {s['n_records']:,} ({s['n_empty']:,} empty, {s['n_errors']:,} bad records)",
             f"tokens         {s['n_tokens']:,} ({s['n_scored']:,} scored)",
@@ -91,7 +94,7 @@ class RunSummary:
         if self.calibration:
             c = self.calibration
             lines.insert(
-                5,
+                6,
                 f"threshold      {c['threshold']:.6g}, chosen for {c['target']} {c['target_rate']:g} "
                 f"(expected change {100 * c['expected_change_rate']:.3f} %, selected {100 * c['selected_rate']:.2f} % "
                 f"on {c['sample_docs']} sampled texts)",
@@ -280,6 +283,7 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
         calibration = _calibration(shards, edit, score, io, prior, rd, run.overwrite)
         edit = dataclasses.replace(edit, threshold=calibration["threshold"])
     payload = fingerprint_payload(kind, prior, window, score, io, edit)
+    payload_model = prior.name
     fp = fingerprint(payload)
     ctx = RunContext(kind, rd, prior, score, io, edit, fp, input_hashes=hashes)
     done_before: list[Shard] = []
@@ -367,6 +371,7 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
     summary.calibration = calibration
     summary.failed = outcome.failed
     summary.skipped = skipped
+    summary.model, summary.dtype = payload_model, payload["dtype"]
     return summary
 
 
