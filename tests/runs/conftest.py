@@ -17,7 +17,9 @@ IO = IOConfig(docs_per_batch=3)  # several batches per shard: a kill lands mid-s
 
 
 def scale_run(model_dir: Path, **kw) -> RunConfig:
-    return RunConfig(model=str(model_dir), device="cpu", progress=False, **kw)
+    """fp32, the exact reference: in bf16 a document's batch neighbours move its log-probs (~1e-3), so a
+    line-split run would not reproduce the unsplit one."""
+    return RunConfig(model=str(model_dir), device="cpu", progress=False, dtype="float32", **kw)
 
 
 def run_tree(run_dir: Path) -> dict[str, bytes]:

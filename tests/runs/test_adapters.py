@@ -54,12 +54,17 @@ def test_results_do_not_depend_on_batching(rows, expected, tiny_prior):
 
 
 def test_pickles_without_the_model_and_reloads_it(rows, expected, tiny_model_dir):
-    mapper = ToEditMapper(str(tiny_model_dir), CONFIG, device="cpu")
+    mapper = ToEditMapper(str(tiny_model_dir), CONFIG, device="cpu", dtype="float32")  # as tiny_prior
     blob = pickle.dumps(mapper)
     assert len(blob) < 10_000  # the prior stays behind
     clone = pickle.loads(blob)
     assert clone._prior is None
     assert clone(dict(rows)) == expected
+
+
+def test_a_clone_reloads_the_precision_of_the_given_prior(tiny_prior):
+    clone = pickle.loads(pickle.dumps(ToEditMapper(config=CONFIG, prior=tiny_prior)))
+    assert clone.dtype == tiny_prior.dtype_name == "float32"
 
 
 def test_datasets_map(rows, expected, tiny_prior):

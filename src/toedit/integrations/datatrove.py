@@ -36,6 +36,10 @@ COUNTERS = {
     "n_changed": "changed",
     "n_dropped": "dropped",
     "n_skipped_unsafe": "skipped_unsafe",
+    "n_changed_word": "changed_word",
+    "n_changed_fragment": "changed_fragment",
+    "n_changed_space": "changed_space",
+    "n_changed_punct": "changed_punct",
 }
 
 

@@ -39,7 +39,9 @@ class ToEditMapper:
         dtype: str | None = None,
         prior: Prior | None = None,
     ):
-        self.model, self.device, self.dtype = model, device, dtype
+        # a clone in another process reloads the prior in the precision of the one it was given
+        self.model, self.device = model, device
+        self.dtype = dtype or (prior.dtype_name if prior is not None else None)
         self.config = config or EditConfig()
         self.config.validate()
         self.text_field, self.id_field = text_field, id_field
