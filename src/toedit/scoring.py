@@ -316,12 +316,10 @@ def _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, o
     dev = prior.device
     width = max(s.hi - s.start for s in batch)
     ids = torch.zeros((len(batch), width), dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
     rows, cols, docs, tok_idx = [], [], [], []
     for r, seg in enumerate(batch):
         n = seg.hi - seg.start
         ids[r, :n] = torch.from_numpy(seqs[seg.doc][seg.start : seg.hi])
-        mask[r, :n] = 1
         # hidden state at position j predicts the id at j + 1
         pos = np.arange(seg.lo - 1 - seg.start, seg.hi - 1 - seg.start)
         rows.append(np.full(len(pos), r))
@@ -332,11 +330,14 @@ def _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, o
     cols_t = torch.from_numpy(np.concatenate(cols)).to(dev)
     docs_np = np.concatenate(docs)
     tok_np = np.concatenate(tok_idx)
-    ids, mask = ids.to(dev), mask.to(dev)
-    hidden = prior.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
+    ids = ids.to(dev)
+    # Rows are right-padded and the model is causal: no real position attends to a pad, so no attention mask
+    # is needed, and without one SDPA takes its fused causal kernel instead of materialising a masked
+    # [rows, heads, width, width] score tensor. Pad positions' outputs are never read.
+    hidden = prior.model.base_model(input_ids=ids).last_hidden_state
     hidden = hidden[rows_t, cols_t]  # [N, H]: only the positions that are scored here
     targets = ids[rows_t, cols_t + 1]
-    del ids, mask
+    del ids
     for a in range(0, hidden.shape[0], config.head_chunk):
         b = min(a + config.head_chunk, hidden.shape[0])
         lp_t, top_v, top_i = head.stats(hidden[a:b], targets[a:b], k)
