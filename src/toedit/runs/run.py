@@ -258,7 +258,7 @@ def _execute(
     with contextlib.ExitStack() as stack:
         if rd is not None:
             stack.enter_context(rd.lock(rank[0] if rank and rank[1] > 1 else None))
-        if rd is not None:  # whatever happens, this process leaves none of its temp files behind
+            # whatever happens, this process leaves none of its own temp files behind
             stack.callback(rd.remove_temp_files, pid=os.getpid())
         shards = _spool_stdin(shards, rd, stack)
         skipped = [s.to_json() for s in found.skipped]
@@ -283,7 +283,7 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
         calibration = _calibration(shards, edit, score, io, prior, rd, run.overwrite)
         edit = dataclasses.replace(edit, threshold=calibration["threshold"])
     payload = fingerprint_payload(kind, prior, window, score, io, edit)
-    payload_model = prior.name
+    model_name = prior.name  # the prior itself may be freed before the summary
     fp = fingerprint(payload)
     ctx = RunContext(kind, rd, prior, score, io, edit, fp, input_hashes=hashes)
     done_before: list[Shard] = []
@@ -371,7 +371,7 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
     summary.calibration = calibration
     summary.failed = outcome.failed
     summary.skipped = skipped
-    summary.model, summary.dtype = payload_model, payload["dtype"]
+    summary.model, summary.dtype = model_name, payload["dtype"]
     return summary
 
 
