@@ -800,9 +800,8 @@ DESCRIPTIONS = {
     "LAMBADA-style last word of a held-out paragraph against 3 other words of it (sum of log-probs).",
     "cpt": "The prior (SmolLM2-135M) continually trained on the Python documentation (`pydoc_data.topics`; "
     "20 % of topics held out by name hash): its top decoder layers + final norm train, the rest is frozen "
-    "(on this CPU, with 1 thread, training the top 2 layers, the frozen stack's forward included, was 7.5x "
-    "faster than full fine-tuning in one measurement). Items: last word of held-out paragraphs against 3 "
-    "other words of it.",
+    "(full fine-tuning of the 135M prior is too slow on 2 CPU cores for the quick setting). Items: last word "
+    "of held-out paragraphs against 3 other words of it.",
     "sft": "The prior fine-tuned on human conversations (chitchat-dataset; 10 % of conversations held out): "
     "context = the previous turns, loss and edits on the reply only; top decoder layers train. Items: the "
     "true next reply against 3 replies from other held-out conversations (mean log-prob per token).",
