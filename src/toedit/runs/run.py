@@ -236,7 +236,7 @@ def _execute(
     run_dir = None if output == "-" else Path(output)
     found = discover(inputs, run.shard_lines, exclude=[run_dir] if run_dir is not None else ())
     shards = found.shards
-    plan = [_plan_item(s) for s in shards]
+    skipped = [s.to_json() for s in found.skipped]
     _check_paths(run_dir, shards)
     if run_dir is None and (uses_workers(run) or rank):
         raise ConfigError(
@@ -247,10 +247,11 @@ def _execute(
             "--overwrite with --world-size > 1 would let launches wipe each other: clear RUN_DIR first"
         )
     if dry_run:
+        plan = [_plan_item(s) for s in shards]
         summary = RunSummary(
             str(run_dir) if run_dir else None, len(shards), 0, run_stats.new_stats(), 0.0, 0, plan
         )
-        summary.skipped = [s.to_json() for s in found.skipped]
+        summary.skipped = skipped
         return summary
     if kind == "score" and run_dir is None:
         raise RunDirError("`toedit score` writes scores/ into a RUN_DIR; -o - is only for `toedit edit`")
@@ -261,7 +262,6 @@ def _execute(
             # whatever happens, this process leaves none of its own temp files behind
             stack.callback(rd.remove_temp_files, pid=os.getpid())
         shards = _spool_stdin(shards, rd, stack)
-        skipped = [s.to_json() for s in found.skipped]
         return _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank)
 
 
