@@ -84,7 +84,7 @@ class AllOptions:
 
     human: list[str] = opt(DEFAULT_HUMAN, "human corpus", nargs="+")
     output: str = opt("runs/experiments", "output directory", flags=("-o",), param="out_dir")
-    quick: bool = opt(False, "the quick setting (minutes on 2 CPU cores)")
+    quick: bool = opt(False, "the quick setting (about an hour on 2 CPU cores)")
     results: str | None = opt("docs/RESULTS.md", "results page (figures beside it as exp_*.png)")
     seeds: str | None = opt(None, "override the seeds of mix and collapse, e.g. 0,1,2")
     threads: int = opt(0, "torch threads (0: torch's default)")

@@ -107,14 +107,15 @@ class CollapseConfig:
 
 
 # quick: 3 rounds of the human control, replace and both ToEdit arms (accumulate only in the full setting);
-# 50,000 tokens at batch 8 on 256 segments gets the round-0 model below the unigram level (the results page
-# states both); sized for ~45 minutes of `experiment all --quick` on 2 shared cores
+# 200,000 tokens at batch 8 on 1,200 segments (~150K tokens of human text) gets the round-0 model to about half
+# the unigram level's PPL (probe: 1,500 segments / 250K tokens -> 263 vs ~600; the results page states both);
+# ~40 s per tiny LM with 1 thread, 39 models
 COLLAPSE_QUICK = dict(
     rounds=3,
     settings="human,replace,toedit,toedit_fixed",
-    human_segments=256,
+    human_segments=1200,
     heldout_segments=80,
-    tokens=50_000,
+    tokens=200_000,
     hidden=128,
     batch_size=8,
     own_docs=50,
