@@ -19,11 +19,12 @@ def reference_logprobs(prior, ids: np.ndarray) -> np.ndarray:
     return logp[:-1].gather(1, seq[0, 1:, None])[:, 0].numpy(), logp[:-1]
 
 
-@pytest.mark.parametrize("vocab_slice", [4096, 64, 7])
-def test_logprobs_and_topk_match_a_full_forward(tiny_prior, vocab_slice, monkeypatch):
-    from toedit.scoring import _Head
+@pytest.mark.parametrize("vocab_slice,block", [(4096, 32), (64, 4), (64, 32), (7, 32)])
+def test_logprobs_and_topk_match_a_full_forward(tiny_prior, vocab_slice, block, monkeypatch):
+    from toedit import scoring
 
-    monkeypatch.setattr(_Head, "CPU_VOCAB_SLICE", vocab_slice)  # the head's vocabulary slices merge exactly
+    monkeypatch.setattr(scoring._Head, "CPU_VOCAB_SLICE", vocab_slice)  # vocabulary slices merge exactly
+    monkeypatch.setattr(scoring, "TOPK_BLOCK", block)  # the block top-k filter and its fallback
     texts = corpus_texts(4)
     texts = [t[:300] for t in texts]  # within one window (the tiny model has 256 positions)
     for sc in score_texts(texts, tiny_prior, ScoreConfig(store_k=5)):
@@ -123,3 +124,21 @@ def test_context_token_by_name_or_id(tiny_prior):
     by_name = score_texts(text, tiny_prior, ScoreConfig(context_token="<|endoftext|>"))[0]
     np.testing.assert_array_equal(by_id.logprob, auto.logprob)
     np.testing.assert_array_equal(by_name.logprob, auto.logprob)
+
+
+@pytest.mark.parametrize("width,k", [(4096, 8), (4096, 1), (256, 8), (100, 8), (64, 3), (4096, 0)])
+def test_slice_stats_equal_logsumexp_and_topk(width, k):
+    from toedit.scoring import slice_stats
+
+    g = torch.Generator().manual_seed(width + k)
+    logits = torch.randn(37, width, generator=g) * 4
+    logits[3, : width // 2] = float("-inf")  # masked vocabulary entries
+    logits[5] = float("-inf")  # a row with nothing allowed
+    lse, (v, i) = slice_stats(logits.clone(), k)
+    torch.testing.assert_close(lse, torch.logsumexp(logits, -1), rtol=0, atol=1e-5)
+    if k:
+        want = logits.topk(k, dim=-1)
+        torch.testing.assert_close(v, want.values)
+        finite = torch.isfinite(want.values)
+        assert torch.equal(i[finite], want.indices[finite])
+        assert torch.equal(logits.gather(1, i), v)

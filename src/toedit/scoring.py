@@ -176,13 +176,12 @@ class _Head:
         for lo in range(0, vocab, self.slice):
             hi = min(lo + self.slice, vocab)
             logits = self.logits(hidden, lo, hi)
-            part = torch.logsumexp(logits, dim=-1)
-            lse = part if lse is None else torch.logaddexp(lse, part)
             inside = (targets >= lo) & (targets < hi)
             picked = logits[rows, (targets - lo).clamp(0, hi - lo - 1)]
             actual = torch.where(inside, picked, actual if actual is not None else picked)
+            part, (v, i) = slice_stats(logits, min(k, hi - lo))  # overwrites `logits`
+            lse = part if lse is None else torch.logaddexp(lse, part)
             if k:
-                v, i = logits.topk(min(k, hi - lo), dim=-1)
                 top_v.append(v)
                 top_i.append(i + lo)
         if k and len(top_v) > 1:
@@ -190,6 +189,40 @@ class _Head:
             top_v, top_i = [v], [torch.cat(top_i, 1).gather(1, pos)]
         top = (top_v[0] - lse[:, None], top_i[0]) if k else (None, None)
         return actual - lse, *top
+
+
+TOPK_BLOCK = 32  # block width of `slice_stats`' top-k filter (fastest of 8-64 on an AVX-512 CPU)
+
+
+def slice_stats(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """logsumexp and the top-k (values, ids) of each row of a [positions, slice] fp32 block.
+
+    Two passes over the block instead of torch.logsumexp's and torch.topk's four: the maxima of blocks of
+    TOPK_BLOCK columns give the row maximum (the logsumexp's shift) and, since the k largest values of a row
+    lie in the k blocks with the largest maxima, top-k runs on those k blocks only. Same values as
+    torch.topk (`tests/test_scoring.py`); among exactly tied logits the id chosen may differ. Blocks that do
+    not tile the slice fall back to torch.topk. The block is overwritten (exp of the shifted logits).
+    """
+    n, width = logits.shape
+    b = TOPK_BLOCK
+    tiled = k and width % b == 0 and width // b >= k
+    if tiled:
+        block_max = logits.view(n, width // b, b).amax(-1)
+        m = block_max.amax(-1)
+    else:
+        m = logits.amax(-1)
+    if not k:
+        top = (None, None)
+    elif not tiled:
+        top = logits.topk(k, dim=-1)
+    else:
+        _, blocks = block_max.topk(k, dim=-1, sorted=False)
+        cols = (blocks[:, :, None] * b + torch.arange(b, device=logits.device)).view(n, k * b)
+        v, pos = logits.gather(1, cols).topk(k, dim=-1)
+        top = (v, cols.gather(1, pos))
+    shift = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    lse = shift + torch.log(logits.sub_(shift[:, None]).exp_().sum(-1))  # in place: no second block
+    return lse, top
 
 
 def head_dtype(prior: Prior) -> torch.dtype:
