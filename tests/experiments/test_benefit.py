@@ -171,7 +171,11 @@ def test_top_lm_computes_the_same_logits_as_the_model(tiny_prior):
         ref = model(input_ids=ids).logits
         top = blm.TopLM(model, 1)
         got = top.head(top.hidden(top.inputs(ids)))
+        # the frozen layers may come from another copy of the same model (the prior in its own dtype)
+        shared = blm.TopLM(bf._trainable_copy(tiny_prior), 1, frozen=tiny_prior.model)
+        got_shared = shared.head(shared.hidden(shared.inputs(ids)))
     assert torch.allclose(got, ref, atol=1e-4)
+    assert torch.allclose(got_shared, ref, atol=1e-4)
 
 
 def test_sft_end_to_end(tiny_prior, chitchat_json):

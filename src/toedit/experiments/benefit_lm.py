@@ -70,14 +70,17 @@ class _Stack(torch.nn.Module):
 class TopLM:
     """A pre-trained causal LM whose top `n_train` decoder layers (+ final norm) train; the rest is frozen."""
 
-    def __init__(self, model: torch.nn.Module, n_train: int):
+    def __init__(self, model: torch.nn.Module, n_train: int, frozen: torch.nn.Module | None = None):
+        """`frozen`: the same model (e.g. the prior in its own bfloat16) whose lower layers compute `lower`
+        instead of `model`'s (bfloat16 matmuls are ~4x faster on CPUs with AMX/AVX512-BF16)."""
         layers = list(model.model.layers)
         if not 1 <= n_train <= len(layers):
             raise ValueError(f"n_train must be in [1, {len(layers)}], got {n_train}")
         for p in model.parameters():
             p.requires_grad_(False)
         self.split = len(layers) - n_train
-        self.low = _Stack(model.model, layers[: self.split], embed=True, norm=None)
+        low = frozen if frozen is not None else model
+        self.low = _Stack(low.model, list(low.model.layers)[: self.split], embed=True, norm=None)
         self.top = _Stack(model.model, layers[self.split :], embed=False, norm=model.model.norm)
         for p in self.parameters():
             p.requires_grad_(True)
@@ -333,13 +336,19 @@ def sequence_logprobs(
             if cache is not None:
                 cache[key] = inputs
         h = lm.hidden(inputs)
-        for r, i in enumerate(idx):
+        firsts = [1 if full is None or i in full else seqs[i].start for i in idx]
+        # one head call per batch: a per-row call re-reads the (vocab x hidden) head matrix for every row
+        rows = torch.cat(
+            [h[r, f - 1 : len(seqs[i].ids) - 1] for r, (i, f) in enumerate(zip(idx, firsts, strict=True))]
+        )
+        tgt = torch.tensor([t for i, f in zip(idx, firsts, strict=True) for t in seqs[i].ids[f:]])
+        lp = torch.log_softmax(lm.head(rows).float(), dim=-1)[torch.arange(len(tgt)), tgt].double().numpy()
+        at = 0
+        for i, f in zip(idx, firsts, strict=True):
             n = len(seqs[i].ids)
-            first = 1 if full is None or i in full else seqs[i].start
-            lp = torch.log_softmax(lm.head(h[r, first - 1 : n - 1]).float(), dim=-1)
-            tgt = torch.tensor(seqs[i].ids[first:])
             vals = np.full(n - 1, np.nan)
-            vals[first - 1 :] = lp[torch.arange(n - first), tgt].double().numpy()
+            vals[f - 1 :] = lp[at : at + n - f]
+            at += n - f
             out[i] = vals
     return out
 
