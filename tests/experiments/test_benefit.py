@@ -117,7 +117,9 @@ def test_pretrain_end_to_end_paired_and_token_matched(tiny_prior, pt_files):
     assert by["R@5%"]["changed_rate"] == by["E-rate@5%"]["changed_rate"]
     assert by["E-word@5%"]["kinds"]["word"] == 1.0
     assert all(math.isfinite(r["ppl"]) and 0 <= r["acc"] <= 1 for r in res["runs"])
+    assert res["unigram_ppl"] > 1  # the word-frequency level, on the same held-out tokens
     md = bf.setting_markdown({**res, "description": "d"})
+    assert "unigram" in md
     assert "| R@5% |" in md and "Paper:" in md
 
 
