@@ -117,7 +117,9 @@ def test_pretrain_end_to_end_paired_and_token_matched(tiny_prior, pt_files):
     assert by["R@5%"]["changed_rate"] == by["E-rate@5%"]["changed_rate"]
     assert by["E-word@5%"]["kinds"]["word"] == 1.0
     assert all(math.isfinite(r["ppl"]) and 0 <= r["acc"] <= 1 for r in res["runs"])
+    assert res["unigram_ppl"] > 1  # the word-frequency level, on the same held-out tokens
     md = bf.setting_markdown({**res, "description": "d"})
+    assert "unigram" in md
     assert "| R@5% |" in md and "Paper:" in md
 
 
@@ -171,7 +173,11 @@ def test_top_lm_computes_the_same_logits_as_the_model(tiny_prior):
         ref = model(input_ids=ids).logits
         top = blm.TopLM(model, 1)
         got = top.head(top.hidden(top.inputs(ids)))
+        # the frozen layers may come from another copy of the same model (the prior in its own dtype)
+        shared = blm.TopLM(bf._trainable_copy(tiny_prior), 1, frozen=tiny_prior.model)
+        got_shared = shared.head(shared.hidden(shared.inputs(ids)))
     assert torch.allclose(got, ref, atol=1e-4)
+    assert torch.allclose(got_shared, ref, atol=1e-4)
 
 
 def test_sft_end_to_end(tiny_prior, chitchat_json):
@@ -286,23 +292,63 @@ def test_item_bootstrap_both_ways():
     assert same["mean"] == 0 and same["p"] == 1.0
 
 
-def test_lambada_items_use_words_of_the_same_passage():
-    text = ("word " * 5).join(
-        [
-            "Alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron "
-            "pi rho sigma tau upsilon phi chi psi omega final."
-        ]
-        * 1
-    )
-    items = blm.lambada_items([text + "\n\n" + text], 10, 0)
+def _zipf_text(seed: int = 0) -> tuple[str, dict[str, int]]:
+    """Sentences of 3-letter words with Zipf-like frequencies, the commonest also capitalised sometimes."""
+    import itertools
+
+    rng = np.random.default_rng(seed)
+    vocab = ["".join(t) for t in itertools.product("bcdfgk", repeat=3)][:150]
+    p = 1 / np.arange(1, len(vocab) + 1)
+    words = list(rng.choice(vocab, 6000, p=p / p.sum()))
+    words = [w.capitalize() if i % 7 == 0 else w for i, w in enumerate(words)]
+    sentences = [" ".join(words[i : i + 25]) + "." for i in range(0, len(words), 25)]
+    counts: dict[str, int] = {}
+    for w in words:
+        counts[w.lower()] = counts.get(w.lower(), 0) + 1
+    return "\n\n".join(" ".join(sentences[i : i + 4]) for i in range(0, len(sentences), 4)), counts
+
+
+def test_lambada_distractors_are_frequency_matched_and_deterministic():
+    text, counts = _zipf_text()
+    items = blm.lambada_items([text], 200, seed=3)
+    assert len(items) == 200
+    forms, ranks = blm.word_ranks([text], np.random.default_rng(3))  # the ranking the items drew from
+    assert [counts[f.lower()] for f in forms] == sorted(counts.values(), reverse=True)
+    freq_pick = 0
+    for it in items:
+        true = it.choices[it.answer].strip()
+        others = [c.strip() for i, c in enumerate(it.choices) if i != it.answer]
+        assert len({o.lower() for o in others}) == 3 and true.lower() not in {o.lower() for o in others}
+        assert all(abs(ranks[o.lower()] - ranks[true.lower()]) <= 12 for o in others)  # frequency-matched
+        freq_pick += max(range(4), key=lambda i: counts[it.choices[i].strip().lower()]) == it.answer
+    # a model that knows only word frequencies is near chance (25 %), not far above or below it
+    assert 0.12 < freq_pick / len(items) < 0.4, freq_pick
+    again = blm.lambada_items([text], 200, seed=3)
+    assert [(i.context, i.choices, i.answer) for i in again] == [
+        (i.context, i.choices, i.answer) for i in items
+    ]
+    other = blm.lambada_items([text], 200, seed=4)
+    assert [i.choices for i in other] != [i.choices for i in items]
+
+
+def test_matched_distractors_skip_the_answer_and_its_case_variants():
+    forms = [f"w{c}" for c in "abcdefghijklmnopqrst"]
+    forms[5] = "Wf"  # the answer's type, shown capitalised
+    ranks = {f.lower(): i for i, f in enumerate(forms)}
+    for seed in range(20):
+        got = blm.matched_distractors("wF", forms, ranks, np.random.default_rng(seed), window=4)
+        assert len(set(got)) == 3 and "Wf" not in got
+        assert all(abs(ranks[g.lower()] - 5) <= 2 for g in got)  # the 4 nearest ranks: 3, 4, 6, 7
+
+
+def test_lambada_items_end_sentences_and_keep_the_text_before():
+    text = " ".join(f"alpha{'' if i % 2 else 'x'} beta gamma delta." for i in range(12))
+    items = blm.lambada_items([text], 50, 0, context_words=10, min_words=8)
     assert items
     for it in items:
-        words = set(it.context.split())
         true = it.choices[it.answer].strip()
-        assert true == "final"
-        assert all(
-            c.strip() in words and c.strip() != true for i, c in enumerate(it.choices) if i != it.answer
-        )
+        assert true == "delta"
+        assert len(it.context.split()) == 10 and it.context.endswith("gamma")
 
 
 def test_config_errors():

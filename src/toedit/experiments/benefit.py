@@ -36,6 +36,7 @@ from ..scoring import TokenScores, score_texts
 from . import benefit_lm as blm
 from .benefit_stats import item_bootstrap, paired_delta, verdict
 from .human import seed_summary
+from .mix import unigram_ppl_ids
 from .results import _load, _machine
 
 log = logging.getLogger(__name__)
@@ -186,23 +187,29 @@ class BenefitConfig:
             raise ConfigError("pt_vocab must be >= 300, learning rates > 0, pt_docs >= 0")
 
 
-# sized for a shared 2-core CPU (1 thread, load ~15): the prior scores ~120 tokens/s there
+# sized for ~45 min of `--quick --threads 1` on one core of a 2-core Xeon (AMX), the other core busy (probes:
+# pretrain ~18 min, cpt ~13, sft ~10): the prior scores ~880 tokens/s, the tiny Llama trains ~9K tokens/s, one
+# cpt/sft evaluation of 400 items takes 10-25 s. pretrain: 64 chapters (~230K tokens, scored in ~4 min) and
+# 262K tokens per run take H to ~0.55 of the unigram PPL; batch 8 (more steps) beat batch 16; lr 2e-3 and 3e-3
+# were unstable (PPL 360-576 across near-identical arms of one seed), 1.5e-3 moved < 3 % when a whole chapter
+# was dropped. cpt/sft: 400 items each; their training budgets are what is left of the time.
 BENEFIT_QUICK = dict(
-    pt_docs=12,
-    pt_tokens=120_000,
+    pt_docs=64,
+    pt_tokens=262_144,
     pt_hidden=128,
-    pt_vocab=2048,
-    pt_batch=16,
+    pt_vocab=4096,
+    pt_batch=8,
+    pt_lr=1.5e-3,
     items=400,
     ft_layers=2,
-    ft_items=100,
-    cpt_docs=10,
-    cpt_tokens=2048,
+    ft_items=400,
+    cpt_docs=24,
+    cpt_tokens=12_288,
     cpt_seq_len=128,
-    sft_pairs=64,
-    sft_max_len=64,
+    sft_pairs=256,
+    sft_max_len=48,
     sft_context_turns=2,
-    item_words=30,
+    item_words=40,
 )
 
 
@@ -521,7 +528,11 @@ def run_setting(setting: str, config: BenefitConfig, prior, progress: bool = Tru
     if not items:
         raise ConfigError(f"{setting}: the held-out data gives no evaluation items")
     eval_seqs = blm.item_sequences(items, tok, eos, seq_len)
-    top = blm.TopLM(_trainable_copy(prior), config.ft_layers) if setting != "pretrain" else None
+    top = (
+        blm.TopLM(_trainable_copy(prior), config.ft_layers, frozen=prior.model)
+        if setting != "pretrain"
+        else None
+    )
     top_state = top.state() if top is not None else None
     eval_cache: dict = {}
     before = None
@@ -530,8 +541,12 @@ def run_setting(setting: str, config: BenefitConfig, prior, progress: bool = Tru
         before = {"ppl": p0, "acc": float(c0.mean())}
 
     runs, realised = [], {}
+    unigram = None  # the level of word frequencies alone: an add-one unigram model of H's training tokens
+    edit_s = 0.0
     for seed in seeds:
+        te = time.perf_counter()
         arms = build_arms(texts, ids, scores, prior, config, cal, seed)
+        edit_s += time.perf_counter() - te
         order = _doc_order(len(texts), seed)
         for name, (arm_texts, rates) in arms.items():
             realised.setdefault(name, []).append(rates)
@@ -563,6 +578,8 @@ def run_setting(setting: str, config: BenefitConfig, prior, progress: bool = Tru
                     stats = blm.train_lm(lm, batches, config.ft_lr, seed=seed)
                 trained_tokens = int(rows.numel())
                 seen = [ids[i] for i in order]
+                if name == "H" and unigram is None:
+                    unigram = _unigram_level(rows, items, eval_seqs, len(tok))
             correct, ppl, ppl_tokens = blm.evaluate_items(
                 lm, items, eval_seqs, ppl_on, eval_cache if setting != "pretrain" else None
             )
@@ -591,14 +608,25 @@ def run_setting(setting: str, config: BenefitConfig, prior, progress: bool = Tru
             "items": len(items),
             "ppl_tokens": ppl_tokens,
             "ppl_on": ppl_on,
+            "unigram_ppl": unigram,
             "before": before,
             "train_texts": len(texts),
             "scored_tokens": int(sum(s.n_scored for s in scores)),
             "thresholds": {"rate": _keys(cal.rate), "word": _keys(cal.word)},
-            "seconds": {"scoring": round(score_s, 1), "total": round(time.perf_counter() - t0, 1)},
+            "seconds": {
+                "scoring": round(score_s, 1),
+                "editing": round(edit_s, 1),
+                "total": round(time.perf_counter() - t0, 1),
+            },
         }
     )
     return result
+
+
+def _unigram_level(rows: torch.Tensor, items, seqs, vocab: int) -> float:
+    """Unigram PPL (`mix.unigram_ppl`) on exactly the held-out tokens the models' PPL counts."""
+    true = [s.ids[1:] for s in seqs if s.choice == items[s.item].answer]
+    return unigram_ppl_ids(rows, true, vocab)
 
 
 def _ft_eval_set(setting: str, config: BenefitConfig, prior, held) -> tuple:
@@ -621,7 +649,7 @@ def prior_baseline(setting: str, config: BenefitConfig, prior) -> dict[str, floa
     held = sft_data(config)[1] if setting == "sft" else cpt_data(config)[1]
     tok, eos, items, seq_len, ppl_on = _ft_eval_set(setting, config, prior, held)
     seqs = blm.item_sequences(items, tok, eos, seq_len)
-    top = blm.TopLM(_trainable_copy(prior), config.ft_layers)
+    top = blm.TopLM(_trainable_copy(prior), config.ft_layers, frozen=prior.model)
     c0, p0, _ = blm.evaluate_items(top, items, seqs, ppl_on)
     return {"ppl": p0, "acc": float(c0.mean())}
 
@@ -773,6 +801,12 @@ def setting_markdown(res: dict[str, Any]) -> str:
         f"(spread {100 * (max(corpus) - min(corpus)) / min(corpus):.2f} %). H reaches held-out PPL "
         f"{h['ppl']['mean']:.2f} (final training loss {np.mean([r['final_loss'] for r in res['runs'] if r['arm'] == 'H']):.3f})"
         + (
+            f"; an add-one unigram model of H's training tokens: PPL {res['unigram_ppl']:.2f} on the same "
+            f"tokens (H at {h['ppl']['mean'] / res['unigram_ppl']:.2f} of it)"
+            if res.get("unigram_ppl")
+            else ""
+        )
+        + (
             f"; the prior before training: PPL {res['before']['ppl']:.2f}, accuracy {100 * res['before']['acc']:.2f} %."
             if res.get("before")
             else "."
@@ -797,13 +831,15 @@ VERDICT_RULE = (
 DESCRIPTIONS = {
     "pretrain": "A tiny Llama from scratch on Austen novels (one held out entirely: the test is out of "
     "distribution), one BPE tokenizer trained on the human training texts and shared by all arms. Items: "
-    "LAMBADA-style last word of a held-out paragraph against 3 other words of it (sum of log-probs).",
+    "LAMBADA-style last word of a held-out sentence given the text before it, against 3 words of the held-out "
+    "text nearest to it in frequency rank (sum of log-probs; a model that knows only word frequencies is at "
+    "25 %).",
     "cpt": "The prior (SmolLM2-135M) continually trained on the Python documentation (`pydoc_data.topics`; "
-    "20 % of topics held out by name hash): its top decoder layers + final norm train, the rest is frozen "
-    "(full fine-tuning of the 135M prior is too slow on 2 CPU cores for the quick setting). Items: last word "
-    "of held-out paragraphs against 3 other words of it.",
+    "20 % of topics held out by name hash): its top decoder layers + final norm train in float32, the rest "
+    "is frozen and runs in the prior's own bfloat16 (full fine-tuning of the 135M prior is too slow on 2 CPU cores for the quick setting). Items: last word "
+    "of held-out sentences against 3 frequency-matched words of the held-out topics.",
     "sft": "The prior fine-tuned on human conversations (chitchat-dataset; 10 % of conversations held out): "
-    "context = the previous turns, loss and edits on the reply only; top decoder layers train. Items: the "
+    "context = the previous turns, loss and edits on the reply only; top decoder layers train (as in cpt). Items: the "
     "true next reply against 3 replies from other held-out conversations (mean log-prob per token).",
 }
 

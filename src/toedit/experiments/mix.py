@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -315,13 +316,17 @@ def evaluate_tokens(texts: list[str], tokenizer) -> int:
 def unigram_ppl(rows: torch.Tensor, heldout: list[str], tokenizer) -> float:
     """Held-out PPL of an add-one unigram model of the training rows: the level a tiny LM must beat to have
     learnt more than word frequencies (each document's first token is not scored, as in `evaluate`)."""
+    held = [x[1:] for x in tokenizer(heldout, add_special_tokens=False)["input_ids"]]
+    return unigram_ppl_ids(rows, held, len(tokenizer))
+
+
+def unigram_ppl_ids(rows: torch.Tensor, held: Sequence[Sequence[int]], vocab: int) -> float:
+    """`unigram_ppl` on held-out token ids, every one of them scored."""
     ids = rows[rows >= 0].numpy()
-    counts = np.bincount(ids, minlength=len(tokenizer)).astype(np.float64) + 1.0
+    counts = np.bincount(ids, minlength=vocab).astype(np.float64) + 1.0
     logp = np.log(counts / counts.sum())
-    held = [
-        np.asarray(x[1:], dtype=np.int64) for x in tokenizer(heldout, add_special_tokens=False)["input_ids"]
-    ]
-    held_ids = np.concatenate([h for h in held if len(h)]) if held else np.zeros(0, dtype=np.int64)
+    parts = [np.asarray(h, dtype=np.int64) for h in held if len(h)]
+    held_ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     return float(math.exp(-logp[held_ids].mean())) if len(held_ids) else math.nan
 
 
