@@ -195,6 +195,7 @@ class Item:
     normalise: bool  # score by mean log-prob per token (True) or by the sum (False)
 
 
+HEAD_ROWS = 256  # positions per LM-head call in `sequence_logprobs`
 WORD = re.compile(r"[A-Za-z]+")
 # a word of >= 3 letters closing a sentence: followed by sentence punctuation (closing quotes allowed), then
 # whitespace or the end of the paragraph
@@ -342,7 +343,15 @@ def sequence_logprobs(
             [h[r, f - 1 : len(seqs[i].ids) - 1] for r, (i, f) in enumerate(zip(idx, firsts, strict=True))]
         )
         tgt = torch.tensor([t for i, f in zip(idx, firsts, strict=True) for t in seqs[i].ids[f:]])
-        lp = torch.log_softmax(lm.head(rows).float(), dim=-1)[torch.arange(len(tgt)), tgt].double().numpy()
+        lp = np.concatenate(
+            [  # in chunks of HEAD_ROWS positions: never a [batch x seq, vocab] logits block
+                torch.log_softmax(lm.head(rows[a : a + HEAD_ROWS]).float(), dim=-1)
+                .gather(1, tgt[a : a + HEAD_ROWS, None])[:, 0]
+                .double()
+                .numpy()
+                for a in range(0, max(len(tgt), 1), HEAD_ROWS)
+            ]
+        )
         at = 0
         for i, f in zip(idx, firsts, strict=True):
             n = len(seqs[i].ids)
