@@ -142,3 +142,33 @@ def test_slice_stats_equal_logsumexp_and_topk(width, k):
         finite = torch.isfinite(want.values)
         assert torch.equal(i[finite], want.indices[finite])
         assert torch.equal(logits.gather(1, i), v)
+
+
+def test_bf16_head_refines_the_target_and_candidates_in_fp32(tiny_prior):
+    """A bf16 head's log-probs differ from the fp32 head's only through the bf16 logits of the tokens it does
+    not refine: by at most their probability mass x the largest bf16 error of a logit (inputs and output
+    rounded: 2^-7 x sum |h w|, x 2 for slack); the candidates and the p > 0.99 decisions are the fp32 head's."""
+    from toedit.scoring import _Head
+
+    exact, fast = _Head(tiny_prior, torch.float32), _Head(tiny_prior, torch.bfloat16)
+    g = torch.Generator().manual_seed(0)
+    hidden = torch.randn(300, exact.exact.shape[1], generator=g)
+    hidden[:150] *= 40  # peaked distributions (p_top near 1) as well as flat ones
+    targets = torch.randint(0, exact.exact.shape[0], (300,), generator=g)
+    targets[:100] = exact.logits(hidden[:100]).argmax(-1)  # confident targets, the ones the rule edits
+    lp32, v32, i32 = exact.stats(hidden, targets, 5)
+    lp16, v16, i16 = fast.stats(hidden, targets, 5)
+    logits = exact.logits(hidden)
+    probs = logits.softmax(-1)
+    refined = torch.zeros_like(probs, dtype=torch.bool)
+    refined.scatter_(1, probs.topk(8, dim=-1).indices, True)
+    refined.scatter_(1, targets[:, None], True)
+    rest = (probs * ~refined).sum(-1)
+    scale = (hidden.abs() @ exact.exact.abs().T).amax(-1)  # of the largest |logit| and its rounding
+    bound = (2 * rest * 2**-7 + 1e-6) * scale + 2e-5  # + fp32 summation-order differences
+    bad = (lp16 - lp32).abs() > bound
+    assert not bad.any(), (torch.nonzero(bad)[:5, 0], (lp16 - lp32)[bad][:5], bound[bad][:5], rest[bad][:5])
+    assert ((v16 - v32).abs() <= bound[:, None]).all()
+    assert (rest[:150] < 1e-3).float().mean() > 0.5  # the peaked rows are nearly exact
+    assert torch.equal(i16[:, 0], i32[:, 0])
+    assert torch.equal(lp16 > np.log(0.99), lp32 > np.log(0.99))

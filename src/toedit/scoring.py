@@ -144,51 +144,84 @@ class _Head:
     [positions, slice] block stays in cache, where a full [positions, vocab] block would stream through
     memory. logsumexp and top-k merge exactly; they and the threshold test always run in fp32.
 
-    The head's matmul runs in `dtype` (default `head_dtype(prior)`): fp32 gives exact log-probs even when the
-    body runs in bf16; a bf16 head rounds the logits to bf16 before the fp32 log-softmax."""
+    The slices' matmul runs in `dtype` (default `head_dtype(prior)`). In fp32 the log-probs are exact. In bf16
+    (CPU bf16 matmuls round their output to bf16) the logits of the target and of the REFINE_K best candidates
+    are then recomputed in fp32 and the logsumexp corrected with them (`_refine`): the stored log-probs, the
+    top-k and the threshold test use fp32 logits for every token that carries probability mass; only the
+    rest of the vocabulary enters the normaliser with bf16 rounding (an error below (1 - p_top-k) x 2^-8 x
+    |logit|). `logits()` (entropy, full-vocabulary draws) is always fp32."""
 
     CPU_VOCAB_SLICE = 4096
+    REFINE_K = 8
 
     def __init__(self, prior: Prior, dtype: torch.dtype | None = None, vocab_slice: int | None = None):
         head = prior.model.get_output_embeddings()
         self.dtype = dtype or head_dtype(prior)
-        self.weight = head.weight.detach().to(self.dtype)
+        self.exact = head.weight.detach().float()
+        self.weight = self.exact if self.dtype == torch.float32 else head.weight.detach().to(self.dtype)
         bias = getattr(head, "bias", None)
-        self.bias = None if bias is None else bias.detach().to(self.dtype)
+        self.bias = None if bias is None else bias.detach().float()
         self.softcap = getattr(prior.model.config, "final_logit_softcapping", None)
         vocab = self.weight.shape[0]
         self.slice = vocab_slice or (vocab if prior.device.type != "cpu" else self.CPU_VOCAB_SLICE)
 
+    def _cap(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(logits / self.softcap) * self.softcap if self.softcap else logits
+
     def logits(self, hidden: torch.Tensor, lo: int = 0, hi: int | None = None) -> torch.Tensor:
+        """fp32 logits of vocabulary entries lo:hi."""
         bias = None if self.bias is None else self.bias[lo:hi]
-        logits = F.linear(hidden.to(self.dtype), self.weight[lo:hi], bias).float()
-        if self.softcap:
-            logits = torch.tanh(logits / self.softcap) * self.softcap
-        return logits
+        return self._cap(F.linear(hidden.float(), self.exact[lo:hi], bias))
+
+    def _slice_logits(self, hidden: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        if self.dtype == torch.float32:
+            return self.logits(hidden, lo, hi)
+        bias = None if self.bias is None else self.bias[lo:hi].to(self.dtype)
+        return self._cap(F.linear(hidden.to(self.dtype), self.weight[lo:hi], bias).float())
 
     def stats(self, hidden: torch.Tensor, targets: torch.Tensor, k: int):
         """(log-prob of each target, top-k log-probs, top-k ids) for a block of positions."""
         vocab = self.weight.shape[0]
+        kk = k if self.dtype == torch.float32 else max(k, self.REFINE_K)
         lse = actual = None
         top_v: list[torch.Tensor] = []
         top_i: list[torch.Tensor] = []
         rows = torch.arange(len(targets), device=targets.device)
         for lo in range(0, vocab, self.slice):
             hi = min(lo + self.slice, vocab)
-            logits = self.logits(hidden, lo, hi)
+            logits = self._slice_logits(hidden, lo, hi)
             inside = (targets >= lo) & (targets < hi)
             picked = logits[rows, (targets - lo).clamp(0, hi - lo - 1)]
             actual = torch.where(inside, picked, actual if actual is not None else picked)
-            part, (v, i) = slice_stats(logits, min(k, hi - lo))  # overwrites `logits`
+            part, (v, i) = slice_stats(logits, min(kk, hi - lo))  # overwrites `logits`
             lse = part if lse is None else torch.logaddexp(lse, part)
-            if k:
+            if kk:
                 top_v.append(v)
                 top_i.append(i + lo)
-        if k and len(top_v) > 1:
-            v, pos = torch.cat(top_v, 1).topk(k, dim=-1)
+        if kk and len(top_v) > 1:
+            v, pos = torch.cat(top_v, 1).topk(kk, dim=-1)
             top_v, top_i = [v], [torch.cat(top_i, 1).gather(1, pos)]
-        top = (top_v[0] - lse[:, None], top_i[0]) if k else (None, None)
+        if self.dtype != torch.float32:
+            actual, lse, top_v[0], top_i[0] = self._refine(hidden, targets, actual, lse, top_v[0], top_i[0])
+        top = (top_v[0][:, :k] - lse[:, None], top_i[0][:, :k]) if k else (None, None)
         return actual - lse, *top
+
+    def _refine(self, hidden, targets, actual, lse, top_v, top_i):
+        """fp32 logits of the target and the candidates; the logsumexp corrected by their change (in fp64)."""
+        ids = torch.cat([targets[:, None], top_i], 1)
+        approx = torch.cat([actual[:, None], top_v], 1)
+        exact = torch.einsum("nh,nsh->ns", hidden.float(), self.exact[ids])
+        if self.bias is not None:
+            exact = exact + self.bias[ids]
+        exact = self._cap(exact)
+        once = torch.ones_like(ids, dtype=torch.bool)
+        once[:, 1:] = top_i != targets[:, None]  # the target among the candidates counts once
+        base = lse.double()[:, None]
+        rest = 1.0 - (torch.exp(approx.double() - base) * once).sum(1)  # mass of the tokens not refined
+        fixed = (torch.exp(exact.double() - base) * once).sum(1)
+        lse = (base[:, 0] + torch.log(rest.clamp(min=0.0) + fixed)).float()
+        v, pos = exact[:, 1:].sort(dim=-1, descending=True, stable=True)
+        return exact[:, 0], lse, v, top_i.gather(1, pos)
 
 
 TOPK_BLOCK = 32  # block width of `slice_stats`' top-k filter (fastest of 8-64 on an AVX-512 CPU)
@@ -226,9 +259,12 @@ def slice_stats(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, tuple[torch
 
 
 def head_dtype(prior: Prior) -> torch.dtype:
-    """The LM head's matmul dtype: fp32 for every body dtype. Measured on the embedded prior with a bf16 body
-    (`bench_edit.py --variants`, AMX CPU): a bf16 head scored 1.17x faster but moved the p > 0.99 selection
-    (IoU with fp32 0.964 against 0.982 with the fp32 head): CPU bf16 matmuls round their output to bf16."""
+    """The LM head's slice matmul dtype: bf16 for a bf16 body on CPU (the target and candidates then refined in
+    fp32, `_Head`), else fp32. A plain bf16 head (no refinement) had moved the p > 0.99 selection (IoU with
+    fp32 0.964 against 0.982 for an fp32 head, `bench_edit.py --variants`, AMX CPU); on CUDA the fp32 head is
+    a small share of the time."""
+    if prior.dtype == torch.bfloat16 and prior.device.type == "cpu":
+        return torch.bfloat16
     return torch.float32
 
 
