@@ -36,7 +36,7 @@ from ..scoring import TokenScores, score_texts
 from . import benefit_lm as blm
 from .benefit_stats import item_bootstrap, paired_delta, verdict
 from .human import seed_summary
-from .mix import unigram_ppl_ids
+from .mix import prepare, unigram_ppl_ids
 from .results import _load, _machine
 
 log = logging.getLogger(__name__)
@@ -856,11 +856,7 @@ def run_benefit(
     from ..prior import load_prior
 
     config = config or BenefitConfig()
-    config.validate()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare(config, out_dir)
     t0 = time.perf_counter()
     prior = load_prior(config.model, device="cpu")
     result: dict[str, Any] = {"config": asdict(config), "settings": {}, "command": command}

@@ -25,14 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..analysis.ngrams import NgramStats, bucket_entropy
 from ..config import ConfigError, EditConfig
 from ..pipeline import calibrate_threshold, edit_texts
 from .generate import GenerateConfig, generate_texts, opening_prompts
 from .human import load_human, sample, seed_summary, segments, split_heldout
-from .mix import finished_stamp, int_list, lm_config, sampling_config, stored_result, unigram_ppl
+from .mix import finished_stamp, int_list, lm_config, prepare, sampling_config, stored_result, unigram_ppl
 from .tinylm import TrainConfig, as_prior, build_tokenizer, evaluate, pack, train_rows
 from .verdicts import Verdict, collapse_claim, collapse_vs_control, fmt_delta, paired_delta
 
@@ -228,12 +227,8 @@ def run_collapse(
     and plot recomputed from its stored per-seed rounds).
     """
     config = config or CollapseConfig()
-    config.validate()
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    out = prepare(config, out_dir)
     t0 = time.perf_counter()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     stored = stored_result(out / "collapse.json", asdict(config), human) if resume else None
     if stored is not None:
         per_seed = {int(k): v for k, v in stored["runs"].items()}

@@ -127,6 +127,16 @@ MIX_QUICK = dict(
 )
 
 
+def prepare(config: Any, out_dir: str | Path) -> Path:
+    """Set-up shared by the experiment runners: validate `config`, apply its `threads`, create `out_dir`."""
+    config.validate()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def preset(cls: type, quick: bool, presets: dict[str, Any], **overrides: Any):
     """`cls()` with the quick preset (if asked) and then the given overrides applied."""
     names = {f.name for f in fields(cls)}
@@ -203,11 +213,7 @@ def run_mix(
     table and plot are recomputed from the stored runs.
     """
     config = config or MixConfig()
-    config.validate()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare(config, out_dir)
     stored = stored_result(out / "mix.json", asdict(config), human) if resume else None
     if stored is not None:
         result = {**stored, **summarize_mix(stored["runs"], config), "resumed": True}
