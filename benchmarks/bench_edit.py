@@ -3,7 +3,8 @@
 Everything is measured in this one run on this machine and printed as ratios:
 - the GEMM rate of each dtype (fp32, bf16, dynamic int8) -> the roofline tokens/s of the embedded prior per
   dtype (matmul FLOPs per token from the model shape and the windows used);
-- each toedit path (fp32, bf16, the `auto` default, int8 as a trial): scoring and full `run_edit`
+- each toedit path (fp32, bf16, the `auto` default, int8 as a trial; `<dtype>+eager` = `--compile off`): scoring
+  and full `run_edit`
   tokens/s (best of --repeats, paths interleaved), its ratio to its own roofline and to the fp32 roofline,
   where the time goes (tokenisation, body by op class, LM head + log-softmax + top-k, editing, IO), the
   agreement of its selected positions with fp32 (toedit.agreement), and peak RSS / whole-process time in a
@@ -137,8 +138,15 @@ def model_dir() -> Path:
 
 
 # ------------------------------------------------------------------------------------------------- paths
+def path_config(path: str) -> ScoreConfig:
+    """The scoring config of a path: `<dtype>+eager` turns torch.compile off (`--compile off`)."""
+    return ScoreConfig(compile="off") if path.endswith("+eager") else ScoreConfig()
+
+
 def make_prior(path: str):
-    """A toedit prior for one path: float32 | bfloat16 | auto | int8 (trial: dynamic int8 body linears)."""
+    """A toedit prior for one path: float32 | bfloat16 | auto | int8 (trial: dynamic int8 body linears), with
+    an optional `+eager` suffix (see `path_config`)."""
+    path = path.removesuffix("+eager")
     if path != "int8":
         return load_prior("default", device="cpu", dtype=path)
     from torch.ao.quantization import quantize_dynamic
@@ -213,7 +221,7 @@ class Timers:
                 setattr(owner, name, orig)
 
 
-def body_op_classes(prior, texts: list[str]) -> dict[str, float]:
+def body_op_classes(prior, texts: list[str], config: ScoreConfig) -> dict[str, float]:
     """Self CPU time of the body's ops by class (torch.profiler), as shares of the body's op time."""
     from torch.profiler import ProfilerActivity, profile, record_function
 
@@ -226,7 +234,7 @@ def body_op_classes(prior, texts: list[str]) -> dict[str, float]:
     scoring._Head.stats = stats
     try:
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            score_texts(texts, prior)
+            score_texts(texts, prior, config)
     finally:
         scoring._Head.stats = orig
     out: dict[str, float] = defaultdict(float)
@@ -329,7 +337,9 @@ def child(path: str, jsonl: str) -> None:
         prior = make_prior(path)
         load = time.perf_counter() - t0
         t1 = time.perf_counter()
-        timed_edit(prior, Path(jsonl), Path(tempfile.mkdtemp(prefix="toedit-bench-")) / "run")
+        timed_edit(
+            prior, Path(jsonl), Path(tempfile.mkdtemp(prefix="toedit-bench-")) / "run", path_config(path)
+        )
     work = time.perf_counter() - t1
     print(
         json.dumps({"load_s": load, "work_s": work, "process_s": load + work, "peak_rss_gb": peak_rss_gb()})
@@ -360,7 +370,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tokens", type=int, default=16_000, help="corpus size (tokens)")
     ap.add_argument("--repeats", type=int, default=3, help="timed rounds (paths interleaved; best kept)")
-    ap.add_argument("--paths", default="float32,bfloat16,int8", help="toedit paths to time")
+    ap.add_argument(
+        "--paths",
+        default="float32,bfloat16,bfloat16+eager,int8",
+        help="toedit paths to time (<dtype>[+eager]; +eager = --compile off)",
+    )
     ap.add_argument("--vllm", action="store_true", help="also run baseline (b) on vLLM's CPU backend")
     ap.add_argument("--no-children", action="store_true", help="skip the whole-process / peak-RSS children")
     ap.add_argument("--variants", action="store_true", help="step-5 trials of the bf16 path only")
@@ -409,15 +423,18 @@ def main() -> None:
     score_s: dict[str, float] = defaultdict(lambda: float("inf"))
     edit_s: dict[str, float] = defaultdict(lambda: float("inf"))
     scores: dict[str, list[TokenScores]] = {}
-    for p, prior in priors.items():  # warm-up (and the scores compared below)
-        scores[p] = score_texts(texts, prior)
+    first_s = {}
+    for p, prior in priors.items():  # warm-up incl. compilation (and the scores compared below)
+        t0 = time.perf_counter()
+        scores[p] = score_texts(texts, prior, path_config(p))
+        first_s[p] = time.perf_counter() - t0
     n_tokens = sum(len(s) for s in scores[paths[0]])
     for _ in range(args.repeats):
         for p, prior in priors.items():
             t0 = time.perf_counter()
-            score_texts(texts, prior)
+            score_texts(texts, prior, path_config(p))
             score_s[p] = min(score_s[p], time.perf_counter() - t0)
-            edit_s[p] = min(edit_s[p], timed_edit(prior, jsonl, tmp / f"run-{p}"))
+            edit_s[p] = min(edit_s[p], timed_edit(prior, jsonl, tmp / f"run-{p}", path_config(p)))
         # the GEMM rates again in every round: on a shared CPU the load drifts, and a roofline from a busier
         # moment than the paths' best round would flatter them
         for dtype, rates in gemm_rates(1).items():
@@ -446,9 +463,9 @@ def main() -> None:
         agr = compare_scorings(ref_scores, scores[p])
         results[p] = {"edit_tok_s": etok_s, "agreement": agr}
         print(
-            f"{p:9s} score {tok_s:7.0f} tok/s  edit {etok_s:7.0f} tok/s  "
+            f"{p:14s} score {tok_s:7.0f} tok/s  edit {etok_s:7.0f} tok/s  "
             f"edit/own_roofline {etok_s / roof[d]:.3f}  edit/fp32_roofline {etok_s / roof['float32']:.3f}  "
-            f"score/own_roofline {tok_s / roof[d]:.3f}"
+            f"score/own_roofline {tok_s / roof[d]:.3f}  first scoring pass (incl. compilation) {first_s[p]:.1f} s"
         )
         print(f"          agreement vs fp32: {fmt_agreement(agr)}")
     print("\n== baselines ==")
@@ -474,7 +491,7 @@ def main() -> None:
 
     print("\n== ratios (same run) ==")
     for p, r in results.items():
-        line = f"{p:9s} edit vs (a) simple fp32: {r['edit_tok_s'] / simple_tok_s:.2f}x"
+        line = f"{p:14s} edit vs (a) simple fp32: {r['edit_tok_s'] / simple_tok_s:.2f}x"
         for dtype, v in vllm.items():
             line += f"  vs (b) vLLM {dtype}: {r['edit_tok_s'] / v['tok_s']:.2f}x"
         print(line)
@@ -483,7 +500,7 @@ def main() -> None:
     for p, prior in priors.items():
         timers = Timers()
         with timers.active(prior):
-            total = timed_edit(prior, jsonl, tmp / f"run-t-{p}")
+            total = timed_edit(prior, jsonl, tmp / f"run-t-{p}", path_config(p))
         t = timers.t
         rest_score = t["scoring"] - t["tokenisation"] - t["body"] - t["head"]
         parts = {
@@ -494,8 +511,8 @@ def main() -> None:
             "editing": t["editing"],
             "IO+run bookkeeping": total - t["scoring"] - t["editing"],
         }
-        print(f"{p:9s} total {total:.2f} s: " + ", ".join(f"{k} {v / total:.1%}" for k, v in parts.items()))
-        ops = body_op_classes(prior, texts[: max(1, len(texts) // 3)])
+        print(f"{p:14s} total {total:.2f} s: " + ", ".join(f"{k} {v / total:.1%}" for k, v in parts.items()))
+        ops = body_op_classes(prior, texts[: max(1, len(texts) // 3)], path_config(p))
         print(
             "          body op classes (profiler self time): "
             + ", ".join(f"{k} {v:.1%}" for k, v in ops.items())
@@ -506,7 +523,7 @@ def main() -> None:
         for p in [*paths, "simple"]:
             c = run_child(p, jsonl)
             print(
-                f"{p:9s} load {c['load_s']:.1f} s  work {c['work_s']:.1f} s  "
+                f"{p:14s} load {c['load_s']:.1f} s  work {c['work_s']:.1f} s  "
                 f"({n_tokens / c['work_s']:.0f} tok/s)  process wall {c['wall_s']:.1f} s  "
                 f"peak_rss_gb {c['peak_rss_gb']:.2f}"
             )

@@ -47,7 +47,7 @@ def corpus(tmp_path):
 
 @pytest.mark.slow
 def test_core_verbs_without_optional_packages(tmp_path, corpus, tiny_model_dir):
-    model = ["--model", str(tiny_model_dir), "--device", "cpu", "--no-progress"]
+    model = ["--model", str(tiny_model_dir), "--device", "cpu", "--dtype", "float32", "--no-progress"]
     tiny = ["--tokens", "256", "--seq-len", "16", "--batch-size", "2", "--hidden", "16", "--layers", "1"]
     tiny += ["--heads", "2", "--intermediate", "32", "--tokenizer", "bpe:300"]
     for argv in (

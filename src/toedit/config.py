@@ -12,6 +12,7 @@ __all__ = ["ConfigError", "EditConfig", "IOConfig", "RunConfig", "ScoreConfig"]
 
 STRATEGIES = ("resample", "resample+drop", "drop")
 EXECUTORS = ("local", "ray")
+COMPILE_MODES = ("auto", "on", "off")
 _f = opt
 
 
@@ -38,6 +39,12 @@ class ScoreConfig:
     )
     token_budget: int = _f(2048, "padded tokens per forward batch (CPU: 1-2K is fastest; GPU: larger)")
     head_chunk: int = _f(512, "positions per LM-head + log-softmax chunk (bounds logits memory)")
+    compile: str = _f(
+        "auto",
+        "torch.compile the decoder layers and the head's statistics: auto (on for a bf16 body on CPU: faster "
+        "and closer to fp32 than eager bf16) | on | off",
+        choices=COMPILE_MODES,
+    )
     store_k: int = _f(8, "top-k candidates stored per position in scores/ (for analysis)")
     entropy: bool = _f(False, "also compute the full-distribution entropy per position")
     context_token: str = _f(

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import compiling
 from .config import ScoreConfig
 from .prior import Prior, context_token_id
 from .rule import above
@@ -175,13 +176,16 @@ class _Head:
         return self._cap(F.linear(hidden.float(), self.exact[lo:hi], bias))
 
     def _slice_logits(self, hidden: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        """The slice's logits in the head's dtype (a bf16 block is converted by the statistics)."""
         if self.dtype == torch.float32:
             return self.logits(hidden, lo, hi)
         bias = None if self.bias is None else self.bias[lo:hi].to(self.dtype)
-        return self._cap(F.linear(hidden.to(self.dtype), self.weight[lo:hi], bias).float())
+        out = F.linear(hidden.to(self.dtype), self.weight[lo:hi], bias)
+        return self._cap(out.float()) if self.softcap else out
 
-    def stats(self, hidden: torch.Tensor, targets: torch.Tensor, k: int):
-        """(log-prob of each target, top-k log-probs, top-k ids) for a block of positions."""
+    def stats(self, hidden: torch.Tensor, targets: torch.Tensor, k: int, fused: bool = False):
+        """(log-prob of each target, top-k log-probs, top-k ids) for a block of positions. `fused`: the slice
+        statistics run as one compiled kernel (`compiling.fused_slice_stats`; same quantities)."""
         vocab = self.weight.shape[0]
         kk = k if self.dtype == torch.float32 else max(k, self.REFINE_K)
         lse = actual = None
@@ -192,9 +196,13 @@ class _Head:
             hi = min(lo + self.slice, vocab)
             logits = self._slice_logits(hidden, lo, hi)
             inside = (targets >= lo) & (targets < hi)
-            picked = logits[rows, (targets - lo).clamp(0, hi - lo - 1)]
+            picked = logits[rows, (targets - lo).clamp(0, hi - lo - 1)].float()
             actual = torch.where(inside, picked, actual if actual is not None else picked)
-            part, (v, i) = slice_stats(logits, min(kk, hi - lo))  # overwrites `logits`
+            kk_slice = min(kk, hi - lo)
+            if fused and kk_slice and (hi - lo) % TOPK_BLOCK == 0 and (hi - lo) // TOPK_BLOCK >= kk_slice:
+                part, (v, i) = compiling.fused_slice_stats(logits, kk_slice, TOPK_BLOCK)
+            else:
+                part, (v, i) = slice_stats(logits.float(), kk_slice)  # overwrites an fp32 `logits`
             lse = part if lse is None else torch.logaddexp(lse, part)
             if kk:
                 top_v.append(v)
@@ -320,7 +328,7 @@ def score_texts(
                 pending.extend(_halves(batch))
                 continue
             try:
-                _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, off)
+                _score_batch_compiled(batch, seqs, results, prior, head, config, k, draw, uniforms, off)
             except torch.cuda.OutOfMemoryError:
                 if len(batch) == 1:
                     raise
@@ -382,7 +390,19 @@ def gpu_token_budget(prior: Prior, config: ScoreConfig | None = None) -> int:
     )
 
 
-def _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, off) -> None:
+def _score_batch_compiled(batch, seqs, results, prior, head, config, k, draw, uniforms, off) -> None:
+    """`_score_batch` with compiled decoder layers and head statistics where `config.compile` asks for them;
+    a compilation error switches this prior to eager scoring and the batch is scored again."""
+    if compiling.use_compile(config.compile, prior):
+        try:
+            with compiling.compiled_layers(prior, True):
+                return _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, off, True)
+        except compiling.CompileError as error:
+            compiling.give_up(prior, error)
+    _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, off, False)
+
+
+def _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, off, fused=False) -> None:
     dev = prior.device
     width = max(s.hi - s.start for s in batch)
     ids = torch.zeros((len(batch), width), dtype=torch.long)
@@ -404,13 +424,14 @@ def _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, o
     # Rows are right-padded and the model is causal: no real position attends to a pad, so no attention mask
     # is needed, and without one SDPA takes its fused causal kernel instead of materialising a masked
     # [rows, heads, width, width] score tensor. Pad positions' outputs are never read.
-    hidden = prior.model.base_model(input_ids=ids).last_hidden_state
+    # use_cache=False: a KV cache would copy every layer's keys and values for nothing
+    hidden = prior.model.base_model(input_ids=ids, use_cache=False).last_hidden_state
     hidden = hidden[rows_t, cols_t]  # [N, H]: only the positions that are scored here
     targets = ids[rows_t, cols_t + 1]
     del ids
     for a in range(0, hidden.shape[0], config.head_chunk):
         b = min(a + config.head_chunk, hidden.shape[0])
-        lp_t, top_v, top_i = head.stats(hidden[a:b], targets[a:b], k)
+        lp_t, top_v, top_i = head.stats(hidden[a:b], targets[a:b], k, fused)
         lp = lp_t.cpu().numpy()
         if k:
             top_v, top_i = top_v.cpu().numpy(), top_i.cpu().numpy()

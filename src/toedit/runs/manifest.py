@@ -9,6 +9,7 @@ import platform
 from typing import Any
 
 from .. import __version__
+from ..compiling import resolved_compile
 from ..config import EditConfig, IOConfig, ScoreConfig
 from ..prior import Prior
 from ..scoring import context_id
@@ -54,6 +55,7 @@ def fingerprint_payload(
     """Everything that determines the outputs, and nothing that only changes speed."""
     sc = {k: getattr(score, k) for k in _SCORE_KEYS}
     sc["window"], sc["stride"] = window
+    sc["compile"] = resolved_compile(score.compile, prior)  # compiled kernels round differently
     return {
         "kind": kind,
         "toedit": __version__,

@@ -49,6 +49,7 @@ class RunSummary:
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"} found but not read
     model: str | None = None  # the prior's name
     dtype: str | None = None  # the precision its body ran in (--dtype auto resolved)
+    compile: str | None = None  # whether scoring ran torch.compile'd (--compile auto resolved): on | off
 
     @property
     def tokens_per_second(self) -> float:
@@ -61,7 +62,7 @@ class RunSummary:
         s, r = self.stats, run_stats.rates(self.stats)
         lines = [
             f"run dir        {self.run_dir or '(stdout)'}",
-            f"prior          {self.model} ({self.dtype})",
+            f"prior          {self.model} ({self.dtype}, compile {self.compile})",
             f"shards         {self.shards} ({self.shards_done_before} already done)",
             f"documents      {s['n_records']:,} ({s['n_empty']:,} empty, {s['n_errors']:,} bad records)",
             f"tokens         {s['n_tokens']:,} ({s['n_scored']:,} scored)",
@@ -305,6 +306,7 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
                 "name": prior.name,
                 "fingerprint": prior.fingerprint,
                 "dtype": payload["dtype"],
+                "compile": payload["score"]["compile"],
                 "context_id": payload["context_id"],
             },
             "inputs": plan,
@@ -372,6 +374,7 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
     summary.failed = outcome.failed
     summary.skipped = skipped
     summary.model, summary.dtype = model_name, payload["dtype"]
+    summary.compile = payload["score"]["compile"]
     return summary
 
 

@@ -1,0 +1,153 @@
+"""torch.compile'd scoring: when it is on, that it really runs compiled, that it scores as eager does, and
+that a compilation failure falls back to eager scoring."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+import torch._dynamo
+
+from toedit import compiling, scoring
+from toedit.config import ScoreConfig
+from toedit.runs.manifest import fingerprint_payload
+from toedit.scoring import score_texts
+
+from .conftest import corpus_texts
+
+
+def _as(prior, device: str, dtype: torch.dtype):
+    return dataclasses.replace(prior, device=torch.device(device), dtype=dtype, dtype_name="", cache={})
+
+
+def test_auto_compiles_a_bf16_body_on_cpu_only(tiny_prior):
+    assert compiling.use_compile("auto", _as(tiny_prior, "cpu", torch.bfloat16))
+    assert not compiling.use_compile("auto", _as(tiny_prior, "cpu", torch.float32))
+    assert not compiling.use_compile("auto", _as(tiny_prior, "cuda", torch.bfloat16))
+    assert compiling.use_compile("on", tiny_prior) and not compiling.use_compile("off", tiny_prior)
+    failed = _as(tiny_prior, "cpu", torch.bfloat16)
+    failed.cache["compile_failed"] = True
+    assert not compiling.use_compile("auto", failed)
+    with pytest.raises(ValueError, match="compile must be one of"):
+        compiling.use_compile("yes", tiny_prior)
+
+
+def test_the_fingerprint_records_the_resolved_mode(tiny_prior):
+    def payload(mode: str, prior) -> dict:
+        return fingerprint_payload("edit", prior, (128, 112), ScoreConfig(compile=mode), _io(), None)
+
+    assert payload("auto", tiny_prior)["score"]["compile"] == "off"  # fp32
+    assert payload("on", tiny_prior)["score"]["compile"] == "on"
+    assert payload("auto", _as(tiny_prior, "cpu", torch.bfloat16))["score"]["compile"] == "on"
+
+
+def _io():
+    from toedit.config import IOConfig
+
+    return IOConfig()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_head_statistics_match_the_eager_ones(tiny_prior, dtype):
+    # slices of 256 tile into 32-column blocks (fused); the last slice of 144 does not (eager fallback)
+    head = scoring._Head(tiny_prior, dtype, vocab_slice=256)
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(37, tiny_prior.model.config.hidden_size, generator=gen)
+    targets = torch.randint(0, tiny_prior.vocab_size, (37,), generator=gen)
+    calls = []
+    real = compiling.fused_slice_stats
+
+    def counted(*a):
+        calls.append(a[0].dtype)
+        return real(*a)
+
+    with torch.inference_mode():
+        eager = head.stats(hidden, targets, 3)
+        compiling.fused_slice_stats, saved = counted, compiling.fused_slice_stats
+        try:
+            fused = head.stats(hidden, targets, 3, fused=True)
+        finally:
+            compiling.fused_slice_stats = saved
+    assert calls == [dtype] * (tiny_prior.vocab_size // 256)  # the raw slice, not an fp32 copy
+    torch.testing.assert_close(fused[0], eager[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(fused[1], eager[1], atol=1e-5, rtol=0)
+    assert torch.equal(fused[2], eager[2])
+
+
+def test_compile_on_scores_through_compiled_layers_like_eager(tiny_prior, monkeypatch):
+    texts = corpus_texts(6)
+    eager = score_texts(texts, tiny_prior, ScoreConfig(window=64, compile="off"))
+    assert "compiled_layers" not in tiny_prior.cache
+    seen = []
+    real = scoring._score_batch
+
+    def spy(*a):
+        layers = compiling.decoder_layers(tiny_prior.model)
+        seen.append(all(isinstance(m, torch._dynamo.eval_frame.OptimizedModule) for m in layers))
+        return real(*a)
+
+    monkeypatch.setattr(scoring, "_score_batch", spy)
+    compiled = score_texts(texts, tiny_prior, ScoreConfig(window=64, compile="on"))
+    assert seen and all(seen)  # every batch ran through the compiled wrappers ...
+    layers = compiling.decoder_layers(tiny_prior.model)
+    assert not any(isinstance(m, torch._dynamo.eval_frame.OptimizedModule) for m in layers)  # ... only then
+    for e, c in zip(eager, compiled, strict=True):
+        np.testing.assert_allclose(c.logprob, e.logprob, atol=1e-4)
+        assert (c.topk_ids[:, 0] == e.topk_ids[:, 0]).mean() > 0.99
+
+
+def test_a_compilation_failure_falls_back_to_eager(tiny_prior, monkeypatch, caplog):
+    texts = corpus_texts(3)
+    prior = _as(tiny_prior, "cpu", torch.float32)
+    eager = score_texts(texts, prior, ScoreConfig(window=64, compile="off"))
+
+    def broken(prior, enabled):
+        raise compiling.CompileError("no C++ compiler")
+
+    monkeypatch.setattr(compiling, "compiled_layers", broken)
+    with caplog.at_level(logging.WARNING, logger="toedit.compiling"):
+        again = score_texts(texts, prior, ScoreConfig(window=64, compile="on"))
+    assert "compile failed" in caplog.text and prior.cache["compile_failed"]
+    for e, a in zip(eager, again, strict=True):
+        np.testing.assert_array_equal(a.logprob, e.logprob)
+
+
+def test_a_run_records_the_mode_and_resume_refuses_another(tmp_path, tiny_prior):
+    from toedit.config import RunConfig
+    from toedit.runs import RunDirError, run_edit
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "".join(json.dumps({"id": str(i), "text": t[:200]}) + "\n" for i, t in enumerate(corpus_texts(4)))
+    )
+    quiet = RunConfig(progress=False)
+    summary = run_edit(
+        [str(src)], str(tmp_path / "run"), score=ScoreConfig(compile="on"), run=quiet, prior=tiny_prior
+    )
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert summary.compile == manifest["model"]["compile"] == "on" and "compile on" in summary.format()
+    with pytest.raises(RunDirError):  # eager scores round differently: not the same run
+        run_edit(
+            [str(src)], str(tmp_path / "run"), score=ScoreConfig(compile="off"), run=quiet, prior=tiny_prior
+        )
+
+
+def test_nested_use_restores_the_eager_layers_once_the_last_user_leaves(tiny_prior):
+    prior = _as(tiny_prior, "cpu", torch.float32)
+    layers = compiling.decoder_layers(prior.model)
+    eager = list(layers)
+
+    def compiled() -> bool:
+        return all(isinstance(m, torch._dynamo.eval_frame.OptimizedModule) for m in layers)
+
+    with compiling.compiled_layers(prior, True) as outer:
+        with compiling.compiled_layers(prior, True) as inner:
+            assert outer and inner and compiled()
+        assert compiled()  # the outer user still scores through them
+    assert list(layers) == eager
+    with compiling.compiled_layers(prior, False) as used:
+        assert not used and list(layers) == eager
