@@ -7,8 +7,8 @@ intermediates in fp32. With a bf16 body that is faster and closer to fp32 than e
 (all layers share one graph); compilation takes some seconds, cached on disk by inductor across processes.
 
 `compile="auto"` turns it on for a bf16 or bf32 body on CPU only: `--dtype float32` stays the exact eager
-reference and CUDA runs eager. `body_math` sets the bf16 matmul math of a bf32 prior (`--dtype bf32`). If compilation fails (an architecture dynamo cannot trace), scoring warns once and
-continues eagerly.
+reference and CUDA runs eager. If compilation fails (an architecture dynamo cannot trace), scoring warns once
+and continues eagerly. `body_math` sets the bf16 matmul math of a bf32 prior (`--dtype bf32`).
 """
 
 from __future__ import annotations
@@ -99,28 +99,29 @@ def compiled_layers(prior: Prior, enabled: bool) -> Iterator[bool]:
                     layers[i] = m
 
 
+_bf32 = {"users": 0, "saved": None}  # process-wide, as the oneDNN setting it guards
+
+
 @contextlib.contextmanager
 def body_math(prior: Prior) -> Iterator[None]:
     """For a bf32 prior, oneDNN's fp32 matmul precision is bf16 inside (bf16 inputs, fp32 accumulation and
-    output); elsewhere, and for other priors, fp32 matmuls stay IEEE. The setting is process-wide while it
-    lasts."""
+    output); elsewhere, and for other priors, fp32 matmuls keep the precision they had. The setting is
+    process-wide: the first bf32 user sets it, the last one out restores it."""
     if prior.dtype_name != "bf32":
         yield
         return
     matmul = torch.backends.mkldnn.matmul
     with _swap_lock:
-        users = prior.cache.get("bf32_users", 0)
-        if not users:
-            prior.cache["bf32_saved"] = matmul.fp32_precision
-            matmul.fp32_precision = "bf16"
-        prior.cache["bf32_users"] = users + 1
+        if not _bf32["users"]:
+            _bf32["saved"], matmul.fp32_precision = matmul.fp32_precision, "bf16"
+        _bf32["users"] += 1
     try:
         yield
     finally:
         with _swap_lock:
-            prior.cache["bf32_users"] -= 1
-            if not prior.cache["bf32_users"]:
-                matmul.fp32_precision = prior.cache["bf32_saved"]
+            _bf32["users"] -= 1
+            if not _bf32["users"]:
+                matmul.fp32_precision = _bf32["saved"]
 
 
 def give_up(prior: Prior, error: BaseException) -> None:
