@@ -177,3 +177,33 @@ def test_seed_flag_reaches_score_free_verbs(tmp_path, corpus, tiny_model_dir, ca
         assert result["seed"] == seed
         rows[seed] = result["rows"][0]["n_changed"], result["sample_texts"]
     assert rows[3][1] == rows[4][1] == 3
+
+
+INTERRUPT_IN_EXEC = """
+import sys
+
+from toedit import cli
+
+def interrupted(*args):  # as a lazy import that builds a dataclass (exec of a string) when SIGTERM lands
+    exec("raise KeyboardInterrupt")
+
+cli.parse_options = interrupted
+sys.exit(cli.main(["status", "no-such-run"]))
+"""
+
+
+def test_an_interrupt_inside_exec_still_exits_130(tmp_path):
+    """CPython ends a `python -m` process by SIGINT when a KeyboardInterrupt passed through exec() of a
+    string, even if it was then caught; `main` resets that so the documented exit code arrives."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    (tmp_path / "interrupt_probe.py").write_text(INTERRUPT_IN_EXEC)
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run(
+        [sys.executable, "-m", "interrupt_probe"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert "interrupted" in proc.stderr

@@ -302,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"toedit: {exc}", file=sys.stderr)
         return EXIT_TOO_MANY_ERRORS
     except KeyboardInterrupt:
+        # If the interrupt passed through code run by exec() of a string (a lazy import building dataclasses,
+        # torch.compile's first use), CPython flagged it as unhandled and would end the process by SIGINT
+        # instead of with our exit code; each exec() of a string resets that flag.
+        exec("None")  # noqa: S102
         print("toedit: interrupted; rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except OSError as exc:
