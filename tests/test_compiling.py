@@ -13,7 +13,7 @@ import torch
 import torch._dynamo
 
 from toedit import compiling, scoring
-from toedit.config import ScoreConfig
+from toedit.config import IOConfig, ScoreConfig
 from toedit.runs.manifest import fingerprint_payload
 from toedit.scoring import score_texts
 
@@ -24,8 +24,11 @@ def _as(prior, device: str, dtype: torch.dtype):
     return dataclasses.replace(prior, device=torch.device(device), dtype=dtype, dtype_name="", cache={})
 
 
-def test_auto_compiles_a_bf16_body_on_cpu_only(tiny_prior):
+def test_auto_compiles_a_bf16_or_bf32_body_on_cpu_only(tiny_prior):
     assert compiling.use_compile("auto", _as(tiny_prior, "cpu", torch.bfloat16))
+    assert compiling.use_compile(
+        "auto", dataclasses.replace(_as(tiny_prior, "cpu", torch.float32), dtype_name="bf32")
+    )
     assert not compiling.use_compile("auto", _as(tiny_prior, "cpu", torch.float32))
     assert not compiling.use_compile("auto", _as(tiny_prior, "cuda", torch.bfloat16))
     assert compiling.use_compile("on", tiny_prior) and not compiling.use_compile("off", tiny_prior)
@@ -38,17 +41,11 @@ def test_auto_compiles_a_bf16_body_on_cpu_only(tiny_prior):
 
 def test_the_fingerprint_records_the_resolved_mode(tiny_prior):
     def payload(mode: str, prior) -> dict:
-        return fingerprint_payload("edit", prior, (128, 112), ScoreConfig(compile=mode), _io(), None)
+        return fingerprint_payload("edit", prior, (128, 112), ScoreConfig(compile=mode), IOConfig(), None)
 
     assert payload("auto", tiny_prior)["score"]["compile"] == "off"  # fp32
     assert payload("on", tiny_prior)["score"]["compile"] == "on"
     assert payload("auto", _as(tiny_prior, "cpu", torch.bfloat16))["score"]["compile"] == "on"
-
-
-def _io():
-    from toedit.config import IOConfig
-
-    return IOConfig()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
