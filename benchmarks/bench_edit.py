@@ -42,6 +42,7 @@ import torch
 
 from toedit import EditConfig, ScoreConfig, load_prior, pipeline, run_edit, score_texts, scoring
 from toedit.agreement import AGREEMENT_TARGET, compare_scorings
+from toedit.compiling import bf16_matmul_math
 from toedit.config import RunConfig
 from toedit.prior import auto_dtype, cache_root, default_gguf_path, file_sha256
 from toedit.scoring import TokenScores, plan_windows, resolve_window, tokenize
@@ -62,12 +63,8 @@ def _rate(fn, flops: float, seconds: float) -> float:
 
 
 def _bf32_linear(a: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    matmul = torch.backends.mkldnn.matmul
-    saved, matmul.fp32_precision = matmul.fp32_precision, "bf16"
-    try:
+    with bf16_matmul_math():
         return torch.nn.functional.linear(a, w)
-    finally:
-        matmul.fp32_precision = saved
 
 
 def gemm_rates(repeats: int, seconds: float = 1.0) -> dict[str, dict[str, float]]:

@@ -1,4 +1,5 @@
-"""torch.compile for CPU scoring: the prior's decoder layers and the LM head's slice statistics.
+"""torch.compile for CPU scoring (the prior's decoder layers; the head's slice statistics are compiled in
+`scoring._fused_slice_stats`), whether it is on, and the bf16 matmul math of `--dtype bf32`.
 
 Inductor fuses what eager runs as separate passes over memory (RMSNorm, rotary embeddings, SiLU x up, the
 residual adds; the head's bf16 -> fp32 conversion, block maxima and exp-sum) and keeps the fused
@@ -103,13 +104,9 @@ _bf32 = {"users": 0, "saved": None}  # process-wide, as the oneDNN setting it gu
 
 
 @contextlib.contextmanager
-def body_math(prior: Prior) -> Iterator[None]:
-    """For a bf32 prior, oneDNN's fp32 matmul precision is bf16 inside (bf16 inputs, fp32 accumulation and
-    output); elsewhere, and for other priors, fp32 matmuls keep the precision they had. The setting is
-    process-wide: the first bf32 user sets it, the last one out restores it."""
-    if prior.dtype_name != "bf32":
-        yield
-        return
+def bf16_matmul_math() -> Iterator[None]:
+    """Inside, fp32 matmuls run with oneDNN's fp32 precision "bf16" (bf16 inputs, fp32 accumulation and
+    output). The setting is process-wide: the first user sets it, the last one out restores what it was."""
     matmul = torch.backends.mkldnn.matmul
     with _swap_lock:
         if not _bf32["users"]:
@@ -124,34 +121,12 @@ def body_math(prior: Prior) -> Iterator[None]:
                 matmul.fp32_precision = _bf32["saved"]
 
 
+def body_math(prior: Prior) -> contextlib.AbstractContextManager:
+    """`bf16_matmul_math` for a bf32 prior (`--dtype bf32`), nothing for any other."""
+    return bf16_matmul_math() if prior.dtype_name == "bf32" else contextlib.nullcontext()
+
+
 def give_up(prior: Prior, error: BaseException) -> None:
     """Record a compilation failure: this prior scores eagerly from now on."""
     prior.cache["compile_failed"] = True
     log.warning("compile failed (%s: %s); scoring continues eagerly", type(error).__name__, error)
-
-
-def _slice_stats(
-    raw: torch.Tensor, k: int, block: int
-) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """`scoring.slice_stats` written for inductor: reads the slice's raw (bf16 or fp32) logits, no in-place ops."""
-    x = raw.float()
-    n, width = x.shape
-    block_max = x.view(n, width // block, block).amax(-1)
-    m = block_max.amax(-1)
-    shift = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    lse = shift + torch.log((x - shift[:, None]).exp().sum(-1))
-    _, blocks = block_max.topk(k, dim=-1, sorted=False)
-    cols = (blocks[:, :, None] * block + torch.arange(block, device=x.device)).view(n, k * block)
-    v, pos = x.gather(1, cols).topk(k, dim=-1)
-    return lse, (v, cols.gather(1, pos))
-
-
-_compiled_stats = None
-
-
-def fused_slice_stats(raw: torch.Tensor, k: int, block: int):
-    """The compiled `_slice_stats` (compiled on first use, dynamic in the number of positions)."""
-    global _compiled_stats
-    if _compiled_stats is None:
-        _compiled_stats = torch.compile(_slice_stats, dynamic=True)
-    return _compiled_stats(raw, k, block)

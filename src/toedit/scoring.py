@@ -8,6 +8,7 @@ results come back in input order.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -185,7 +186,7 @@ class _Head:
 
     def stats(self, hidden: torch.Tensor, targets: torch.Tensor, k: int, fused: bool = False):
         """(log-prob of each target, top-k log-probs, top-k ids) for a block of positions. `fused`: the slice
-        statistics run as one compiled kernel (`compiling.fused_slice_stats`; same quantities)."""
+        statistics of tiled slices run compiled (`_fused_slice_stats`; same quantities)."""
         vocab = self.weight.shape[0]
         kk = k if self.dtype == torch.float32 else max(k, self.REFINE_K)
         lse = actual = None
@@ -199,10 +200,10 @@ class _Head:
             picked = logits[rows, (targets - lo).clamp(0, hi - lo - 1)].float()
             actual = torch.where(inside, picked, actual if actual is not None else picked)
             kk_slice = min(kk, hi - lo)
-            if fused and kk_slice and (hi - lo) % TOPK_BLOCK == 0 and (hi - lo) // TOPK_BLOCK >= kk_slice:
-                part, (v, i) = compiling.fused_slice_stats(logits, kk_slice, TOPK_BLOCK)
+            if fused and tiles(hi - lo, kk_slice):
+                part, (v, i) = _fused_slice_stats(logits, kk_slice)
             else:
-                part, (v, i) = slice_stats(logits.float(), kk_slice)  # overwrites an fp32 `logits`
+                part, (v, i) = slice_stats(logits, kk_slice)  # overwrites an fp32 `logits`
             lse = part if lse is None else torch.logaddexp(lse, part)
             if kk:
                 top_v.append(v)
@@ -236,35 +237,57 @@ class _Head:
 TOPK_BLOCK = 32  # block width of `slice_stats`' top-k filter (fastest of 8-64 on an AVX-512 CPU)
 
 
-def slice_stats(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-    """logsumexp and the top-k (values, ids) of each row of a [positions, slice] fp32 block.
+def tiles(width: int, k: int) -> bool:
+    """Whether `slice_stats` takes its block top-k filter on a slice of `width` columns (else torch.topk)."""
+    return bool(k) and width % TOPK_BLOCK == 0 and width // TOPK_BLOCK >= k
+
+
+def slice_stats(
+    logits: torch.Tensor, k: int, inplace: bool = True
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """logsumexp and the top-k (values, ids) of each row of a [positions, slice] block (computed in fp32; a
+    bf16 block is converted).
 
     Two passes over the block instead of torch.logsumexp's and torch.topk's four: the maxima of blocks of
     TOPK_BLOCK columns give the row maximum (the logsumexp's shift) and, since the k largest values of a row
     lie in the k blocks with the largest maxima, top-k runs on those k blocks only. Same values as
     torch.topk (`tests/test_scoring.py`); among exactly tied logits the id chosen may differ. Blocks that do
-    not tile the slice fall back to torch.topk. The block is overwritten (exp of the shifted logits).
+    not tile the slice fall back to torch.topk. With `inplace` an fp32 block is overwritten (exp of the
+    shifted logits: no second block); `inplace=False` is the form `_fused_slice_stats` compiles.
     """
-    n, width = logits.shape
+    x = logits.float()
+    n, width = x.shape
     b = TOPK_BLOCK
-    tiled = k and width % b == 0 and width // b >= k
+    tiled = tiles(width, k)
     if tiled:
-        block_max = logits.view(n, width // b, b).amax(-1)
+        block_max = x.view(n, width // b, b).amax(-1)
         m = block_max.amax(-1)
     else:
-        m = logits.amax(-1)
+        m = x.amax(-1)
     if not k:
         top = (None, None)
     elif not tiled:
-        top = logits.topk(k, dim=-1)
+        top = x.topk(k, dim=-1)
     else:
         _, blocks = block_max.topk(k, dim=-1, sorted=False)
-        cols = (blocks[:, :, None] * b + torch.arange(b, device=logits.device)).view(n, k * b)
-        v, pos = logits.gather(1, cols).topk(k, dim=-1)
+        cols = (blocks[:, :, None] * b + torch.arange(b, device=x.device)).view(n, k * b)
+        v, pos = x.gather(1, cols).topk(k, dim=-1)
         top = (v, cols.gather(1, pos))
     shift = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    lse = shift + torch.log(logits.sub_(shift[:, None]).exp_().sum(-1))  # in place: no second block
-    return lse, top
+    shifted = x.sub_(shift[:, None]).exp_() if inplace else (x - shift[:, None]).exp()
+    return shift + torch.log(shifted.sum(-1)), top
+
+
+_compiled_stats = None
+
+
+def _fused_slice_stats(logits: torch.Tensor, k: int):
+    """`slice_stats` (not in place) compiled on first use, dynamic in the number of positions: inductor fuses
+    the bf16 -> fp32 conversion, the block maxima and the exp-sum into passes over the raw slice."""
+    global _compiled_stats
+    if _compiled_stats is None:
+        _compiled_stats = torch.compile(functools.partial(slice_stats, inplace=False), dynamic=True)
+    return _compiled_stats(logits, k)
 
 
 def head_dtype(prior: Prior) -> torch.dtype:
