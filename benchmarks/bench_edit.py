@@ -7,7 +7,8 @@ Everything is measured in this one run on this machine and printed as ratios:
   and full `run_edit`
   tokens/s (best of --repeats, paths interleaved), its ratio to its own roofline and to the fp32 roofline,
   where the time goes (tokenisation, body by op class, LM head + log-softmax + top-k, editing, IO), the
-  agreement of its selected positions with fp32 (toedit.agreement), and peak RSS / whole-process time in a
+  agreement of its selected positions with fp32 (toedit.agreement) and with itself scored in other batches (its
+  own noise floor: the GEMM shapes change, so do the roundings), and peak RSS / whole-process time in a
   child process;
 - baselines, written here: (a) the simplest script, one HF forward per document, full log_softmax, per-token
   top-k dicts and the official per-token rule; (b) the official engine, vLLM `prompt_logprobs` (k = 8) with the
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import pydoc_data.topics
@@ -50,6 +52,7 @@ from toedit.scoring import TokenScores, plan_windows, resolve_window, tokenize
 ROOT = Path(__file__).resolve().parent.parent
 VLLM_PY = ROOT / ".venv-vllm" / "bin" / "python"
 MAX_DOC_TOKENS = 2000
+SELF_BUDGET = 1024  # the second batch composition of the self-agreement check (the default is 2048)
 
 
 # ---------------------------------------------------------------------------------------------- hardware
@@ -481,6 +484,10 @@ def main() -> None:
             f"score/own_roofline {tok_s / roof[d]:.3f}  first scoring pass (incl. compilation) {first_s[p]:.1f} s"
         )
         print(f"          agreement vs fp32: {fmt_agreement(agr)}")
+        # the path's own noise floor: the same path, the same documents, other batches (other GEMM shapes)
+        again = score_texts(texts, prior, dataclasses.replace(path_config(p), token_budget=SELF_BUDGET))
+        results[p]["self_agreement"] = self_agr = compare_scorings(scores[p], again)
+        print(f"          agreement with itself at --token-budget {SELF_BUDGET}: {fmt_agreement(self_agr)}")
     print("\n== baselines ==")
     simple_tok_s = n_tokens / simple_s
     print(
