@@ -99,7 +99,7 @@ def test_a_compilation_failure_falls_back_to_eager(tiny_prior, monkeypatch, capl
     prior = _as(tiny_prior, "cpu", torch.float32)
     eager = score_texts(texts, prior, ScoreConfig(window=64, compile="off"))
 
-    def broken(prior, enabled):
+    def broken(prior):
         raise compiling.CompileError("no C++ compiler")
 
     monkeypatch.setattr(compiling, "compiled_layers", broken)
@@ -138,10 +138,23 @@ def test_nested_use_restores_the_eager_layers_once_the_last_user_leaves(tiny_pri
     def compiled() -> bool:
         return all(isinstance(m, torch._dynamo.eval_frame.OptimizedModule) for m in layers)
 
-    with compiling.compiled_layers(prior, True) as outer:
-        with compiling.compiled_layers(prior, True) as inner:
+    with compiling.compiled_layers(prior) as outer:
+        with compiling.compiled_layers(prior) as inner:
             assert outer and inner and compiled()
         assert compiled()  # the outer user still scores through them
     assert list(layers) == eager
-    with compiling.compiled_layers(prior, False) as used:
-        assert not used and list(layers) == eager
+
+
+def test_a_model_without_a_known_layer_list_scores_eagerly_with_one_warning(tiny_prior, monkeypatch, caplog):
+    texts = corpus_texts(3)
+    prior = _as(tiny_prior, "cpu", torch.float32)
+    eager = score_texts(texts, prior, ScoreConfig(window=64, compile="off"))
+    monkeypatch.setattr(compiling, "_LAYER_LISTS", ())
+    with caplog.at_level(logging.WARNING, logger="toedit.compiling"):
+        with compiling.compiled_layers(prior) as used:
+            assert not used
+        again = score_texts(texts, prior, ScoreConfig(window=64, compile="on"))
+    assert caplog.text.count("no decoder-layer list") == 1
+    assert all(not isinstance(m, torch._dynamo.eval_frame.OptimizedModule) for m in prior.model.model.layers)
+    for e, a in zip(eager, again, strict=True):
+        np.testing.assert_allclose(a.logprob, e.logprob, atol=1e-5)

@@ -69,14 +69,14 @@ _swap_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def compiled_layers(prior: Prior, enabled: bool) -> Iterator[bool]:
+def compiled_layers(prior: Prior) -> Iterator[bool]:
     """Inside, the prior's decoder layers are their compiled wrappers (made once per prior); outside, the
     model is the eager one again (generation and training code never see the wrappers). Reentrant and safe
     for threads sharing a prior (the last one out restores the eager layers). Yields whether compiled layers
-    are in place."""
-    layers = decoder_layers(prior.model) if enabled else None
+    are in place (False for a model without a decoder-layer list we know, with a warning once)."""
+    layers = decoder_layers(prior.model)
     if layers is None:
-        if enabled and not prior.cache.get("compile_warned"):
+        if not prior.cache.get("compile_warned"):
             prior.cache["compile_warned"] = True
             log.warning("compile: no decoder-layer list found in %s; scoring runs eagerly", prior.name)
         yield False

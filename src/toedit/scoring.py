@@ -418,7 +418,7 @@ def _score_batch_compiled(batch, seqs, results, prior, head, config, k, draw, un
     a compilation error switches this prior to eager scoring and the batch is scored again."""
     if compiling.use_compile(config.compile, prior):
         try:
-            with compiling.compiled_layers(prior, True):
+            with compiling.compiled_layers(prior):
                 return _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, off, True)
         except compiling.CompileError as error:
             compiling.give_up(prior, error)
