@@ -1,12 +1,11 @@
 """toedit: token-level editing of human text into semi-synthetic training data (ToEdit, Zhu et al. 2025)."""
 
-__version__ = "0.1.0"
-
-from .config import EditConfig, IOConfig, RunConfig, ScoreConfig  # noqa: E402
-from .editing import EditResult, EditStats  # noqa: E402
-from .pipeline import calibrate_threshold, edit_batch, edit_texts  # noqa: E402
-from .prior import Prior, PriorError, load_prior, prior_from_model  # noqa: E402
-from .scoring import TokenScores, score_texts  # noqa: E402
+from ._version import __version__ as __version__
+from .config import EditConfig, IOConfig, RunConfig, ScoreConfig
+from .editing import EditResult, EditStats
+from .pipeline import calibrate_threshold, edit_batch, edit_texts
+from .prior import Prior, PriorError, load_prior, prior_from_model
+from .scoring import TokenScores, score_texts
 
 __all__ = [
     "EditConfig",

@@ -22,11 +22,10 @@ from toedit.analysis.ngrams import (
     gini,
     hashed_features,
     ngram_metrics,
-    plot_bucket_response,
-    plot_top_bigrams,
     top_share,
     wordpunct_tokenize,
 )
+from toedit.analysis.plots import plot_bucket_response, plot_top_bigrams
 
 VARIED = [
     "Good muffins cost $3.88\nin New York.  Please buy me\ntwo of them.\n\nThanks.",

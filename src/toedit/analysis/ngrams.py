@@ -1,7 +1,7 @@
 """n-gram concentration of a corpus: mergeable hashed-bucket counts, entropy, Gini, top-1 % share, distinct-n.
 
-The features are DSIR's (:mod:`toedit.analysis.features`); the plots live in :mod:`toedit.analysis.plots`.
-Both are re-exported here so ``from toedit.analysis.ngrams import ...`` keeps working.
+The features are DSIR's (:mod:`toedit.analysis.features`, re-exported here); the figures of these statistics
+live in :mod:`toedit.analysis.plots`, which imports this module (never the other way round).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from .features import (
     hashed_features,
     wordpunct_tokenize,
 )
-from .plots import plot_bucket_response, plot_top_bigrams
 
 __all__ = [
     "CONCENTRATION_KEYS",
@@ -40,8 +39,6 @@ __all__ = [
     "gini",
     "hashed_features",
     "ngram_metrics",
-    "plot_bucket_response",
-    "plot_top_bigrams",
     "top_bigrams",
     "top_share",
     "wordpunct_tokenize",

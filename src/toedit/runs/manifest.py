@@ -8,7 +8,7 @@ import json
 import platform
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..compiling import resolved_compile
 from ..config import EditConfig, IOConfig, ScoreConfig
 from ..prior import Prior
