@@ -12,6 +12,7 @@ import pytest
 
 from tests.conftest import corpus_texts
 from toedit.analysis.features import featurize
+from toedit.analysis.html import finding_rows, render_report
 from toedit.analysis.report import analyze, default_labels, pair_copies, summary_text
 from toedit.config import ConfigError, EditConfig, RunConfig
 from toedit.runs import run_edit
@@ -125,6 +126,48 @@ def test_html_is_self_contained_and_escaped(report):
     assert "http://" not in page and "https://" not in page
 
 
+def test_findings_render_as_a_table_with_bold_verdicts(report):
+    out, rep = report
+    page = (out / "report.html").read_text(encoding="utf-8")
+    table = page.split("<h2>Findings</h2>", 1)[1].split("<h2>", 1)[0]
+    assert table.startswith("<table class='find'>")
+    assert "**" not in table and table.count("<b>") >= len(
+        rep["findings"]
+    )  # every finding has a verdict word
+    # one row per statement: each pair finding's parts, each corpus's token-probability verdict
+    n_statements = sum(
+        len(parts) for _, parts in finding_rows(rep["findings"], rep["labels"], rep["reference"])
+    )
+    assert table.count("<tr>") == n_statements + 1 > len(rep["findings"])
+    for label in rep["labels"]:
+        assert f"Token probabilities of &#x27;{label}&#x27;</td>" in table
+
+
+def test_finding_rows_split_statements_and_keep_odd_labels_whole():
+    labels, ref = ["ref: a; b", "x"], "ref: a; b"
+    findings = [
+        "Token probabilities of 'ref: a; b': **left arm only** (rule: a; b); 4.90 % above p = 0.99.",
+        "'x' vs 'ref: a; b': PPL median 3 (narrower: rule, below 0.9x [a; b]); embeddings **shifted** (p < 0.05).",
+        "a finding without a subject",
+    ]
+    assert finding_rows(findings, labels, ref) == [
+        ("Token probabilities of 'ref: a; b'", ["**left arm only** (rule: a; b)", "4.90 % above p = 0.99"]),
+        (
+            "'x' vs 'ref: a; b'",
+            ["PPL median 3 (narrower: rule, below 0.9x [a; b])", "embeddings **shifted** (p < 0.05)"],
+        ),
+        ("", ["a finding without a subject"]),
+    ]
+
+
+def test_findings_markup_is_escaped_before_it_is_rendered(report, tmp_path):
+    out, rep = report
+    hostile = {**rep, "findings": [f"'x' vs 'y': **{SCRIPT}** and `<i>code</i>`", "**unclosed <b> bold"]}
+    page = render_report(hostile, out)
+    assert "<b>&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;</b>" in page
+    assert "<code>&lt;i&gt;code&lt;/i&gt;</code>" in page and "**unclosed &lt;b&gt; bold" in page
+
+
 def test_labels_and_errors(tmp_path, corpora):
     assert default_labels(["a/human.jsonl", "b/human.jsonl.gz", "runs/x/"]) == ["human", "human-2", "x"]
     with pytest.raises(ConfigError, match="labels"):
@@ -147,8 +190,11 @@ CHROME_FLAGS = [
 ]
 PROBE = (
     "<script>window.addEventListener('load', () => { const im = Array.from(document.images); "
+    "const find = document.querySelector('table.find'); "
     "document.title = 'IMAGES ' + im.length + ' RENDERED ' + "
-    "im.filter(i => i.complete && i.naturalWidth > 0).length; });</script></body>"
+    "im.filter(i => i.complete && i.naturalWidth > 0).length + ' FINDINGS ' + "
+    "find.querySelectorAll('tr').length + ' BOLD ' + find.querySelectorAll('b').length + "
+    "' STARS ' + (find.innerText.includes('**') ? 1 : 0); });</script></body>"
 )
 
 
@@ -169,9 +215,15 @@ def test_report_renders_every_figure_in_headless_chromium(report, tmp_path):
         (out / "report.html").read_text(encoding="utf-8").replace("</body>", PROBE), encoding="utf-8"
     )
     res = _chromium(["--dump-dom", probe.as_uri()], tmp_path)
-    m = re.search(r"<title>IMAGES (\d+) RENDERED (\d+)</title>", res.stdout)
+    m = re.search(
+        r"<title>IMAGES (\d+) RENDERED (\d+) FINDINGS (\d+) BOLD (\d+) STARS (\d)</title>", res.stdout
+    )
     assert m, f"no probe result in the DOM; chromium said: {res.stderr[-2000:]}"
     assert int(m.group(1)) == n_figs and int(m.group(2)) == n_figs
+    # the findings as the browser shows them: a table row per statement, verdict words bold, no Markdown
+    statements = sum(len(p) for _, p in finding_rows(rep["findings"], rep["labels"], rep["reference"]))
+    assert int(m.group(3)) == statements + 1 and int(m.group(4)) >= len(rep["findings"])
+    assert m.group(5) == "0"
     # the page itself (no probe) as a screenshot: a real, non-blank image
     shot = tmp_path / "shot.png"
     res = _chromium(

@@ -9,6 +9,7 @@ import base64
 import html
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ h1{font-size:1.5em}h2{margin-top:1.8em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f3f3f3}td.l,th.l{text-align:left}img{max-width:100%;border:1px solid #eee}
 pre{white-space:pre-wrap;background:#f8f8f8;padding:.6em;border:1px solid #eee;max-height:14em;overflow:auto}
-.find li{margin:.3em 0}.muted{color:#777}
+table.find td{vertical-align:top}table.find td.s{font-weight:600;white-space:nowrap}.muted{color:#777}
 """
 
 
@@ -50,6 +51,57 @@ def _table(head: list[str], rows: list[list[Any]], left: int = 1) -> str:
     return f"<table><tr>{th}</tr>{''.join(body)}</table>"
 
 
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def _inline(text: str) -> str:
+    """Escaped text with the findings' inline Markdown (**bold**, `code`) as HTML tags."""
+    return _CODE.sub(r"<code>\1</code>", _BOLD.sub(r"<b>\1</b>", _e(text)))
+
+
+def _split_top(text: str, sep: str = "; ") -> list[str]:
+    """`text` split at `sep` outside parentheses and brackets (the rules in parentheses stay whole)."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(text):
+        ch = text[i]
+        depth += (ch in "([") - (ch in ")]" and depth > 0)
+        if depth == 0 and text.startswith(sep, i):
+            parts.append(text[start:i])
+            start = i = i + len(sep)
+            continue
+        i += 1
+    return [p for p in (*parts, text[start:]) if p.strip()]
+
+
+def finding_rows(findings: list[str], labels: list[str], ref: str) -> list[tuple[str, list[str]]]:
+    """Each finding as (subject, its statements): the subject is the corpus or corpus pair the finding opens
+    with (matched against the labels, so a label may hold any character), the statements its `; ` parts."""
+    subjects = [f"Token probabilities of '{la}'" for la in labels] + [f"'{la}' vs '{ref}'" for la in labels]
+    rows = []
+    for text in findings:
+        subject = next((s for s in subjects if text.startswith(s + ": ")), "")
+        body = text[len(subject) + 2 :] if subject else text
+        rows.append((subject, [p.strip().removesuffix(".") for p in _split_top(body)]))
+    return rows
+
+
+def _findings(findings: list[str], labels: list[str], ref: str) -> str:
+    """The findings as a table: one row per statement, verdict words in bold."""
+    rows = []
+    for subject, statements in finding_rows(findings, labels, ref):
+        for i, statement in enumerate(statements):
+            head = f"<td class='l s' rowspan='{len(statements)}'>{_e(subject)}</td>" if i == 0 else ""
+            rows.append(f"<tr>{head}<td class='l'>{_inline(statement)}</td></tr>")
+    if not rows:
+        return "<p class='muted'>No findings.</p>"
+    return (
+        "<table class='find'><tr><th class='l'>corpus</th><th class='l'>finding</th></tr>"
+        + "".join(rows)
+        + "</table>"
+    )
+
+
 def _img(out: Path, name: str | None, alt: str) -> str:
     if not name or not (out / name).exists():
         return ""
@@ -74,9 +126,7 @@ def render_report(report: dict[str, Any], out_dir: str | Path) -> str:
     ]
     for w in report.get("warnings", []):
         parts.append(f"<p><b>Warning:</b> {_e(w)}</p>")
-    parts.append("<h2>Findings</h2><ul class='find'>")
-    parts += [f"<li>{_e(f)}</li>" for f in report.get("findings", [])]
-    parts.append("</ul>")
+    parts.append("<h2>Findings</h2>" + _findings(report.get("findings", []), labels, ref))
 
     rows = []
     for label in labels:
