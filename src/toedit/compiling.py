@@ -4,7 +4,7 @@
 Inductor fuses what eager runs as separate passes over memory (RMSNorm, rotary embeddings, SiLU x up, the
 residual adds; the head's bf16 -> fp32 conversion, block maxima and exp-sum) and keeps the fused
 intermediates in fp32. With a bf16 body that is faster and closer to fp32 than eager (measured in
-`benchmarks/bench_edit.py`; README "Benchmarks"). The layers are compiled once per process with dynamic shapes
+`benchmarks/bench_edit.py`; docs/benchmarks.md). The layers are compiled once per process with dynamic shapes
 (all layers share one graph); compilation takes some seconds, cached on disk by inductor across processes.
 
 `compile="auto"` turns it on for a bf16 or bf32 body on CPU only: `--dtype float32` stays the exact eager

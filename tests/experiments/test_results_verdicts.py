@@ -130,19 +130,3 @@ def test_editrounds_statement_uses_its_rule():
     er = _editrounds([[12.0, 11.0], [13.0, 12.1], [12.5, 11.4]])
     assert editrounds_verdicts(er)["paper"].word == "reproduced"
     assert "**reproduced** (the 95 % interval" in editrounds_statement(er)
-
-
-def test_readme_claims_table_is_the_results_page_table():
-    """The README's claims table is a copy of docs/RESULTS.md's (whose verdicts the rules computed)."""
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    results = (root / "docs" / "RESULTS.md").read_text().splitlines()
-    readme = (root / "README.md").read_text()
-    head = results.index("| paper claim | paper | here | verdict (rule) |")
-    rows = []
-    for line in results[head:]:
-        if not line.startswith("|"):
-            break
-        rows.append(line)
-    assert len(rows) > 3 and "\n".join(rows) in readme

@@ -161,21 +161,21 @@ def test_forked_workers_after_torch_ran_in_the_parent(tmp_path, corpus, tiny_mod
     assert FORK_THREADS_WARNING in task_logs(out)
 
 
-def readme_example() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = re.split(r"\n##+ ", text.split("\n### datatrove\n", 1)[1], maxsplit=1)[0]
+def docs_example() -> str:
+    text = (ROOT / "docs" / "scale.md").read_text(encoding="utf-8")
+    section = re.split(r"\n##+ ", text.split("\n## datatrove\n", 1)[1], maxsplit=1)[0]
     (code,) = re.findall(r"```py\n(.*?)```", section, flags=re.S)
     return code
 
 
-def test_readme_example_runs_as_written(tmp_path, corpus, tiny_model_dir, monkeypatch):
-    code = readme_example()
+def test_scale_doc_example_runs_as_written(tmp_path, corpus, tiny_model_dir, monkeypatch):
+    code = docs_example()
     assert 'MODEL = "default"' in code and "threshold=0.99" in code
     # the tiny prior, and a threshold it passes: the example's own 0.99 would leave its text unedited
     code = code.replace('MODEL = "default"', f"MODEL = {str(tiny_model_dir)!r}").replace("0.99", "0.2")
     monkeypatch.chdir(tmp_path)
     shutil.copytree(corpus, tmp_path / "data")
-    exec(compile(code, "README.md (datatrove example)", "exec"), {"__name__": "__main__"})
+    exec(compile(code, "docs/scale.md (datatrove example)", "exec"), {"__name__": "__main__"})
     out = documents(tmp_path / "runs" / "dt-edited")
     assert len(out) == 6 * len(FILES) and any(r["metadata"]["toedit"]["n_changed"] for r in out.values())
     assert len(list((tmp_path / "runs" / "dt-logs" / "completions").iterdir())) == 4

@@ -54,7 +54,7 @@ def test_readme_ray_data_example_runs_and_edits_like_edit_batch(
     assert '"runs/ray-data-edited"' in code
     code = code.replace('"runs/ray-data-edited"', repr(str(out)))
     scope: dict = {}
-    exec(compile(code, "README.md (Ray Data example)", "exec"), scope)
+    exec(compile(code, "docs/scale.md (Ray Data example)", "exec"), scope)
     got = pq.read_table(out).to_pylist()
     got.sort(key=lambda r: int(r["id"]))
     items = scope["items"]
