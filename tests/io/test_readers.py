@@ -223,13 +223,13 @@ def test_stdin_shard(monkeypatch):
     data = b'{"text": "from stdin \xe2\x9c\x93"}\n\n{"text": 1}\n'
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
     (shard,) = list_shards(["-"])
-    assert shard == Shard("-", "stdin", "jsonl", None, 0)
+    assert shard == Shard("-", "stdin", "jsonl", None, 0, label="<stdin>")
     assert shard.out_suffix == ".jsonl"
     assert count_records(shard) is None
     items = list(read_shard(shard, FieldSpec()))
     assert items == [
         Record(1, "stdin:1", {"text": "from stdin ✓"}),
-        BadRecord("-", 3, "field 'text' is int, expected str"),
+        BadRecord("<stdin>", 3, "field 'text' is int, expected str"),
     ]
 
 

@@ -110,7 +110,7 @@ def test_stdin_and_line_parts(tmp_path, monkeypatch):
     rows, reasons = _record_set()
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(_jsonl(rows)), encoding="utf-8"))
     (shard,) = list_shards(["-"])
-    _assert_items(list(read_shard(shard, SPEC)), reasons, "-")
+    _assert_items(list(read_shard(shard, SPEC)), reasons, "<stdin>")
     path = tmp_path / "parts.jsonl"
     path.write_bytes(_jsonl(rows))
     items = [i for s in list_shards([str(path)], shard_lines=7) for i in read_shard(s, SPEC)]

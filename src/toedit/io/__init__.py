@@ -1,7 +1,8 @@
 """I/O layer: input shards and streaming readers, field selection, and atomic writers."""
 
-from .fields import FieldError, FieldSpec, extract_texts, record_id, replace_texts
+from .fields import FieldError, FieldSpec, extract_texts, free_key, record_id, replace_texts
 from .hashing import content_hash, content_hashes
+from .jsontext import jsonl_line
 from .readers import (
     Discovery,
     InputError,
@@ -31,6 +32,8 @@ __all__ = [
     "count_records",
     "discover",
     "extract_texts",
+    "free_key",
+    "jsonl_line",
     "is_run_dir",
     "list_shards",
     "read_shard",

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
+from . import jsontext
 from .fields import FieldError, FieldSpec, extract_texts, record_id, type_name, unencodable
 from .records import BadRecord, Record, Shard, printable
 
@@ -40,7 +41,11 @@ _SUPPORTED = ".jsonl/.json/.ndjson (optionally .gz/.zst), .parquet, .txt/.md, or
 _DATASET_FILES = ("state.json", "dataset_info.json")
 _UNSAFE = re.compile(r'[\x00-\x1f<>:"|?*\\\ud800-\udfff]')  # + surrogates: names that are not UTF-8
 _BOM = b"\xef\xbb\xbf"
+_JSON_SPACE = " \t\r\n"
 NL = b"\n"
+
+
+STDIN_LABEL = "<stdin>"
 
 
 class InputError(ValueError):
@@ -74,9 +79,28 @@ def _datasets_entries(path: str) -> list[tuple[str, str, str | None, str]]:
     """(path, format, compression, name path) for a Dataset dir, or one per split of a DatasetDict dir."""
     if _datasets_kind(path) == "dataset":
         return [(path, "datasets", None, path)]
-    with open(os.path.join(path, "dataset_dict.json"), encoding="utf-8") as f:
-        splits = json.load(f).get("splits") or sorted(os.listdir(path))
-    split_dirs = [os.path.join(path, s) for s in splits]
+    listing = os.path.join(path, "dataset_dict.json")
+    try:
+        with open(listing, encoding="utf-8") as f:
+            data = json.load(f)
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type_name(data)}, expected an object")
+        splits = data.get("splits") or sorted(os.listdir(path))
+        if not isinstance(splits, list) or not all(isinstance(s, str) for s in splits):
+            raise ValueError("'splits' is not a list of names")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{printable(listing)}: not a datasets split listing ({exc})") from exc
+    root = os.path.realpath(path)
+    split_dirs = []
+    for split in splits:
+        d = os.path.join(path, split)
+        real = os.path.realpath(d)
+        if os.path.isabs(split) or real == root or os.path.commonpath([real, root]) != root:
+            raise InputError(
+                f"{printable(listing)} lists the split {split!r}, which is not a directory inside "
+                f"{printable(path)}: refused (a split is read only from inside the named input)"
+            )
+        split_dirs.append(d)
     return [(d, "datasets", None, d) for d in split_dirs if _datasets_kind(d) == "dataset"]
 
 
@@ -93,6 +117,7 @@ def _inside_datasets(path: str, root: str) -> bool:
 
 
 RUN_DIR_REASON = "a toedit run directory (its outputs are never read as input)"
+HIDDEN_REASON = "hidden (its name starts with '.'): pass it by name to read it"
 
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:
@@ -201,6 +226,7 @@ class _Finder:
         found: list[Entry] = []
         for name in self._listdir(top):
             if name.startswith("."):
+                self.skipped.append(Skipped(os.path.join(top, name), HIDDEN_REASON))
                 continue
             path = os.path.join(top, name)
             if os.path.isdir(path):
@@ -355,7 +381,7 @@ def discover(
         size = _dir_size(path) if fmt == "datasets" else os.path.getsize(path)
         shards.append(Shard(path, _shard_name(name_path, common), fmt, compression, size))
     if stdin:
-        shards.append(Shard("-", "stdin", "jsonl", None, 0))
+        shards.append(Shard("-", "stdin", "jsonl", None, 0, label=STDIN_LABEL))
     shards.sort(key=lambda s: s.path)
     if shard_lines:
         shards = split_shards(shards, shard_lines)
@@ -374,7 +400,14 @@ def list_shards(inputs: Sequence[str], shard_lines: int | None = None) -> list[S
 
 
 def _check(
-    shard: Shard, line: int, data: Any, spec: FieldSpec, default_id: str, strings_checked: bool = True
+    shard: Shard,
+    line: int,
+    data: Any,
+    spec: FieldSpec,
+    default_id: str,
+    strings_checked: bool = True,
+    raw: str | None = None,
+    row: Any = None,
 ) -> Record | BadRecord:
     """A Record if `data` is an object with the configured fields, else a BadRecord saying why.
 
@@ -383,14 +416,14 @@ def _check(
     if not isinstance(data, dict):
         name = type_name(data)
         article = "" if name == "null" else ("an " if name[0] in "aeiou" else "a ")
-        return BadRecord(shard.path, line, f"record is {article}{name}, expected a JSON object")
+        return BadRecord(shard.shown, line, f"record is {article}{name}, expected a JSON object")
     try:
         extract_texts(data, spec)
     except FieldError as exc:
-        return BadRecord(shard.path, line, str(exc))
+        return BadRecord(shard.shown, line, str(exc))
     if not strings_checked and (why := unencodable(data)) is not None:
-        return BadRecord(shard.path, line, why)
-    return Record(line, record_id(data, spec, default_id), data)
+        return BadRecord(shard.shown, line, why)
+    return Record(line, record_id(data, spec, default_id), data, raw, row)
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -456,7 +489,7 @@ _CORRUPT = (OSError, EOFError, zlib.error, zstandard.ZstdError)
 def _unreadable(shard: Shard, exc: Exception, line: int | None = None) -> InputError:
     what = f"{shard.compression} data" if shard.compression else "data"
     where = f" after line {line}" if line is not None else ""
-    return InputError(f"{shard.path}: unreadable {what}{where}: {exc}")
+    return InputError(f"{shard.shown}: unreadable {what}{where}: {exc}")
 
 
 @contextmanager
@@ -546,20 +579,23 @@ def _read_jsonl(shard: Shard, spec: FieldSpec) -> Iterator[Record | BadRecord]:
                 if not raw.strip():
                     continue
                 try:
-                    text = raw.decode("utf-8")
+                    text = raw.decode("utf-8").rstrip(_JSON_SPACE)
                 except UnicodeDecodeError as exc:
-                    yield BadRecord(shard.path, line, _not_utf8(raw, exc))
+                    yield BadRecord(shard.shown, line, _not_utf8(raw, exc))
                     continue
                 try:
-                    data = json.loads(text)
+                    data = jsontext.loads(text)
                 except json.JSONDecodeError as exc:
-                    yield BadRecord(shard.path, line, f"invalid JSON: {exc.msg} (col {exc.colno})")
+                    yield BadRecord(shard.shown, line, f"invalid JSON: {exc.msg} (col {exc.colno})")
+                    continue
+                except jsontext.DuplicateKey as exc:
+                    yield BadRecord(shard.shown, line, f"{exc} (JSON leaves its value undefined)")
                     continue
                 except (ValueError, RecursionError) as exc:
-                    yield BadRecord(shard.path, line, f"invalid JSON: {exc}")
+                    yield BadRecord(shard.shown, line, f"invalid JSON: {exc}")
                     continue
                 lone = _lone_surrogate_escape(raw)
-                yield _check(shard, line, data, spec, f"{shard.id_name}:{line}", not lone)
+                yield _check(shard, line, data, spec, f"{shard.id_name}:{line}", not lone, raw=text)
         except _CORRUPT as exc:
             raise _unreadable(shard, exc, line) from exc
 
@@ -604,27 +640,29 @@ def _undecodable_row(table: Any, exc: UnicodeDecodeError) -> str:
 
 
 def _read_rows(shard: Shard, batches: Iterator[Any], spec: FieldSpec) -> Iterator[Record | BadRecord]:
+    """Records of Arrow batches (RecordBatch or Table), each holding its one-row table for the writer."""
     row = 0
     try:
         for batch in batches:
+            table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
             try:
-                rows = batch.to_pylist()
+                rows = table.to_pylist()
             except UnicodeDecodeError:  # a string column holds bytes that are not UTF-8: find the rows
                 rows = None
             if rows is not None:
-                for data in rows:
+                for i, data in enumerate(rows):
                     row += 1
-                    yield _check(shard, row, data, spec, f"{shard.name}:{row}")
+                    yield _check(shard, row, data, spec, f"{shard.name}:{row}", row=table.slice(i, 1))
                 continue
-            for i in range(batch.num_rows):
+            for i in range(table.num_rows):
                 row += 1
-                one = batch.slice(i, 1)
+                one = table.slice(i, 1)
                 try:
                     (data,) = one.to_pylist()
                 except UnicodeDecodeError as exc:
-                    yield BadRecord(shard.path, row, _undecodable_row(one, exc))
+                    yield BadRecord(shard.shown, row, _undecodable_row(one, exc))
                     continue
-                yield _check(shard, row, data, spec, f"{shard.name}:{row}")
+                yield _check(shard, row, data, spec, f"{shard.name}:{row}", row=one)
     except (OSError, pa.ArrowException) as exc:
         raise _unreadable(shard, exc, row) from exc
 
@@ -652,7 +690,7 @@ def _read_txt(shard: Shard, spec: FieldSpec) -> Iterator[Record | BadRecord]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        yield BadRecord(shard.path, 1, _not_utf8(raw, exc, multiline=True))
+        yield BadRecord(shard.shown, 1, _not_utf8(raw, exc, multiline=True))
         return
     yield _check(shard, 1, {"text": text}, spec, shard.name)
 
@@ -669,7 +707,7 @@ def read_shard(shard: Shard, spec: FieldSpec) -> Iterator[Record | BadRecord]:
     elif shard.format == "txt":
         yield from _read_txt(shard, spec)
     else:
-        raise InputError(f"{shard.path}: unknown shard format {shard.format!r}")
+        raise InputError(f"{shard.shown}: unknown shard format {shard.format!r}")
 
 
 def count_records(shard: Shard) -> int | None:
