@@ -77,11 +77,14 @@ def test_random_records_round_trip_byte_for_byte_through_edit(tmp_path, tiny_mod
 
 
 def test_stdin_errors_name_stdin(tmp_path, tiny_model_dir, monkeypatch, capsys):
-    data = b'{"id":"a","text":"ok"}\n{"id":"b","text":3}\n'
+    data = b'{"id":"a","text":"ok","n":1e400}\n{"id":"b","text":3}\n'
     for target in ("-", str(tmp_path / "r")):
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
         assert edit(tiny_model_dir, "-", "-o", target) == EXIT_OK
-        err = capsys.readouterr().err if target == "-" else (tmp_path / "r" / "errors.jsonl").read_text()
+        captured = capsys.readouterr()
+        if target == "-":  # the record on stdout is spliced too
+            assert captured.out.startswith('{"id":"a","text":"ok","n":1e400,"toedit":{"n_tokens":')
+        err = captured.err if target == "-" else (tmp_path / "r" / "errors.jsonl").read_text()
         (error,) = [json.loads(x) for x in err.splitlines() if x.startswith("{")]
         assert error["file"] == "<stdin>" and error["line"] == 2, err
 

@@ -43,6 +43,8 @@ def loads(text: str) -> Any:
 
 
 def _ws(s: str, i: int) -> int:
+    if i < len(s) and s[i] not in " \t\n\r":
+        return i  # most tokens follow without space: skip the regex
     return WHITESPACE.match(s, i).end()
 
 
