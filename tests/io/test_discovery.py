@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from toedit.io import FieldSpec, InputError, Record, list_shards, read_shard
-from toedit.io.readers import RUN_DIR_REASON, discover, is_run_dir
+from toedit.io.discovery import RUN_DIR_REASON, discover, is_run_dir
 
 MANIFEST = {"kind": "edit", "fingerprint": "abc", "inputs": []}
 

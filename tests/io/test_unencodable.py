@@ -205,7 +205,7 @@ def test_line_prefilter_agrees_with_the_decoded_record():
     """The byte-level test that skips the record walk never misses a lone surrogate (random escape soups)."""
     import random
 
-    from toedit.io.readers import _lone_surrogate_escape
+    from toedit.io.decoding import lone_surrogate_escape as _lone_surrogate_escape
 
     pieces = [
         "\\ud800",

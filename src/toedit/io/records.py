@@ -1,4 +1,4 @@
-"""Units of I/O: an input shard, a readable record, and a record that could not be used."""
+"""Units of I/O: an input shard, a readable record, a record that could not be used, and the input error."""
 
 from __future__ import annotations
 
@@ -83,3 +83,10 @@ class BadRecord:
     def to_json(self) -> dict[str, Any]:
         """{"file", "line", "reason"} for errors.jsonl."""
         return {"file": printable(self.file), "line": self.line, "reason": self.reason}
+
+
+STDIN_LABEL = "<stdin>"
+
+
+class InputError(ValueError):
+    """An input that cannot be used (missing path, unknown format, empty glob, name collision)."""
