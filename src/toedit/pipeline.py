@@ -126,6 +126,14 @@ def edit_texts(
     return results
 
 
+def content_id(text: str) -> str:
+    """The random-stream key of a text without an id: its content hash (independent of batching and order;
+    equal texts get equal streams, hence equal edits)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def edit_batch(
     batch: dict[str, list[Any]],
     prior: Prior,
@@ -139,18 +147,13 @@ def edit_batch(
     Replaces `text_field` with the edited text and adds one `toedit_<stat>` column per statistic. Without an
     `id_field` the random streams are keyed by the text's content hash, so results do not depend on batching.
     """
-    import hashlib
-
     if config is not None and _has_target(config):
         raise ValueError(
             "target rates would be calibrated per batch: call calibrate_threshold on a sample first and "
             "pass EditConfig(threshold=calibration.threshold)"
         )
     texts = batch[text_field]
-    if id_field:
-        ids = [str(i) for i in batch[id_field]]
-    else:
-        ids = [hashlib.sha256(t.encode()).hexdigest()[:32] for t in texts]
+    ids = [str(i) for i in batch[id_field]] if id_field else [content_id(t) for t in texts]
     results = edit_texts(texts, prior, config, ids=ids, score_config=score_config)
     out = dict(batch)
     out[text_field] = [r.text for r in results]

@@ -24,7 +24,7 @@ from toedit.config import ConfigError, EditConfig, IOConfig, RunConfig, ScoreCon
 from toedit.editing import STAT_KEYS  # noqa: E402
 from toedit.integrations import datatrove as dt_module  # noqa: E402
 from toedit.integrations.datatrove import COUNTERS, FORK_THREADS_WARNING, INSTALL_HINT, ToEditStep  # noqa: E402
-from toedit.pipeline import edit_texts  # noqa: E402
+from toedit.pipeline import content_id, edit_texts  # noqa: E402
 from toedit.runs import run_edit  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -245,10 +245,47 @@ def test_bad_settings_are_refused():
         ToEditStep(config=EditConfig(threshold=2.0))
 
 
-def test_a_document_without_text_names_its_id(tiny_prior, monkeypatch):
+def test_bad_documents_are_counted_and_left_out_the_rest_of_the_batch_is_kept(tiny_prior, monkeypatch):
+    """As `toedit edit` treats bad records: a lone surrogate or a text that is not a str is logged with its id,
+    counted (`bad_documents`) and left out; the good documents of the same batch are edited."""
     monkeypatch.setattr(dt_module, "load_prior", lambda *a: tiny_prior)
-    with pytest.raises(TypeError, match="document 'x'.*NoneType"):
-        list(ToEditStep("tiny").run(iter([Document(text=None, id="x")])))
+    warnings: list[str] = []
+    monkeypatch.setattr(dt_module.logger, "warning", warnings.append)
+    inputs = [
+        Document(text="ok", id="a"),
+        Document(text="x\ud800", id="b"),
+        Document(text=None, id="c"),
+        Document(text="fine too", id="d"),
+    ]
+    step = ToEditStep("tiny", EditConfig(threshold=1.0), docs_per_batch=2)
+    out = list(step.run(iter(inputs)))
+    assert [d.id for d in out] == ["a", "d"] and [d.text for d in out] == ["ok", "fine too"]
+    assert step.stats["bad_documents"].total == 2 and step.stats["documents"].total == 2
+    assert "'b'" in warnings[0] and "lone surrogate U+D800" in warnings[0]
+    assert "'c'" in warnings[1] and "text is null, expected str" in warnings[1]
+    assert list(ToEditStep("tiny").run(iter([Document(text=None, id="x")]))) == []
+
+
+def test_documents_without_an_id_get_their_own_streams(tiny_prior, monkeypatch):
+    """The stream of a document without an id is keyed by its content hash (as edit_batch keys rows), not by
+    one shared empty id; an own `toedit` metadata entry is kept (the stats go to `toedit_1`)."""
+    monkeypatch.setattr(dt_module, "load_prior", lambda *a: tiny_prior)
+    seen: list[list[str]] = []
+
+    def recording(texts, prior, config, ids, score_config):
+        seen.append(list(ids))
+        return edit_texts(texts, prior, config, ids=ids, score_config=score_config)
+
+    monkeypatch.setattr(dt_module, "edit_texts", recording)
+    texts = [t[:120] for t in corpus_texts(3)]
+    inputs = [Document(text=texts[0], id=""), Document(text=texts[1], id=""), Document(text=texts[2], id="k")]
+    inputs[0].metadata["toedit"] = "earlier"
+    out = list(ToEditStep("tiny", EDIT).run(iter(inputs)))
+    (ids,) = seen
+    assert ids[2] == "k" and len(set(ids)) == 3 and ids[0] == content_id(texts[0])
+    ref = edit_texts(texts[:1], tiny_prior, EDIT, ids=[content_id(texts[0])])
+    assert out[0].text == ref[0].text
+    assert out[0].metadata["toedit"] == "earlier" and out[0].metadata["toedit_1"] == ref[0].stats.to_dict()
 
 
 def test_missing_datatrove_names_the_extra():

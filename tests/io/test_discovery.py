@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from toedit.io import FieldSpec, InputError, Record, list_shards, read_shard
-from toedit.io.readers import RUN_DIR_REASON, discover, is_run_dir
+from toedit.io.discovery import RUN_DIR_REASON, discover, is_run_dir
 
 MANIFEST = {"kind": "edit", "fingerprint": "abc", "inputs": []}
 
@@ -148,16 +148,21 @@ def test_unsupported_files_are_listed_not_dropped_silently(tmp_path):
     _touch(corpus / "a.jsonl")
     _touch(corpus / "notes.csv", b"a,b\n")
     _touch(corpus / "sub" / "x.jsonl.tmp-123")
-    _touch(corpus / ".hidden" / "h.csv")  # hidden entries are not inputs and not listed
+    _touch(corpus / ".hidden" / "h.csv")  # hidden entries are not inputs: listed, not entered
+    _touch(corpus / ".dot.jsonl")
     os.mkfifo(corpus / "pipe.jsonl")
     found = discover([str(corpus)])
     assert [s.name for s in found.shards] == ["a"]
     assert [(os.path.relpath(s.path, corpus), s.reason.split(" (")[0]) for s in found.skipped] == [
+        (".dot.jsonl", "hidden"),
+        (".hidden", "hidden"),
         ("notes.csv", "unsupported file type"),
         ("pipe.jsonl", "not a regular file"),
         (os.path.join("sub", "x.jsonl.tmp-123"), "unsupported file type"),
     ]
     assert [s.to_json()["path"] for s in discover([str(corpus / "*")]).skipped][0].endswith("notes.csv")
+    assert "pass it by name" in found.skipped[0].reason
+    assert [s.name for s in list_shards([str(corpus / ".dot.jsonl")])] == [".dot"]
     # files the glob does not name are not listed
     assert [s.path for s in discover([str(corpus / "*.jsonl")]).skipped] == [str(corpus / "pipe.jsonl")]
     assert list_shards([str(corpus)]) == found.shards

@@ -14,7 +14,17 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from toedit.io import BadRecord, FieldSpec, InputError, Record, Shard, count_records, list_shards, read_shard
+from toedit.io import (
+    BadRecord,
+    FieldSpec,
+    InputError,
+    Record,
+    Shard,
+    count_records,
+    discover,
+    list_shards,
+    read_shard,
+)
 
 
 def _jsonl(rows: list[dict]) -> bytes:
@@ -223,13 +233,13 @@ def test_stdin_shard(monkeypatch):
     data = b'{"text": "from stdin \xe2\x9c\x93"}\n\n{"text": 1}\n'
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
     (shard,) = list_shards(["-"])
-    assert shard == Shard("-", "stdin", "jsonl", None, 0)
+    assert shard == Shard("-", "stdin", "jsonl", None, 0, label="<stdin>")
     assert shard.out_suffix == ".jsonl"
     assert count_records(shard) is None
     items = list(read_shard(shard, FieldSpec()))
     assert items == [
         Record(1, "stdin:1", {"text": "from stdin ✓"}),
-        BadRecord("-", 3, "field 'text' is int, expected str"),
+        BadRecord("<stdin>", 3, "field 'text' is int, expected str"),
     ]
 
 
@@ -269,3 +279,28 @@ def test_datasets_dict_dir(tmp_path, datasets_mod):
     # found inside a plain directory too, without its metadata files being taken for JSON input
     assert [s.name for s in list_shards([str(tmp_path / "data")])] == ["dd__test", "dd__train", "plain"]
     assert [s.name for s in list_shards([str(tmp_path / "data" / "**" / "*.json*")])] == ["plain"]
+
+
+@pytest.mark.parametrize(
+    ("listing", "match"),
+    [
+        ({"splits": ["train", "../other"]}, "lists the split '../other', which is not a directory inside"),
+        ({"splits": ["train", "ABS"]}, "which is not a directory inside"),
+        ({"splits": ["train", "."]}, "lists the split '.'"),
+        ({"splits": ["train", "link"]}, "lists the split 'link'"),
+        ({"splits": "train"}, "not a datasets split listing .'splits' is not a list of names"),
+        ([1, 2], "not a datasets split listing .a JSON list, expected an object"),
+    ],
+)
+def test_datasets_splits_outside_the_input_are_refused(tmp_path, datasets_mod, listing, match):
+    datasets_mod.Dataset.from_list([{"text": "outside"}]).save_to_disk(str(tmp_path / "other"))
+    datasets_mod.DatasetDict(train=datasets_mod.Dataset.from_list([{"text": "t"}])).save_to_disk(
+        str(tmp_path / "dd")
+    )
+    os.symlink(tmp_path / "other", tmp_path / "dd" / "link")  # a split that is a link out of the input
+    if isinstance(listing, dict) and "ABS" in listing["splits"]:
+        listing = {"splits": ["train", str(tmp_path / "other")]}
+    (tmp_path / "dd" / "dataset_dict.json").write_text(json.dumps(listing))
+    for inputs in ([str(tmp_path / "dd")], [str(tmp_path)]):
+        with pytest.raises(InputError, match=match):
+            discover(inputs)

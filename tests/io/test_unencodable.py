@@ -110,7 +110,7 @@ def test_stdin_and_line_parts(tmp_path, monkeypatch):
     rows, reasons = _record_set()
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(_jsonl(rows)), encoding="utf-8"))
     (shard,) = list_shards(["-"])
-    _assert_items(list(read_shard(shard, SPEC)), reasons, "-")
+    _assert_items(list(read_shard(shard, SPEC)), reasons, "<stdin>")
     path = tmp_path / "parts.jsonl"
     path.write_bytes(_jsonl(rows))
     items = [i for s in list_shards([str(path)], shard_lines=7) for i in read_shard(s, SPEC)]
@@ -205,7 +205,7 @@ def test_line_prefilter_agrees_with_the_decoded_record():
     """The byte-level test that skips the record walk never misses a lone surrogate (random escape soups)."""
     import random
 
-    from toedit.io.readers import _lone_surrogate_escape
+    from toedit.io.decoding import lone_surrogate_escape as _lone_surrogate_escape
 
     pieces = [
         "\\ud800",

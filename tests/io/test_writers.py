@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -293,3 +294,51 @@ def test_unencodable_record_is_refused_and_the_writer_stays_usable(tmp_path):
             w.write({"text": "\ud800"})
         w.write({"text": "b"})
     assert path.read_text() == '{"text": "a"}\n{"text": "b"}\n' and w.n_written == 2
+
+
+def _copy_through(src, out, schema=None) -> list[Record]:
+    """Every record of `src` written to `out` with its source record, the text upper-cased."""
+    (shard,) = list_shards([str(src)])
+    records = list(read_shard(shard, FieldSpec()))
+    with ShardWriter(out, "parquet", schema=schema) as w:
+        for rec in records:
+            w.write(rec.data | {"text": rec.data["text"].upper()}, rec)
+    return records
+
+
+def test_parquet_schema_comes_from_the_input_not_the_first_rows(tmp_path):
+    """An int64 column null in the first 10,000 rows and set later, a map and a dictionary column: the output
+    has the input's schema (inferring it from the first rows failed on every retry)."""
+    n = 10_001
+    table = pa.table(
+        {
+            "text": pa.array(["t"] * n, pa.large_string()),
+            "s": pa.array([None] * (n - 1) + [7], pa.int64()),
+            "m": pa.array([[("k", i)] for i in range(n)], pa.map_(pa.string(), pa.int64())),
+            "d": pa.array([["a", "b", "c"][i % 3] for i in range(n)]).dictionary_encode(),
+        }
+    )
+    pq.write_table(table, tmp_path / "in.parquet", row_group_size=3000)
+    _copy_through(tmp_path / "in.parquet", tmp_path / "out.parquet")
+    back = pq.read_table(tmp_path / "out.parquet")
+    assert back.schema == table.schema
+    assert back.column("text").to_pylist() == ["T"] * n
+    assert back.drop_columns(["text"]).equals(table.drop_columns(["text"]))
+
+
+def test_parquet_changed_column_keeps_its_input_type_and_new_rows_must_fit(tmp_path):
+    schema = pa.schema([pa.field("text", pa.string(), nullable=False), pa.field("n", pa.int8())])
+    pq.write_table(pa.table({"text": ["a", "b"], "n": [1, None]}, schema=schema), tmp_path / "in.parquet")
+    _copy_through(tmp_path / "in.parquet", tmp_path / "out.parquet")
+    assert pq.read_schema(tmp_path / "out.parquet").remove_metadata() == schema
+    w = ShardWriter(tmp_path / "bad.parquet", "parquet", schema=schema)
+    w.write({"text": None, "n": 1})
+    with pytest.raises(ValueError, match="'text' is null in some row but not nullable") as info:
+        w.commit()
+    assert "JSONL" not in str(info.value) and not (tmp_path / "bad.parquet").exists()
+
+
+def test_parquet_without_rows_keeps_the_input_schema(tmp_path):
+    schema = pa.schema([("text", pa.large_string()), ("x", pa.decimal128(20, 2))])
+    ShardWriter(tmp_path / "e.parquet", "parquet", schema=schema).commit()
+    assert pq.read_schema(tmp_path / "e.parquet") == schema

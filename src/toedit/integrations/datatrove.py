@@ -3,7 +3,10 @@
 Each task loads the prior once, on its first batch (the step pickles without it, so executors ship configs,
 never a model), and edits documents `docs_per_batch` at a time with `toedit.pipeline.edit_texts`, which packs
 them into token-budget forward batches. The random stream of a document is keyed by `Document.id`, as
-`toedit edit` keys a record by its `id` field, so the same documents and seed give the same text.
+`toedit edit` keys a record by its `id` field, so the same documents and seed give the same text; a document
+without an id is keyed by its text's content hash (as `edit_batch` does). A bad document (text that is not a
+string, or holds a lone surrogate) is what `toedit edit` calls a bad record: it is logged with its id, counted
+in the `bad_documents` counter and left out of the output; the rest of its batch is edited.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from typing import Any
 
 from ..config import ConfigError, EditConfig, ScoreConfig
 from ..editing import EditResult
-from ..pipeline import edit_texts
+from ..io.fields import free_key, type_name, unencodable
+from ..pipeline import content_id, edit_texts
 from ..prior import Prior, load_prior
 
 try:
@@ -57,6 +61,13 @@ FORK_THREADS_WARNING = (
 def forked_from_builder() -> bool:
     """True in a forked copy of a process that built a ToEditStep."""
     return bool(_BUILDERS) and os.getpid() not in _BUILDERS
+
+
+def bad_document(doc: Any) -> str | None:
+    """Why `toedit edit` would skip this document as a bad record (text not a str, or not UTF-8), else None."""
+    if not isinstance(doc.text, str):
+        return f"text is {type_name(doc.text)}, expected str (check the reader's text_key or adapter)"
+    return unencodable({"text": doc.text})
 
 
 class ToEditStep(PipelineStep):
@@ -137,24 +148,28 @@ class ToEditStep(PipelineStep):
             yield from self._edit(batch)
 
     def _edit(self, docs: list[Any]) -> Iterator[Any]:
+        good = []
         for doc in docs:
-            if not isinstance(doc.text, str):
-                raise TypeError(
-                    f"document {doc.id!r}: text is {type(doc.text).__name__}, expected str (fix the reader's "
-                    "text_key or adapter)"
-                )
+            why = bad_document(doc)
+            if why is None:
+                good.append(doc)
+                continue
+            logger.warning(f"ToEditStep: document {doc.id!r} left out (a bad record for toedit edit): {why}")
+            self.stat_update("bad_documents")
+        if not good:
+            return
         prior = self.prior()
         with self.track_time(unit="batch"):
             results = edit_texts(
-                [d.text for d in docs],
+                [d.text for d in good],
                 prior,
                 self.config,
-                ids=[d.id for d in docs],
+                ids=[d.id or content_id(d.text) for d in good],
                 score_config=self.score_config,
             )
-        for doc, result in zip(docs, results, strict=True):
+        for doc, result in zip(good, results, strict=True):
             doc.text = result.text
-            doc.metadata["toedit"] = self._record(result)
+            doc.metadata[free_key(doc.metadata, "toedit")] = self._record(result)
             yield doc
 
     def _record(self, result: EditResult) -> dict[str, Any]:

@@ -1,19 +1,11 @@
-"""I/O layer: input shards and streaming readers, field selection, and atomic writers."""
+"""I/O layer: input discovery, decoding, per-format readers, field selection, and atomic writers."""
 
-from .fields import FieldError, FieldSpec, extract_texts, record_id, replace_texts
+from .discovery import Discovery, Skipped, discover, is_run_dir, list_shards, split_shards
+from .fields import FieldError, FieldSpec, extract_texts, free_key, record_id, replace_texts
+from .formats import count_records, read_shard
 from .hashing import content_hash, content_hashes
-from .readers import (
-    Discovery,
-    InputError,
-    Skipped,
-    count_records,
-    discover,
-    is_run_dir,
-    list_shards,
-    read_shard,
-    split_shards,
-)
-from .records import BadRecord, Record, Shard
+from .jsontext import jsonl_line
+from .records import BadRecord, InputError, Record, Shard
 from .writers import ShardWriter, write_json_atomic, write_jsonl_atomic
 
 __all__ = [
@@ -31,6 +23,8 @@ __all__ = [
     "count_records",
     "discover",
     "extract_texts",
+    "free_key",
+    "jsonl_line",
     "is_run_dir",
     "list_shards",
     "read_shard",

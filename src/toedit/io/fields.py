@@ -106,6 +106,17 @@ def record_id(data: dict, spec: FieldSpec, default: str) -> str:
     return default
 
 
+def free_key(data: dict, base: str) -> str:
+    """`base`, or the first of `base_1`, `base_2`, ... that `data` does not hold: where a new field (the
+    stats) goes without overwriting a field of the record's own (e.g. stats of an earlier run)."""
+    if base not in data:
+        return base
+    n = 1
+    while f"{base}_{n}" in data:
+        n += 1
+    return f"{base}_{n}"
+
+
 def shown(text: str) -> str:
     """`text` made safe to print and to write as UTF-8: lone surrogates become \\udXXX escapes."""
     return text.encode("utf-8", "backslashreplace").decode("utf-8")

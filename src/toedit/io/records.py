@@ -1,8 +1,8 @@
-"""Units of I/O: an input shard, a readable record, and a record that could not be used."""
+"""Units of I/O: an input shard, a readable record, a record that could not be used, and the input error."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 FORMATS = ("jsonl", "parquet", "txt", "datasets")
@@ -32,6 +32,14 @@ class Shard:
     stop: int | None = None
     offset: int = 0  # byte offset of line start+1 (uncompressed files: parts seek instead of skipping)
     source: str | None = None  # the whole file's shard name: default ids stay `<file>:<line>` when split
+    label: str | None = (
+        None  # how errors name the input when `path` is not its name ("<stdin>": a spool file)
+    )
+
+    @property
+    def shown(self) -> str:
+        """The input's name in messages and errors.jsonl: its label, else its path."""
+        return self.label or self.path
 
     @property
     def id_name(self) -> str:
@@ -52,11 +60,16 @@ class Shard:
 
 @dataclass
 class Record:
-    """A record the caller can edit: its 1-based line (or row), id, and the untouched original data."""
+    """A record the caller can edit: its 1-based line (or row), id, and the untouched original data.
+
+    `raw` (JSONL) is the line's JSON text and `row` (parquet, datasets) its one-row Arrow table: writers
+    keep every value the edit did not change exactly as the input held it."""
 
     line: int
     id: str
     data: dict[str, Any]
+    raw: str | None = field(default=None, compare=False, repr=False)
+    row: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -70,3 +83,10 @@ class BadRecord:
     def to_json(self) -> dict[str, Any]:
         """{"file", "line", "reason"} for errors.jsonl."""
         return {"file": printable(self.file), "line": self.line, "reason": self.reason}
+
+
+STDIN_LABEL = "<stdin>"
+
+
+class InputError(ValueError):
+    """An input that cannot be used (missing path, unknown format, empty glob, name collision)."""

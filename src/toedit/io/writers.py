@@ -14,6 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
+from .jsontext import jsonl_line
+from .records import Record
+
 ROW_GROUP = 1000
 MAX_SCHEMA_ROWS = 10 * ROW_GROUP  # rows buffered at most while the first group's types are still unknown
 
@@ -68,27 +71,73 @@ def _fits(src: pa.DataType, dst: pa.DataType) -> bool:
     return False
 
 
-def _conform(cols: dict[str, pa.Array], schema: pa.Schema, n: int) -> pa.Table:
-    """A table of `schema` from inferred columns; raises ValueError for new fields or clashing types."""
+def _inferred(values: list, field: pa.Field) -> pa.Array:
+    """A column the input did not have (e.g. the stats), typed from its values; must fit the file schema."""
+    arr = pa.array(values)
+    if not _fits(arr.type, field.type):
+        raise ValueError(f"field {field.name!r} is {arr.type} here but {field.type} in the file schema")
+    return arr.cast(field.type)
+
+
+_ABSENT = object()
+
+
+def _source_table(sources: list[Record | None]) -> pa.Table | None:
+    """The input rows of a buffered group as one table, when every row came from the same Arrow schema."""
+    tables = [s.row for s in sources if s is not None and s.row is not None]
+    if not tables or len(tables) != len(sources) or any(t.schema != tables[0].schema for t in tables):
+        return None
+    return pa.concat_tables(tables)
+
+
+def _conform(
+    rows: list[dict], sources: list[Record | None], schema: pa.Schema, kept: frozenset[str]
+) -> pa.Table:
+    """A table of `schema` from the buffered rows; raises ValueError for new fields or clashing types.
+
+    Columns of the input schema (`kept`) keep its exact types: a column no row changed is copied from the
+    input's own Arrow rows, a changed one is converted to its input type; other columns are inferred."""
+    cols = _columns(rows)
     extra = [k for k in cols if k not in schema.names]
     if extra:
         raise ValueError(f"new field(s) {extra}")
+    n, src = len(rows), None
     arrays = []
     for field in schema:
-        arr = cols.get(field.name)
-        if arr is None:
-            arrays.append(pa.nulls(n, field.type))
-        elif not _fits(arr.type, field.type):
-            raise ValueError(f"field {field.name!r} is {arr.type} here but {field.type} in the file schema")
+        name = field.name
+        if name not in cols:
+            arr = pa.nulls(n, field.type)
+        elif name not in kept:
+            arr = _inferred(cols[name], field)
+        elif all(
+            s is not None and s.data.get(name, _ABSENT) is r.get(name)
+            for r, s in zip(rows, sources, strict=True)
+        ):
+            src = src if src is not None else _source_table(sources)
+            if src is not None and name in src.column_names:
+                arr = src.column(name).combine_chunks()
+            else:
+                arr = pa.array(cols[name], type=field.type)
         else:
-            arrays.append(arr.cast(field.type))
+            arr = pa.array(cols[name], type=field.type)
+        if not field.nullable and arr.null_count:
+            raise ValueError(f"field {name!r} is null in some row but not nullable in the file schema")
+        arrays.append(arr)
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
 class ShardWriter:
     """Writes one output shard to `<final_path>.tmp-<pid>` and atomically renames it into place on commit()."""
 
-    def __init__(self, final_path: str | Path, format: str, compression: str | None = None):
+    def __init__(
+        self,
+        final_path: str | Path,
+        format: str,
+        compression: str | None = None,
+        schema: pa.Schema | None = None,
+    ):
+        """`schema` (parquet): the input's Arrow schema, whose columns the output keeps exactly; by default it
+        comes from the first record written with an Arrow `source` row."""
         if format not in ("jsonl", "parquet", "txt"):
             raise ValueError(f"unknown output format {format!r} (jsonl, parquet or txt)")
         if compression not in (None, "gzip", "zstd") or (compression and format != "jsonl"):
@@ -100,6 +149,8 @@ class ShardWriter:
         self.n_written = 0
         self._pid = os.getpid()
         self._rows: list[dict] = []
+        self._sources: list[Record | None] = []
+        self._input: pa.Schema | None = schema
         self._schema: pa.Schema | None = None
         self._pq: pq.ParquetWriter | None = None
         self._raw: BinaryIO | None = None
@@ -125,20 +176,29 @@ class ShardWriter:
             self.abort()
             raise
 
-    def write(self, data: dict) -> None:
-        """Append one record (txt: data["text"] verbatim, at most one record)."""
+    def write(self, data: dict, source: Record | None = None) -> None:
+        """Append one record (txt: data["text"] verbatim, at most one record).
+
+        `source`: the input record `data` was made from; every value `data` did not change is then written
+        as the input held it (JSONL: its source text; parquet: its Arrow values and types)."""
         if self.state != "open":
             raise RuntimeError(f"{self.final}: write after {self.state}")
         if self.format == "txt" and self.n_written:
             raise ValueError(f"{self.final}: a txt shard holds exactly one record")
         if self.format == "parquet":
+            if self._input is None and source is not None and source.row is not None and self._schema is None:
+                self._input = source.row.schema
             self.n_written += 1
             self._rows.append(data)
+            self._sources.append(source)
             if len(self._rows) % ROW_GROUP == 0:
                 self._guarded(self._flush_rows)
             return
         # encode first: a record that cannot be encoded raises here and leaves the file as it was
-        text = json.dumps(data, ensure_ascii=False) + "\n" if self.format == "jsonl" else data["text"]
+        if self.format == "jsonl":
+            text = jsonl_line(data, *((source.raw, source.data) if source is not None else ()))
+        else:
+            text = data["text"]
         try:
             raw = text.encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -150,29 +210,29 @@ class ShardWriter:
         self.n_written += 1
 
     def _flush_rows(self, final: bool = False) -> None:
-        """Write the buffered rows as a row group; the file schema comes from the first group."""
+        """Write the buffered rows as a row group. The file schema is the input's (`schema`, or the first
+        source row's) plus the new columns, typed from the first group that gives each a type."""
         if not self._rows:
             return
         first = self.n_written - len(self._rows) + 1  # 1-based number of the first buffered row
+        fixed = self._input if self._input is not None else pa.schema([])
         try:
-            cols = {k: pa.array(v) for k, v in _columns(self._rows).items()}
             if self._schema is None:
-                table = pa.table(cols)
-                if _has_null(table.schema) and len(self._rows) < MAX_SCHEMA_ROWS and not final:
+                cols = _columns(self._rows)
+                new = pa.table({k: pa.array(v) for k, v in cols.items() if k not in fixed.names})
+                if _has_null(new.schema) and len(self._rows) < MAX_SCHEMA_ROWS and not final:
                     return  # all-null parts give no type yet: keep buffering a little longer
-                self._schema = table.schema
+                self._schema = pa.schema([*fixed, *new.schema], metadata=fixed.metadata)
                 self._pq = pq.ParquetWriter(self._raw, self._schema)
-            else:
-                table = _conform(cols, self._schema, len(self._rows))
+            table = _conform(self._rows, self._sources, self._schema, frozenset(fixed.names))
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError) as exc:
             have = f"; file schema: {self._schema}" if self._schema is not None else ""
             raise ValueError(
-                f"{self.final}: rows {first}-{self.n_written} do not fit one parquet schema ({exc}){have}; "
-                "write JSONL output instead"
+                f"{self.final}: rows {first}-{self.n_written} do not fit one parquet schema ({exc}){have}"
             ) from exc
         assert self._pq is not None
         self._pq.write_table(table, row_group_size=ROW_GROUP)
-        self._rows = []
+        self._rows, self._sources = [], []
 
     def commit(self) -> None:
         """Flush, fsync, close and os.replace the temp file into place; a second call does nothing."""
@@ -185,7 +245,7 @@ class ShardWriter:
             if self.format == "parquet":
                 self._flush_rows(final=True)
                 if self._pq is None:
-                    pq.write_table(pa.table({}), self._raw)
+                    pq.write_table((self._input or pa.schema([])).empty_table(), self._raw)
                 else:
                     self._pq.close()
             elif self._out is not self._raw:

@@ -25,6 +25,8 @@ from ..io import (
     Shard,
     ShardWriter,
     extract_texts,
+    free_key,
+    jsonl_line,
     read_shard,
     replace_texts,
     write_jsonl_atomic,
@@ -78,11 +80,11 @@ class _StdoutWriter:
     def __init__(self, emitted: dict[str, int], shard: str):
         self.emitted, self.shard, self.seen = emitted, shard, 0
 
-    def write(self, data: dict) -> None:
+    def write(self, data: dict, source: Record | None = None) -> None:
         self.seen += 1
         if self.seen <= self.emitted.get(self.shard, 0):
             return
-        sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+        sys.stdout.write(jsonl_line(data, *((source.raw, source.data) if source is not None else ())))
         self.emitted[self.shard] = self.seen
 
     def commit(self) -> None:
@@ -176,6 +178,14 @@ def _process_batch(batch: list[Record], ctx: RunContext, spec: FieldSpec):
         yield rec, new_data, stats, scores, spans, len(per_rec[j]), per_round
 
 
+def _inline_stats(stats: EditStats, spans: list | None, arrow: bool) -> dict[str, Any]:
+    """A record's inline stats object; spans as a list (JSONL), or as its JSON text as in scores/ (parquet)."""
+    out: dict[str, Any] = dict(stats.to_dict())
+    if spans is not None:
+        out["spans"] = json.dumps(spans, ensure_ascii=False) if arrow else spans
+    return out
+
+
 def _round_totals(results: list) -> list[tuple[EditStats, np.ndarray]]:
     """Per-round (stats, probability histogram) of one record, summed over its texts."""
     n = max((len(r.rounds) for r in results), default=0)
@@ -220,14 +230,15 @@ def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
             tokens += st.n_tokens
             if data_writer is not None:
                 if ctx.io.inline_stats and ctx.kind == "edit":
-                    new_data = dict(new_data)
-                    new_data["toedit"] = st.to_dict() | ({"spans": spans} if spans is not None else {})
-                data_writer.write(new_data)
+                    new_data = dict(new_data)  # the stats never overwrite a field of the record's own
+                    new_data[free_key(rec.data, "toedit")] = _inline_stats(st, spans, arrow)
+                data_writer.write(new_data, rec)
             if scores_writer is not None:
                 scores_writer.add(rec, st, scores, spans)
         if ctx.on_progress:
             ctx.on_progress(len(batch), tokens)
 
+    arrow = False  # parquet output: spans go in as a JSON string (one Arrow type for any span list)
     try:
         data_writer = scores_writer = None
         if run_dir is None:
@@ -237,6 +248,7 @@ def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
                 out = run_dir.data_path(shard)
                 fmt, comp = _writer_format(out)
                 data_writer = ShardWriter(out, fmt, comp)
+                arrow = fmt == "parquet"
                 writers.append(data_writer)
             with_spans = ctx.edit is not None and ctx.edit.record_spans
             scores_writer = _ScoresWriter(run_dir.scores_path(shard.name), ctx.io.save_topk, with_spans)

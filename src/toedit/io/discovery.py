@@ -1,4 +1,4 @@
-"""Find input shards and stream their records (JSONL[.gz|.zst], parquet, txt/md, `datasets` dirs, stdin)."""
+"""Find input shards: files, directories, globs, `datasets` dirs and stdin; line-range parts of big JSONL files."""
 
 from __future__ import annotations
 
@@ -6,27 +6,16 @@ import dataclasses
 import errno
 import fnmatch
 import glob
-import gzip
-import io
-import itertools
 import json
 import os
 import re
 import stat
-import sys
-import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any, BinaryIO
+from collections.abc import Sequence
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-import zstandard
+from .decoding import CORRUPT, NL, open_binary, unreadable
+from .fields import type_name
+from .records import STDIN_LABEL, InputError, Shard, printable
 
-from .fields import FieldError, FieldSpec, extract_texts, record_id, type_name, unencodable
-from .records import BadRecord, Record, Shard, printable
-
-BATCH_ROWS = 1000
 _COMPRESSION_EXTS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 _PLAIN_EXTS = {
     ".jsonl": "jsonl",
@@ -39,12 +28,6 @@ _PLAIN_EXTS = {
 _SUPPORTED = ".jsonl/.json/.ndjson (optionally .gz/.zst), .parquet, .txt/.md, or a datasets save_to_disk dir"
 _DATASET_FILES = ("state.json", "dataset_info.json")
 _UNSAFE = re.compile(r'[\x00-\x1f<>:"|?*\\\ud800-\udfff]')  # + surrogates: names that are not UTF-8
-_BOM = b"\xef\xbb\xbf"
-NL = b"\n"
-
-
-class InputError(ValueError):
-    """An input that cannot be used (missing path, unknown format, empty glob, name collision)."""
 
 
 def _detect(path: str) -> tuple[str, str | None, str] | None:
@@ -74,9 +57,28 @@ def _datasets_entries(path: str) -> list[tuple[str, str, str | None, str]]:
     """(path, format, compression, name path) for a Dataset dir, or one per split of a DatasetDict dir."""
     if _datasets_kind(path) == "dataset":
         return [(path, "datasets", None, path)]
-    with open(os.path.join(path, "dataset_dict.json"), encoding="utf-8") as f:
-        splits = json.load(f).get("splits") or sorted(os.listdir(path))
-    split_dirs = [os.path.join(path, s) for s in splits]
+    listing = os.path.join(path, "dataset_dict.json")
+    try:
+        with open(listing, encoding="utf-8") as f:
+            data = json.load(f)
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON {type_name(data)}, expected an object")
+        splits = data.get("splits") or sorted(os.listdir(path))
+        if not isinstance(splits, list) or not all(isinstance(s, str) for s in splits):
+            raise ValueError("'splits' is not a list of names")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{printable(listing)}: not a datasets split listing ({exc})") from exc
+    root = os.path.realpath(path)
+    split_dirs = []
+    for split in splits:
+        d = os.path.join(path, split)
+        real = os.path.realpath(d)
+        if os.path.isabs(split) or real == root or os.path.commonpath([real, root]) != root:
+            raise InputError(
+                f"{printable(listing)} lists the split {split!r}, which is not a directory inside "
+                f"{printable(path)}: refused (a split is read only from inside the named input)"
+            )
+        split_dirs.append(d)
     return [(d, "datasets", None, d) for d in split_dirs if _datasets_kind(d) == "dataset"]
 
 
@@ -93,6 +95,7 @@ def _inside_datasets(path: str, root: str) -> bool:
 
 
 RUN_DIR_REASON = "a toedit run directory (its outputs are never read as input)"
+HIDDEN_REASON = "hidden (its name starts with '.'): pass it by name to read it"
 
 
 def is_run_dir(path: str | os.PathLike[str]) -> bool:
@@ -201,6 +204,7 @@ class _Finder:
         found: list[Entry] = []
         for name in self._listdir(top):
             if name.startswith("."):
+                self.skipped.append(Skipped(os.path.join(top, name), HIDDEN_REASON))
                 continue
             path = os.path.join(top, name)
             if os.path.isdir(path):
@@ -355,7 +359,7 @@ def discover(
         size = _dir_size(path) if fmt == "datasets" else os.path.getsize(path)
         shards.append(Shard(path, _shard_name(name_path, common), fmt, compression, size))
     if stdin:
-        shards.append(Shard("-", "stdin", "jsonl", None, 0))
+        shards.append(Shard("-", "stdin", "jsonl", None, 0, label=STDIN_LABEL))
     shards.sort(key=lambda s: s.path)
     if shard_lines:
         shards = split_shards(shards, shard_lines)
@@ -371,109 +375,6 @@ def discover(
 def list_shards(inputs: Sequence[str], shard_lines: int | None = None) -> list[Shard]:
     """The shards of `discover` (what was skipped is dropped: use discover to report it)."""
     return discover(inputs, shard_lines).shards
-
-
-def _check(
-    shard: Shard, line: int, data: Any, spec: FieldSpec, default_id: str, strings_checked: bool = True
-) -> Record | BadRecord:
-    """A Record if `data` is an object with the configured fields, else a BadRecord saying why.
-
-    `strings_checked=False` when `data` may hold strings that cannot be written as UTF-8 (JSON escapes of
-    lone surrogates): the whole record is walked, so one such record never fails a shard's writer."""
-    if not isinstance(data, dict):
-        name = type_name(data)
-        article = "" if name == "null" else ("an " if name[0] in "aeiou" else "a ")
-        return BadRecord(shard.path, line, f"record is {article}{name}, expected a JSON object")
-    try:
-        extract_texts(data, spec)
-    except FieldError as exc:
-        return BadRecord(shard.path, line, str(exc))
-    if not strings_checked and (why := unencodable(data)) is not None:
-        return BadRecord(shard.path, line, why)
-    return Record(line, record_id(data, spec, default_id), data)
-
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_PAIR_ESCAPE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F]")
-
-
-def _lone_surrogate_escape(raw: bytes) -> bool:
-    """True if a JSON line holds a \\uD800-\\uDFFF escape that json.loads cannot pair (a lone surrogate).
-
-    json.loads joins a high escape followed at once by a low one into one character; any other surrogate
-    escape stays a lone surrogate, which cannot be written as UTF-8. Escaped backslashes are masked first
-    so that `\\\\ud800` (a backslash, then text) is not taken for an escape."""
-    if b"\\" not in raw:  # memchr: most lines stop here
-        return False
-    raw = raw.replace(b"\\\\", b"_")  # not b"": that would join the escapes around it into a pair
-    if _SURROGATE_ESCAPE.search(raw) is None:
-        return False
-    return len(_SURROGATE_ESCAPE.findall(raw)) != 2 * len(_PAIR_ESCAPE.findall(raw))
-
-
-def _not_utf8(raw: bytes, exc: UnicodeDecodeError, multiline: bool = False) -> str:
-    where = f"col {exc.start + 1}"
-    if multiline:
-        start = raw.rfind(b"\n", 0, exc.start) + 1
-        where = f"line {raw.count(NL, 0, exc.start) + 1} col {exc.start - start + 1}"
-    return f"not UTF-8 (byte 0x{raw[exc.start]:02x} at {where})"
-
-
-class _ZstdReader(io.RawIOBase):
-    """Streams concatenated zstd frames; unlike stream_reader, a file cut inside a frame raises ZstdError."""
-
-    def __init__(self, raw: BinaryIO):
-        self._raw, self._dctx = raw, zstandard.ZstdDecompressor()
-        self._obj: Any = None
-        self._buf, self._pos = b"", 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        while self._pos >= len(self._buf):
-            chunk = self._raw.read(1 << 16)
-            if not chunk:
-                if self._obj is not None and not self._obj.eof:
-                    raise zstandard.ZstdError("compressed data ends inside a frame (truncated file?)")
-                return 0
-            out = []
-            while chunk:
-                if self._obj is None or self._obj.eof:
-                    self._obj = self._dctx.decompressobj()
-                out.append(self._obj.decompress(chunk))
-                chunk = self._obj.unused_data if self._obj.eof else b""
-            self._buf, self._pos = b"".join(out), 0
-        n = min(len(b), len(self._buf) - self._pos)
-        b[:n] = self._buf[self._pos : self._pos + n]
-        self._pos += n
-        return n
-
-
-_CORRUPT = (OSError, EOFError, zlib.error, zstandard.ZstdError)
-
-
-def _unreadable(shard: Shard, exc: Exception, line: int | None = None) -> InputError:
-    what = f"{shard.compression} data" if shard.compression else "data"
-    where = f" after line {line}" if line is not None else ""
-    return InputError(f"{shard.path}: unreadable {what}{where}: {exc}")
-
-
-@contextmanager
-def _open_binary(shard: Shard) -> Iterator[BinaryIO]:
-    """A binary stream of the decompressed JSONL bytes (stdin: sys.stdin.buffer, not closed)."""
-    if shard.path == "-":
-        yield sys.stdin.buffer
-        return
-    with open(shard.path, "rb") as raw:
-        if shard.compression == "gzip":
-            with gzip.GzipFile(fileobj=raw, mode="rb") as f:
-                yield f  # type: ignore[misc]
-        elif shard.compression == "zstd":
-            with io.BufferedReader(_ZstdReader(raw), buffer_size=1 << 16) as f:
-                yield f
-        else:
-            yield raw
 
 
 def split_shards(shards: Sequence[Shard], lines: int) -> list[Shard]:
@@ -509,7 +410,7 @@ def split_shards(shards: Sequence[Shard], lines: int) -> list[Shard]:
 def _line_starts(shard: Shard, lines: int) -> list[tuple[int, int]]:
     """Every `lines`-th line start of a JSONL shard as (lines before it, byte offset), then (total lines, size)."""
     starts, n, pos, last = [(0, 0)], 0, 0, NL
-    with _open_binary(shard) as f:
+    with open_binary(shard) as f:
         try:
             while chunk := f.read(1 << 20):
                 i = chunk.find(NL)
@@ -520,176 +421,9 @@ def _line_starts(shard: Shard, lines: int) -> list[tuple[int, int]]:
                     i = chunk.find(NL, i + 1)
                 pos += len(chunk)
                 last = chunk[-1:]
-        except _CORRUPT as exc:
-            raise _unreadable(shard, exc) from exc
+        except CORRUPT as exc:
+            raise unreadable(shard, exc) from exc
     total = n + (last != NL)
     if starts[-1][0] == total:  # the file ends exactly at a part boundary
         starts.pop()
     return [*starts, (total, pos)]
-
-
-def _read_jsonl(shard: Shard, spec: FieldSpec) -> Iterator[Record | BadRecord]:
-    line = shard.start
-    with _open_binary(shard) as f:
-        try:
-            if shard.offset and shard.compression is None:
-                f.seek(shard.offset)
-            else:
-                for _ in itertools.islice(f, shard.start):
-                    pass
-            for raw in f:
-                if shard.stop is not None and line >= shard.stop:
-                    break
-                line += 1
-                if line == 1 and raw.startswith(_BOM):
-                    raw = raw[len(_BOM) :]
-                if not raw.strip():
-                    continue
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    yield BadRecord(shard.path, line, _not_utf8(raw, exc))
-                    continue
-                try:
-                    data = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    yield BadRecord(shard.path, line, f"invalid JSON: {exc.msg} (col {exc.colno})")
-                    continue
-                except (ValueError, RecursionError) as exc:
-                    yield BadRecord(shard.path, line, f"invalid JSON: {exc}")
-                    continue
-                lone = _lone_surrogate_escape(raw)
-                yield _check(shard, line, data, spec, f"{shard.id_name}:{line}", not lone)
-        except _CORRUPT as exc:
-            raise _unreadable(shard, exc, line) from exc
-
-
-def _utf8_problem(exc: UnicodeDecodeError) -> str:
-    """Describe the bytes Arrow could not decode, spelling out a UTF-8-encoded surrogate (CESU-8 / WTF-8)."""
-    raw = exc.object[exc.start : exc.start + 3]
-    if len(raw) == 3 and raw[0] == 0xED and 0xA0 <= raw[1] <= 0xBF:
-        code = ((raw[0] & 0x0F) << 12) | ((raw[1] & 0x3F) << 6) | (raw[2] & 0x3F)
-        return f"an unencodable string (lone surrogate U+{code:04X} stored as bytes {raw.hex(' ')})"
-    return f"invalid UTF-8 (byte 0x{exc.object[exc.start]:02x} at byte {exc.start + 1})"
-
-
-def _bad_utf8_path(arr: Any, path: str) -> str:
-    """The deepest struct field / list item of a one-row array whose strings do not decode."""
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-    if pa.types.is_struct(arr.type):
-        for i in range(arr.type.num_fields):
-            child = arr.field(i)
-            try:
-                child.to_pylist()
-            except UnicodeDecodeError:
-                return _bad_utf8_path(child, f"{path}.{arr.type.field(i).name}")
-    elif pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
-        items = arr.flatten()
-        for i in range(len(items)):
-            try:
-                items.slice(i, 1).to_pylist()
-            except UnicodeDecodeError:
-                return _bad_utf8_path(items.slice(i, 1), f"{path}[{i}]")
-    return path
-
-
-def _undecodable_row(table: Any, exc: UnicodeDecodeError) -> str:
-    """BadRecord reason for a one-row table holding bytes that are not UTF-8 in a string column."""
-    for name in table.column_names:
-        try:
-            table.column(name).to_pylist()
-        except UnicodeDecodeError as col_exc:
-            return f"field {_bad_utf8_path(table.column(name), name)!r} holds {_utf8_problem(col_exc)}"
-    return f"a string holds {_utf8_problem(exc)}"
-
-
-def _read_rows(shard: Shard, batches: Iterator[Any], spec: FieldSpec) -> Iterator[Record | BadRecord]:
-    row = 0
-    try:
-        for batch in batches:
-            try:
-                rows = batch.to_pylist()
-            except UnicodeDecodeError:  # a string column holds bytes that are not UTF-8: find the rows
-                rows = None
-            if rows is not None:
-                for data in rows:
-                    row += 1
-                    yield _check(shard, row, data, spec, f"{shard.name}:{row}")
-                continue
-            for i in range(batch.num_rows):
-                row += 1
-                one = batch.slice(i, 1)
-                try:
-                    (data,) = one.to_pylist()
-                except UnicodeDecodeError as exc:
-                    yield BadRecord(shard.path, row, _undecodable_row(one, exc))
-                    continue
-                yield _check(shard, row, data, spec, f"{shard.name}:{row}")
-    except (OSError, pa.ArrowException) as exc:
-        raise _unreadable(shard, exc, row) from exc
-
-
-def _parquet_file(path: str) -> pq.ParquetFile:
-    try:
-        return pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow raises ArrowInvalid / OSError for non-parquet data
-        raise InputError(f"{path}: not a readable parquet file: {exc}") from exc
-
-
-def _load_from_disk(path: str) -> Any:
-    try:
-        import datasets
-    except ImportError as exc:
-        raise ImportError(
-            f"reading the datasets directory {path} needs the `datasets` package: pip install 'toedit[datasets]'"
-        ) from exc
-    return datasets.load_from_disk(path)
-
-
-def _read_txt(shard: Shard, spec: FieldSpec) -> Iterator[Record | BadRecord]:
-    with open(shard.path, "rb") as f:
-        raw = f.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        yield BadRecord(shard.path, 1, _not_utf8(raw, exc, multiline=True))
-        return
-    yield _check(shard, 1, {"text": text}, spec, shard.name)
-
-
-def read_shard(shard: Shard, spec: FieldSpec) -> Iterator[Record | BadRecord]:
-    """Stream a shard's records in input order; unusable lines/rows come out as BadRecords."""
-    if shard.format == "jsonl":
-        yield from _read_jsonl(shard, spec)
-    elif shard.format == "parquet":
-        yield from _read_rows(shard, _parquet_file(shard.path).iter_batches(batch_size=BATCH_ROWS), spec)
-    elif shard.format == "datasets":
-        ds = _load_from_disk(shard.path).with_format("arrow")
-        yield from _read_rows(shard, ds.iter(batch_size=BATCH_ROWS), spec)
-    elif shard.format == "txt":
-        yield from _read_txt(shard, spec)
-    else:
-        raise InputError(f"{shard.path}: unknown shard format {shard.format!r}")
-
-
-def count_records(shard: Shard) -> int | None:
-    """Cheap total for progress bars: physical lines (JSONL; None for stdin), rows, or 1 (txt)."""
-    if shard.format == "txt":
-        return 1
-    if shard.format == "parquet":
-        return _parquet_file(shard.path).metadata.num_rows
-    if shard.format == "datasets":
-        return _load_from_disk(shard.path).num_rows
-    if shard.path == "-":
-        return None
-    if shard.stop is not None:
-        return shard.stop - shard.start
-    lines, last = 0, NL
-    with _open_binary(shard) as f:
-        try:
-            while chunk := f.read(1 << 20):
-                lines += chunk.count(NL)
-                last = chunk[-1:]
-        except _CORRUPT as exc:
-            raise _unreadable(shard, exc) from exc
-    return lines + (last != NL)
