@@ -46,7 +46,7 @@ def benefit_tests(per_arm: list[dict[str, Any]], ppl_margin: float, acc_margin: 
                 f"{a['arm']} - H, acc",
                 a["d_acc"],
                 acc_margin,
-                f"{100 * acc_margin:g} accuracy points, the paper's smallest reported effect",
+                f"{100 * acc_margin:g} accuracy points; the paper's smallest reported effect is +0.25 points",
                 sign=1,
                 words=EFFECT,
             )

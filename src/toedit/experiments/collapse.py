@@ -337,7 +337,7 @@ def collapse_tests(result: dict[str, Any]) -> list[Test]:
     ref = s[CONTROL][-1]["heldout_ppl"]["mean"]
     frac = result.get("config", {}).get("ppl_margin", 0.02)
     margin = frac * ref
-    why = f"{100 * frac:g} % of the human control's {ref:.1f}, below the 3.4 % the paper calls 'barely moves'"
+    why = f"{100 * frac:g} % of the human control's {ref:.1f}; the paper calls a 3.4 % change 'barely moves'"
     n = len(s[CONTROL]) - 1
     tests = [
         Test(

@@ -139,7 +139,7 @@ def editrounds_tests(result: dict[str, Any]) -> list[Test]:
             f"per-document share above the threshold, round {n} - round 1 ({run_label(name, run)})",
             decay(run),
             margin,
-            f"points, about a third of the paper's {paper[0] - paper[-1]:.2f}-point fall",
+            f"points; the paper's share falls {paper[0] - paper[-1]:.2f} points",
             sign=-1,
             paper=f"{paper[-1] - paper[0]:+.2f} points over {len(paper)} rounds",
         )

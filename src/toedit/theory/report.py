@@ -335,6 +335,8 @@ def run_theory(
     per generation, in units of u), ``bound`` (2u per generation), ``table`` (markdown), ``statement`` and
     ``seconds``; with ``out_dir``, also writes theory.json, theory.md and theory.png there.
     """
+    if last < 1 or increment_margin <= 0 or bound_margin <= 0:
+        raise ValueError("last must be >= 1 and the margins > 0")
     t0 = time.perf_counter()
     u = u_value(d, T, sigma)
     common = dict(

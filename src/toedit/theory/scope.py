@@ -29,8 +29,8 @@ def schedules(rounds: int) -> list[tuple[str, str | None, list[float]]]:
         return (fr + [0.0] * rounds)[:rounds]
 
     out: list[tuple[str, str | None, list[float]]] = [
-        ("7 % in each of 5 rounds", None, pad([0.07] * 5)),
-        ("20 % in each of 5 rounds", None, pad([0.2] * 5)),
+        (f"7 % in each of {min(5, rounds)} rounds", None, pad([0.07] * 5)),
+        (f"20 % in each of {min(5, rounds)} rounds", None, pad([0.2] * 5)),
     ]
     out += [(f"{s} % in one round", SWEEPS[0], pad([s / 100])) for s in range(10, 101, 10)]
     out += [(f"10 % in each of {k} rounds", SWEEPS[1], pad([0.1] * k)) for k in range(2, min(rounds, 10) + 1)]
