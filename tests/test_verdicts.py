@@ -193,6 +193,7 @@ VERDICT_WORDS = (
     [
         "experiments/results.py",
         "experiments/mix.py",
+        "experiments/mixclaims.py",
         "experiments/collapse.py",
         "experiments/editrounds.py",
         "theory/report.py",

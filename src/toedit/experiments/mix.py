@@ -24,9 +24,10 @@ import torch
 
 from ..config import ConfigError
 from ..io import write_jsonl_atomic
-from ..verdicts import Test, Verdict, exploratory, family, fmt_delta, paired_delta, slope_trend
+from ..verdicts import fmt_delta, paired_delta, slope_trend
 from .generate import GenerateConfig, continuation, generate_texts, opening_prompts, read_records
 from .human import load_human, sample, seed_summary, segments, split_heldout
+from .mixclaims import mix_statement
 from .tinylm import TrainConfig, as_prior, build_tokenizer, data_order, evaluate, pack, train_rows
 
 log = logging.getLogger(__name__)
@@ -430,90 +431,6 @@ def share_slopes(runs: list[dict[str, Any]], shares: list[int], key: str) -> dic
     seeds = sorted(s for s, v in by_seed.items() if all(x in v for x in shares))
     trend = slope_trend([x / 100 for x in shares], [[by_seed[s][x] for x in shares] for s in seeds])
     return {**trend, "seeds": seeds}
-
-
-PAPER_MIX = (21.38, 49.31)  # the paper's held-out PPL at 0 % and 100 % synthetic (PAPER.md section 3)
-
-
-def mix_tests(result: dict[str, Any], config: Any, label: str = "") -> list[Test]:
-    """The mixing claims as tests: held-out PPL rises and training loss falls with the synthetic share (per-seed
-    slopes per 100 % share); margins from the configuration (PPL relative to the 0 % runs' mean)."""
-    cfg = config if isinstance(config, dict) else asdict(config)
-    base = result["per_share"][0]["heldout_ppl"]["mean"]
-    rel = PAPER_MIX[1] / PAPER_MIX[0] - 1
-    tag = f" ({label})" if label else ""
-    ppl_margin = cfg.get("ppl_margin", 0.02)
-    return [
-        Test(
-            f"held-out PPL slope per 100 % synthetic share{tag}",
-            result["trend"]["heldout_ppl"],
-            ppl_margin * base,
-            f"{100 * ppl_margin:g} % of the {result['base_share']} % runs' mean PPL {base:.1f}; the paper calls a "
-            "3.4 % change 'barely moves'",
-            paper=f"{PAPER_MIX[0]} -> {PAPER_MIX[1]}, +{100 * rel:.0f} % of its 0 % PPL, which is +{rel * base:.0f} here",
-            digits=3,
-        ),
-        Test(
-            f"training-loss slope per 100 % synthetic share{tag}",
-            result["trend"]["final_train_loss"],
-            cfg.get("loss_margin", 0.02),
-            "nats, about 2 % in PPL",
-            sign=-1,
-            digits=3,
-        ),
-    ]
-
-
-def mix_verdicts(results: list[tuple[dict[str, Any], str]], config: Any) -> dict[str, Verdict]:
-    """The mixing family: both claims for every (result, label), Holm-adjusted together; keyed by test name."""
-    return family([t for res, label in results for t in mix_tests(res, config, label)])
-
-
-def contrast(result: dict[str, Any], config: Any, key: str = "heldout_ppl") -> Verdict:
-    """Exploratory: the largest share minus the base share, paired by seed."""
-    top = max(int(s) for s in result["paired"])
-    cfg = config if isinstance(config, dict) else asdict(config)
-    base = result["per_share"][0]["heldout_ppl"]["mean"]
-    margin = cfg.get("ppl_margin", 0.02) * base if key == "heldout_ppl" else cfg.get("loss_margin", 0.02)
-    sign = 1 if key == "heldout_ppl" else -1
-    return exploratory(
-        Test(
-            f"{key} at {top} % - at {result['base_share']} %",
-            result["paired"][str(top)][key],
-            margin,
-            sign=sign,
-        )
-    )
-
-
-def mix_statement(
-    result: dict[str, Any], config: Any, verdicts: dict[str, Verdict] | None = None, label: str = ""
-) -> str:
-    ps = result["per_share"]
-    lo, hi = ps[0], ps[-1]
-    h, l_ = hi["heldout_ppl"], lo["heldout_ppl"]
-    best = min(ps, key=lambda p: p["heldout_ppl"]["mean"])
-    loss = [p["final_train_loss"]["mean"] for p in ps]
-    head = (
-        f"Held-out human PPL goes from {l_['mean']:.2f} ± {l_['ci95']:.2f} at {lo['share']} % synthetic to "
-        f"{h['mean']:.2f} ± {h['ci95']:.2f} at {hi['share']} % (mean ± 95 % CI over {l_['n']} seeds; "
-        f"lowest mean at {best['share']} %). Training loss at the end: {loss[0]:.3f} at {lo['share']} % vs "
-        f"{loss[-1]:.3f} at {hi['share']} %."
-    )
-    if "trend" not in result:
-        return head
-    tests = mix_tests(result, config, label)
-    v = verdicts if verdicts is not None else family(tests)
-    slopes = ", ".join(f"{x:+.1f}" for x in result["trend"]["heldout_ppl"]["slopes"])
-    return " ".join(
-        [
-            head,
-            f"Per-seed slopes of held-out PPL per 100 % share: {slopes}.",
-            f"More synthetic data -> higher held-out PPL: {v[tests[0].name].bold}.",
-            f"Training loss falls as the synthetic share rises: {v[tests[1].name].bold}.",
-            f"The {hi['share']} % vs {lo['share']} % contrast: {contrast(result, config).bold}.",
-        ]
-    )
 
 
 def mix_table(result: dict[str, Any]) -> str:

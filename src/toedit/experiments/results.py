@@ -16,7 +16,7 @@ import torch
 from ..io import InputError
 from ..theory.claims import theory_verdicts
 from ..theory.scope import scope_markdown
-from ..verdicts import Verdict, family_note, fmt_delta
+from ..verdicts import fmt_delta
 from .collapse import COLLAPSE_QUICK, CollapseConfig, collapse_verdicts, final_delta, run_collapse
 from .editrounds import (
     EDITROUNDS_QUICK,
@@ -30,14 +30,12 @@ from .editrounds import (
 from .mix import (
     MIX_QUICK,
     MixConfig,
-    mix_statement,
-    mix_tests,
-    mix_verdicts,
     preset,
     run_mix,
     stored_result,
     verdict_fields,
 )
+from .mixclaims import claim_row, mix_claims, mix_family, mix_family_note
 
 # the theory's margins (increment_margin, bound_margin, in u) are set here, before the run, like the others
 THEORY = dict(
@@ -186,49 +184,6 @@ def _figure(src: Path, docs: Path, name: str) -> str:
     return name
 
 
-def _claim(claim: str, paper: str, here: str, verdict: Verdict) -> dict[str, str]:
-    return {"claim": claim, "paper": paper, "here": here, "verdict": verdict.word, "rule": verdict.rule}
-
-
-def mix_family(mix: dict[str, Any], mix_once: dict[str, Any] | None) -> dict[str, Verdict]:
-    """The mixing section's family: both claims of the main budget and of the one-pass control, Holm together;
-    the statements of both are rewritten with these verdicts."""
-    parts = [(mix, mix["epochs_label"])] + ([(mix_once, mix_once["epochs_label"])] if mix_once else [])
-    v = mix_verdicts(parts, mix["config"])
-    for res, label in parts:
-        res["statement"] = mix_statement(res, mix["config"], v, label)
-    return v
-
-
-def mix_family_note(mix: dict[str, Any], mix_once: dict[str, Any] | None) -> str:
-    parts = [(mix, mix["epochs_label"])] + ([(mix_once, mix_once["epochs_label"])] if mix_once else [])
-    tests = [t for res, label in parts for t in mix_tests(res, mix["config"], label)]
-    return family_note("mixing", tests, tests[0].name)
-
-
-def _mix_claims(mix: dict[str, Any], v: dict[str, Verdict]) -> list[dict[str, str]]:
-    ps = mix["per_share"]
-    lo, hi = ps[0]["heldout_ppl"], ps[-1]["heldout_ppl"]
-    best = min(ps, key=lambda p: p["heldout_ppl"]["mean"])
-    loss = [p["final_train_loss"]["mean"] for p in ps]
-    ppl_test, loss_test = mix_tests(mix, mix["config"], mix["epochs_label"])
-    return [
-        _claim(
-            f"held-out human PPL rises with the synthetic share ({mix['epochs_label']})",
-            "21.38 -> 49.31 from 0 to 100 %, rising at every step",
-            f"{lo['mean']:.1f} ± {lo['ci95']:.1f} at {ps[0]['share']} % -> {hi['mean']:.1f} ± {hi['ci95']:.1f} at "
-            f"{ps[-1]['share']} % (lowest mean at {best['share']} %: {best['heldout_ppl']['mean']:.1f})",
-            v[ppl_test.name],
-        ),
-        _claim(
-            f"training loss falls as the synthetic share rises ({mix['epochs_label']})",
-            "yes",
-            f"{loss[0]:.3f} -> {loss[-1]:.3f}",
-            v[loss_test.name],
-        ),
-    ]
-
-
 def claims(
     theory: dict[str, Any],
     mix: dict[str, Any],
@@ -242,9 +197,9 @@ def claims(
     within its section's family.
     """
     mv = mix_family(mix, mix_once)
-    rows = _mix_claims(mix, mv)
+    rows = mix_claims(mix, mv)
     if mix_once is not None:
-        rows += _mix_claims(mix_once, mv)
+        rows += mix_claims(mix_once, mv)
     cv = collapse_verdicts(collapse)
     s = collapse["summary"]
     n = len(next(iter(s.values()))) - 1
@@ -255,7 +210,7 @@ def claims(
                 return f"{a} {s[a][-1]['heldout_ppl']['mean']:.0f}"
 
             rows.append(
-                _claim(
+                claim_row(
                     f"training on own samples collapses, ToEdit does not ({arm}, round {n} vs the human control)",
                     "yes",
                     "held-out PPL at round 0: "
@@ -277,7 +232,7 @@ def claims(
                 f"{k}: holds up to {w['last_holds']}" for k, w in scope.items() if w["last_holds"]
             )
             rows.append(
-                _claim(
+                claim_row(
                     "theory: Theorem 2's bound E <= 2u (disjoint masks, the theorem's hypothesis)",
                     "E <= 2u at every generation",
                     f"{st[disjoint]['mc_mean'][-1]:.2f} ± {1.96 * st[disjoint]['mc_stderr'][-1]:.2f} u at generation "
@@ -289,7 +244,7 @@ def claims(
             )
         else:
             rows.append(
-                _claim(
+                claim_row(
                     f"theory: {name} keeps the error bounded far below replace",
                     "yes",
                     f"{st[name]['mc_mean'][-1]:.2f} u vs replace {st['replace']['mc_mean'][-1]:.2f} u at generation "
@@ -302,7 +257,7 @@ def claims(
         for name, run in editrounds["runs"].items():
             r = run["rounds"]
             rows.append(
-                _claim(
+                claim_row(
                     f"Table 15: the share above the threshold falls over editing rounds ({run_label(name, run)})",
                     " -> ".join(f"{x:.2f}" for x in editrounds["paper"]) + " % above 0.99",
                     " -> ".join(f"{x['above_pct']:.2f}" for x in r) + " %",
