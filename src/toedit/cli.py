@@ -203,6 +203,10 @@ def _show_json(result, options) -> int:
 
 def _show_theory(result, options) -> int:
     print(result["table"] + "\n\n" + result["statement"])
+    if result.get("scope"):
+        from .theory.scope import scope_markdown
+
+        print("\nTheorem 2's scope (disjoint masks, exact oracle):\n\n" + scope_markdown(result["scope"]))
     return EXIT_OK
 
 

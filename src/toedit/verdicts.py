@@ -41,6 +41,7 @@ __all__ = [
     "family",
     "family_note",
     "fmt_delta",
+    "growth_reason",
     "holm",
     "interval",
     "judge",
@@ -354,6 +355,11 @@ def direction(d: Mapping[str, float], what: str = "the difference") -> Verdict:
     )
 
 
+def growth_reason(margin: float) -> str:
+    """Why a per-generation growth margin (in u) counts as negligible."""
+    return f"growth of {margin:g}u per generation takes {1 / margin:.3g} generations to add 1u"
+
+
 def bounded(
     increment: Mapping[str, Any],
     gap: Mapping[str, Any],
@@ -388,7 +394,7 @@ def bounded(
         f"the mean increment per generation over the last {last} ({source})",
         increment,
         margin,
-        f"{margin:g}u per generation adds under 1u in {math.ceil(1 / margin)} generations",
+        growth_reason(margin),
         sign=1,
         words=("still growing", "falling"),
         digits=3,

@@ -67,3 +67,17 @@ def test_theory_family_and_margins_reach_the_rules():
     # Theorem 2's margin: a margin wider than the excess makes the plateau 'at the bound'
     wide = run_theory(generations=9, trials=300, seed=2, scope=False, bound_margin=5.0)
     assert theory_verdicts(wide)["bound_2u"].word == "at the bound"
+
+
+def test_theory_cli_prints_scope_and_its_margins_reach_the_statement(capsys):
+    from toedit.cli import main
+
+    assert (
+        main(["theory", "--trials", "60", "--generations", "5", "--increment-margin", "7", "--last", "2"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "Theorem 2's scope" in out and "| disjoint schedule |" in out
+    assert "over the last 2" in out and "±7 (growth of 7u per generation takes 0.143 generations" in out
+    assert main(["theory", "--trials", "60", "--generations", "5", "--no-scope"]) == 0
+    assert "Theorem 2's scope" not in capsys.readouterr().out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..verdicts import BOUND, Test, Verdict, bounded, family_note, holm, judge
+from ..verdicts import BOUND, Test, Verdict, bounded, family_note, growth_reason, holm, judge
 
 PRIMARY = "Theorem 2"
 
@@ -47,7 +47,7 @@ def theory_tests(results: dict[str, Any]) -> list[Test]:
                 f"{name}: growth per generation over the last {last} ({source})",
                 inc,
                 margin,
-                f"growth of {margin:g}u per generation adds under 1u in {round(1 / margin)} generations",
+                growth_reason(margin),
             )
         )
     if "edit/disjoint" in st and st["edit/disjoint"].get("final_minus_bound"):
