@@ -138,6 +138,15 @@ class TheoryOptions:
     eta: float = opt(0.8, "geometric decay of the edited share")
     design: str = opt("random", "average over X (random), or one X (fixed)", choices=("random", "fixed"))
     seed: int = opt(0, "random seed")
+    last: int = opt(
+        3, "generations over which a chain's growth is judged (the mean increment per generation)"
+    )
+    increment_margin: float = opt(
+        0.01,
+        "growth per generation (in u) too small to matter: under 1u in 100 generations counts as bounded",
+    )
+    bound_margin: float = opt(0.05, "distance from 2u (in u) within which Theorem 2 is 'at the bound'")
+    scope: bool = opt(True, "also compute Theorem 2's scope table (plateau error vs share of rows edited)")
     output: str | None = opt(
         None, "write theory.json, theory.md and theory.png here", flags=("-o",), param="out_dir"
     )
@@ -194,6 +203,10 @@ def _show_json(result, options) -> int:
 
 def _show_theory(result, options) -> int:
     print(result["table"] + "\n\n" + result["statement"])
+    if result.get("scope"):
+        from .theory.scope import scope_markdown
+
+        print("\nTheorem 2's scope (disjoint masks, exact oracle):\n\n" + scope_markdown(result["scope"]))
     return EXIT_OK
 
 

@@ -12,7 +12,7 @@ from tests.conftest import corpus_texts
 from toedit.config import ConfigError, ScoreConfig
 from toedit.experiments import benefit as bf
 from toedit.experiments import benefit_lm as blm
-from toedit.experiments.benefit_stats import item_bootstrap, paired_delta, verdict
+from toedit.experiments.benefit_stats import apply_family, item_bootstrap, seed_delta
 from toedit.scoring import score_texts
 
 TINY = dict(
@@ -254,30 +254,43 @@ def test_arms_come_from_one_scoring_pass(tiny_prior, monkeypatch):
     assert other["E-rate@5%"][0] != arms["E-rate@5%"][0]  # edits are redrawn per seed
 
 
-@pytest.mark.parametrize(
-    ("mean", "half", "higher", "expect"),
-    [
-        (0.02, 0.01, True, "improves"),
-        (-0.02, 0.01, True, "harms"),
-        (0.005, 0.01, True, "no difference"),
-        (-5.0, 2.0, False, "improves"),  # PPL down
-        (5.0, 2.0, False, "harms"),
-        (1.0, 2.0, False, "no difference"),
-        (1.0, math.nan, True, "undetermined"),
-    ],
-)
-def test_verdict_rule(mean, half, higher, expect):
-    assert verdict(mean, half, higher) == expect
+def _arms(ppl: dict[str, list[float]], acc: dict[str, list[float]]) -> list[dict]:
+    h_ppl, h_acc = ppl.pop("H"), acc.pop("H")
+    rows = [{"arm": "H", "ppl": {"mean": sum(h_ppl) / len(h_ppl)}}]
+    for arm in ppl:
+        rows.append({"arm": arm, "d_ppl": seed_delta(ppl[arm], h_ppl), "d_acc": seed_delta(acc[arm], h_acc)})
+    return rows
 
 
-def test_paired_delta_and_verdicts_from_seed_numbers():
-    d = paired_delta([0.30, 0.32, 0.31], [0.25, 0.26, 0.27])
-    assert d["mean"] == pytest.approx(0.05) and d["n"] == 3 and d["ci95"] > 0
-    assert verdict(d["mean"], d["ci95"], True) == "improves"
-    d = paired_delta([0.25, 0.27, 0.24], [0.25, 0.26, 0.27])
-    assert verdict(d["mean"], d["ci95"], True) == "no difference"
-    d = paired_delta([20.0, 21.0, 22.0], [18.0, 18.5, 19.0])
-    assert verdict(d["mean"], d["ci95"], False) == "harms"
+def test_seed_delta_is_the_shared_paired_delta():
+    d = seed_delta([0.30, 0.32, 0.31], [0.25, 0.26, 0.27])
+    assert d["mean"] == pytest.approx(0.05) and d["n"] == 3 and d["half"] > 0 and 0 < d["p"] < 0.05
+    assert d["per_seed"] == pytest.approx([0.05, 0.06, 0.04])
+    with pytest.raises(ValueError):
+        seed_delta([1.0], [1.0, 2.0])
+
+
+def test_benefit_family_four_outcomes_with_margins_from_the_config():
+    h = [100.0, 120.0, 90.0, 110.0, 105.0]
+    arms = _arms(
+        {
+            "H": h,
+            "E": [x - 10 for x in h],  # 10 PPL lower in every seed: improves
+            "R": [x + 0.1 * (i - 2) for i, x in enumerate(h)],  # within ±2 % of H: no effect
+            "E-rate": [x + d for x, d in zip(h, (-40, 35, -20, 30, 0), strict=True)],  # wide: inconclusive
+        },
+        {"H": [0.5] * 5, "E": [0.5] * 5, "R": [0.5] * 5, "E-rate": [0.5] * 5},
+    )
+    note = apply_family(arms, ppl_margin=0.02, acc_margin=0.0025)
+    by = {a["arm"]: a for a in arms[1:]}
+    assert by["E"]["d_ppl"]["verdict"] == "improves"
+    assert by["R"]["d_ppl"]["verdict"] == "no effect"
+    assert by["E-rate"]["d_ppl"]["verdict"] == "inconclusive" and by["E-rate"]["d_ppl"]["mde"] > 20
+    assert by["E"]["d_acc"]["verdict"] == "no effect"  # Δ = 0 in every seed: inside ±0.25 points
+    assert "Primary endpoint: E - H, acc" in note and "family of 6" in by["E"]["d_ppl"]["rule"]
+    # a margin wider than the spread turns the wide arm into "no effect": the margin reaches the rule
+    apply_family(arms, ppl_margin=0.9, acc_margin=0.0025)
+    assert by["E-rate"]["d_ppl"]["verdict"] == "no effect"
 
 
 def test_item_bootstrap_both_ways():

@@ -140,7 +140,16 @@ def test_run_all_writes_results_page(tmp_path, human_jsonl, tiny_model_dir):
         assert f"]({name})" in text and (page.parent / name).exists()
     assert out["mix"]["table"] in text and out["collapse"]["table"] in text and out["theory"]["table"] in text
     assert "quick setting" in text and "reused from" not in text
-    # a rerun reuses the mixing and collapse results of the same configuration and rewrites the page
+    # every section declares its family and primary endpoint; the theory section carries Theorem 2's scope
+    assert text.count("Primary endpoint:") >= 4 and "### Theorem 2's scope" in text
+    assert "(verdicts.md)" in text
+    # a rerun reuses the mixing and collapse results of the same configuration and rewrites the page; margins
+    # only set verdicts, so results stored without them (or with other margins) are reused and re-judged
+    stored = tmp_path / "runs" / "mix" / "mix.json"
+    old = json.loads(stored.read_text())
+    for key in ("ppl_margin", "loss_margin"):
+        del old["config"][key]
+    stored.write_text(json.dumps(old))
     again = run_all(
         [str(human_jsonl)],
         tmp_path / "runs",
@@ -148,13 +157,16 @@ def test_run_all_writes_results_page(tmp_path, human_jsonl, tiny_model_dir):
         results=page,
         progress=False,
         overrides={
-            "mix": {**MIX, "seeds": "0,1", "model": str(tiny_model_dir)},
-            "collapse": {**COLLAPSE, "rounds": 1},
+            "mix": {**MIX, "seeds": "0,1", "model": str(tiny_model_dir), "ppl_margin": 0.37},
+            "collapse": {**COLLAPSE, "rounds": 1, "ppl_margin": 0.29},
             "theory": {"trials": 100, "generations": 4},
-            "editrounds": {"docs": 3, "rounds": 2, "model": str(tiny_model_dir)},
+            "editrounds": {"docs": 3, "rounds": 2, "model": str(tiny_model_dir), "margin": 0.41},
         },
     )
     assert again["info"]["resumed"] == ["mix", "mix control", "collapse", "edit rounds"]
+    rerendered = page.read_text()
+    assert "37 % of the 0 % runs' mean PPL" in rerendered and "29 % of the human control's" in rerendered
+    assert "±0.41 (points" in rerendered
     assert again["mix"]["runs"] == out["mix"]["runs"] and again["collapse"]["runs"] == json.loads(
         json.dumps(out["collapse"]["runs"])
     )

@@ -119,34 +119,44 @@ def test_confidence_policy_edits_counted_rows() -> None:
 
 
 def test_run_theory_writes_files_and_statement(tmp_path) -> None:
-    res = run_theory(d=10, T=50, generations=8, trials=600, fraction=0.3, eta=0.8, seed=0, out_dir=tmp_path)
+    res = run_theory(d=10, T=50, generations=9, trials=600, fraction=0.3, eta=0.8, seed=0, out_dir=tmp_path)
     for name in ("theory.json", "theory.md", "theory.png"):
         assert (tmp_path / name).stat().st_size > 500
     assert (tmp_path / "theory.png").read_bytes()[:4] == b"\x89PNG"
     saved = json.loads((tmp_path / "theory.json").read_text())
     assert saved["statement"] == res["statement"]
-    assert "2u" in res["statement"] and "| 8 |" in res["table"]
+    assert "2u" in res["statement"] and "| 9 |" in res["table"]
     s = res["settings"]
     assert set(s) == {"replace", "accumulate", "edit/disjoint", "edit/bernoulli", "edit/confidence"}
-    assert len(s["replace"]["mc_mean"]) == 8 and res["bound"] == [2.0] * 8
-    assert abs(s["replace"]["mc_mean"][-1] - 8) < 3 * s["replace"]["mc_stderr"][-1]
+    assert len(s["replace"]["mc_mean"]) == 9 and res["bound"] == [2.0] * 9
+    assert abs(s["replace"]["mc_mean"][-1] - 9) < 3 * s["replace"]["mc_stderr"][-1]
     dis = s["edit/disjoint"]
     assert dis["verdict"] == "above" and dis["plateau_from"] == 6 and dis["rows_ever_edited"] == 1.0
     assert 2.85 < dis["reference"][-1] < 3.1 and dis["paper_recursion"][-1] == pytest.approx(2.0, abs=0.05)
-    summary = res["statement"].splitlines()[-1]
-    assert "edit/disjoint" in summary.split("fails under its own hypothesis")[1].split(";")[0]
-    assert "edit/bernoulli" in summary.split("exceeded with overlapping masks")[1].split(";")[0]
+    statement = res["statement"]
+    assert "Theorem 2, disjoint masks, at generation 9): **fails**" in statement
+    assert (
+        "edit/disjoint" in statement
+        and "**no rows left to edit** (no rows left to edit after generation 6" in statement
+    )
+    assert "**still growing**" in statement.split("edit/bernoulli (")[1].split("\n")[0]
+    assert "round 5 requests 6, 5 available" in statement  # the schedule's shortfall, not silently truncated
+    assert dis["schedule_shortfall"][0] == {"round": 5, "requested": 6, "available": 5}
+    assert dis["edited_share"][-1] == 1.0 and dis["rows_edited_per_round"][-1] == 0
+    assert "Primary endpoint: Theorem 2" in statement and "Where the 2u bound starts to fail" in statement
     assert s["edit/confidence"]["reference"] is None
+    assert "Theorem 2's scope" in (tmp_path / "theory.md").read_text()
 
 
 def test_run_theory_statement_follows_numbers() -> None:
     """With nothing edited every edit setting stays at u, and the statement says the bound holds."""
-    res = run_theory(d=10, T=50, generations=5, trials=300, fraction=0.0, seed=1, design="fixed")
+    res = run_theory(d=10, T=50, generations=5, trials=300, fraction=0.0, seed=1, design="fixed", scope=False)
+    assert "scope" not in res
     for name in ("edit/disjoint", "edit/bernoulli", "edit/confidence"):
         assert res["settings"][name]["verdict"] == "below"
         assert res["settings"][name]["plateau_from"] == 1
-    summary = res["statement"].splitlines()[-1]
-    assert "(disjoint masks) for none;" in summary and "by none;" in summary
-    assert "edit/disjoint, edit/bernoulli, edit/confidence" in summary.split("holds over")[1]
+    statement = res["statement"]
+    assert statement.count("**no rows left to edit** (no rows left to edit after generation 1") == 3
+    assert "at generation 5): **holds**" in statement
     np.testing.assert_allclose(res["settings"]["edit/disjoint"]["reference"], 1.0, rtol=1e-6)
     np.testing.assert_allclose(res["settings"]["replace"]["reference"], [1, 2, 3, 4, 5])

@@ -22,6 +22,7 @@ from ..divergence import bucket_distribution, js_divergence, kl_divergence
 from ..io import is_run_dir, write_json_atomic
 from ..runs.rundir import RunDir
 from ..runs.stats import rates
+from ..verdicts import shifted, u_shape
 from . import plots
 from .corpus import CorpusStats, collect_run
 from .embeddings import Embedder, compare_embeddings, embed_documents, project_2d
@@ -364,9 +365,7 @@ def _jsonable(x: Any) -> Any:
 
 def findings(report: dict[str, Any]) -> list[str]:
     """The paper's qualitative claims, checked against this report's numbers (one sentence each); verdict words
-    come from the rules of `toedit.experiments.verdicts`, stated beside them."""
-    from ..experiments.verdicts import shifted
-
+    come from the rules of `toedit.verdicts`, stated beside them."""
     ref = report["reference"]
     rc = report["corpora"][ref]
     out: list[str] = []
@@ -418,8 +417,6 @@ def findings(report: dict[str, Any]) -> list[str]:
 
 def _u_shape(tp: dict[str, Any]) -> str:
     """The histogram's shape by `verdicts.u_shape` (each end bin >= 2x the fullest inner bin)."""
-    from ..experiments.verdicts import u_shape
-
     v = u_shape([r["pct"] for r in tp["rows"]])
     return f"{v.bold}; {tp['above_pct']:.2f} % above p = {tp['threshold']} (the editable fraction)."
 

@@ -34,7 +34,7 @@ from ..editing import STAT_KEYS, EditStats, clean_spans, splice, word_masks
 from ..pipeline import edit_scored_texts
 from ..scoring import TokenScores, score_texts
 from . import benefit_lm as blm
-from .benefit_stats import item_bootstrap, paired_delta, verdict
+from .benefit_stats import apply_family, item_bootstrap, seed_delta
 from .human import seed_summary
 from .mix import prepare, unigram_ppl_ids
 from .results import _load, _machine
@@ -91,6 +91,21 @@ class BenefitConfig:
         default=400, metadata={"help": "cpt/sft: multiple-choice items (fewer if the data lacks)"}
     )
     bootstrap: int = field(default=2000, metadata={"help": "paired bootstrap resamples over items"})
+    ppl_margin: float = field(
+        default=0.02,
+        metadata={
+            "help": "margin of no effect for Δ held-out PPL, relative to H's mean (0.02: 2 %)",
+            "verdict": True,
+        },
+    )
+    acc_margin: float = field(
+        default=0.0025,
+        metadata={
+            "help": "margin of no effect for Δ accuracy (0.0025: 0.25 points, the smallest effect the paper "
+            "reports, so 'no effect' rules the paper's effect out)",
+            "verdict": True,
+        },
+    )
     threads: int = field(default=0, metadata={"help": "torch threads (0: leave as is)"})
     # pretrain: the tiny Llama
     pt_docs: int = field(default=0, metadata={"help": "pretrain: training documents sampled (0: all)"})
@@ -717,13 +732,11 @@ def summarize(setting: str, runs: list[dict], config: BenefitConfig, realised: d
     per_arm = []
     for arm in arms:
         row: dict[str, Any] = {"arm": arm}
-        for metric, higher in METRICS.items():
+        for metric in METRICS:
             vals = [by[(arm, s)][metric] for s in seeds]
             row[metric] = seed_summary(vals)
             if arm != "H":
-                d = paired_delta(vals, [by[("H", s)][metric] for s in seeds])
-                d["verdict"] = verdict(d["mean"], d["ci95"], higher)
-                row[f"d_{metric}"] = d
+                row[f"d_{metric}"] = seed_delta(vals, [by[("H", s)][metric] for s in seeds])
         if arm != "H":
             a = np.array([by[(arm, s)]["correct"] for s in seeds])
             h = np.array([by[("H", s)]["correct"] for s in seeds])
@@ -740,7 +753,15 @@ def summarize(setting: str, runs: list[dict], config: BenefitConfig, realised: d
         row["train_tokens"] = sorted({by[(arm, s)]["train_tokens"] for s in seeds})
         row["corpus_tokens"] = float(np.mean([by[(arm, s)]["corpus_tokens"] for s in seeds]))
         per_arm.append(row)
-    return {"setting": setting, "seeds": seeds, "arms": per_arm, "runs": runs, "realised": realised}
+    note = apply_family(per_arm, config.ppl_margin, config.acc_margin) if len(seeds) > 1 else ""
+    return {
+        "setting": setting,
+        "seeds": seeds,
+        "arms": per_arm,
+        "runs": runs,
+        "realised": realised,
+        "family": note,
+    }
 
 
 # ----------------------------------------------------------------------------------------------- report
@@ -778,11 +799,11 @@ def setting_markdown(res: dict[str, Any]) -> str:
             dp, da, it = a["d_ppl"], a["d_acc"], a["items_acc"]
             cells = [
                 ppl,
-                f"{dp['mean']:+.2f} ± {_fmt(dp['ci95'], 2)}",
-                dp["verdict"],
+                f"{dp['mean']:+.2f} ± {_fmt(dp['half'], 2)}",
+                dp.get("verdict", "undecided"),
                 acc,
-                f"{100 * da['mean']:+.2f} ± {_fmt(100 * da['ci95'], 2)}",
-                da["verdict"],
+                f"{100 * da['mean']:+.2f} ± {_fmt(100 * da['half'], 2)}",
+                da.get("verdict", "undecided"),
                 f"{100 * it['mean']:+.2f} [{100 * it['lo']:+.2f}, {100 * it['hi']:+.2f}], p = {it['p']:.3f}",
             ]
         lines.append(
@@ -815,7 +836,14 @@ def setting_markdown(res: dict[str, Any]) -> str:
         f"({'the passages' if res['ppl_on'] == 'sequence' else 'the true replies given their context'}), "
         "from the same forward pass. The PPL is biased towards H: edited text is off the human distribution by "
         "construction, so a lower PPL for H is expected and a gain there would be notable.",
-        f"- Verdicts: {VERDICT_RULE}",
+        f"- Verdicts: {VERDICT_RULE} {res.get('family', '')}",
+        "- Minimum detectable effects at 80 % power (two-sided 5 %, from the seed spread): "
+        + "; ".join(
+            f"{a['arm']}: PPL ±{_fmt(a['d_ppl'].get('mde', math.nan), 2)}, accuracy ±{_fmt(100 * a['d_acc'].get('mde', math.nan), 2)} pts"
+            for a in res["arms"]
+            if a["arm"] != "H"
+        )
+        + f" (the paper's effects: {PAPER_EFFECT}).",
         f"- Time: {res['seconds']['total'] / 60:.1f} min ({res['seconds']['scoring']:.0f} s scoring "
         f"{res['scored_tokens']:,} tokens once for all arms).",
     ]
@@ -823,9 +851,13 @@ def setting_markdown(res: dict[str, Any]) -> str:
 
 
 VERDICT_RULE = (
-    "per metric, the 95 % t-interval of Δ(arm − H) over seeds (paired by seed): entirely on the better side "
-    "of 0 -> improves, entirely on the worse side -> harms, containing 0 -> no difference. The item "
-    "bootstrap (items resampled, accuracy averaged over seeds) is reported beside it, not used for the verdict."
+    "per metric, Δ(arm − H) paired by seed with its 95 % t-interval; Holm-adjusted p < 0.05 within the "
+    "setting's family -> improves / harms by the better or worse side; otherwise no effect when the family-level "
+    "interval lies inside the margin, else inconclusive (docs/verdicts.md). The item bootstrap (items "
+    "resampled, accuracy averaged over seeds) is reported beside it, not used for the verdict."
+)
+PAPER_EFFECT = (
+    "accuracy +0.36 points in pre-training, +0.33 to +2.29 in continual pre-training, +0.25 to +0.47 in SFT"
 )
 
 DESCRIPTIONS = {

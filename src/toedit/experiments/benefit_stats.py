@@ -1,37 +1,76 @@
-"""Paired statistics and verdict words of `experiment benefit`, on top of the shared rules in `verdicts`
-(`paired_delta`, `verdict`) plus the per-item paired bootstrap (`item_bootstrap`)."""
+"""Verdicts of `experiment benefit` (one family per setting, `toedit.verdicts`) and the per-item paired
+bootstrap (`item_bootstrap`)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from . import verdicts
+from ..verdicts import EFFECT, Test, Verdict, family, family_note, mde, paired_delta
 
-VERDICTS = ("improves", "no difference", "harms", "undetermined")
+PRIMARY = ("E", "acc")  # the paper's arm and metric: ToEdit's accuracy against the human data
 
 
-def paired_delta(arm: Sequence[float], base: Sequence[float]) -> dict:
-    """Δ = arm − base per seed (same seed order): mean, s.e., half-width of the 95 % t-interval, n
-    (`verdicts.paired_delta`, the experiments' one implementation)."""
+def seed_delta(arm: Sequence[float], base: Sequence[float]) -> dict[str, Any]:
+    """Δ = arm − base per seed (same seed order): `verdicts.paired_delta` plus the per-seed values."""
     a, b = np.asarray(arm, dtype=np.float64), np.asarray(base, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError("paired values need the same seeds")
     if len(a) == 0:
-        return {"mean": math.nan, "se": math.nan, "ci95": math.nan, "n": 0, "per_seed": []}
-    d = verdicts.paired_delta(a.tolist(), b.tolist())
-    return {"mean": d["mean"], "se": d["se"], "ci95": d["half"], "n": d["n"], "per_seed": (a - b).tolist()}
+        raise ValueError("no seeds")
+    return {**paired_delta(a.tolist(), b.tolist()), "per_seed": (a - b).tolist()}
 
 
-def verdict(mean: float, half_width: float, higher_is_better: bool) -> str:
-    """The stated rule (`verdicts.effect`): the interval [mean ± half_width] entirely on the better side of 0
-    -> "improves", on the worse side -> "harms", containing 0 -> "no difference"; no interval -> "undetermined"."""
-    if math.isnan(mean) or math.isnan(half_width):
-        return "undetermined"
-    d = {"mean": mean, "half": half_width, "ci95_low": mean - half_width, "ci95_high": mean + half_width}
-    return verdicts.effect(d, lower_is_better=not higher_is_better).word
+def benefit_tests(per_arm: list[dict[str, Any]], ppl_margin: float, acc_margin: float) -> list[Test]:
+    """One setting's family: Δ(arm − H) of held-out PPL (lower is better; margin relative to H's mean) and of
+    accuracy (higher is better; margin in accuracy units) for every arm but H."""
+    h = next(a for a in per_arm if a["arm"] == "H")
+    tests = []
+    for a in per_arm:
+        if a["arm"] == "H":
+            continue
+        tests.append(
+            Test(
+                f"{a['arm']} - H, ppl",
+                a["d_ppl"],
+                ppl_margin * h["ppl"]["mean"],
+                f"{100 * ppl_margin:g} % of H's PPL",
+                sign=-1,
+                words=EFFECT,
+            )
+        )
+        tests.append(
+            Test(
+                f"{a['arm']} - H, acc",
+                a["d_acc"],
+                acc_margin,
+                f"{100 * acc_margin:g} accuracy points; the paper's smallest reported effect is +0.25 points",
+                sign=1,
+                words=EFFECT,
+            )
+        )
+    return tests
+
+
+def apply_family(per_arm: list[dict[str, Any]], ppl_margin: float, acc_margin: float) -> str:
+    """Judge the setting's family (Holm) into each arm's d_ppl / d_acc ("verdict", "rule", "mde"); returns the
+    family sentence for the page."""
+    tests = benefit_tests(per_arm, ppl_margin, acc_margin)
+    if not tests:
+        return ""
+    judged: dict[str, Verdict] = family(tests)
+    for a in per_arm:
+        for metric in ("ppl", "acc"):
+            name = f"{a['arm']} - H, {metric}"
+            if name in judged:
+                d = a[f"d_{metric}"]
+                d["verdict"], d["rule"] = judged[name].word, judged[name].rule
+                d["mde"] = mde(d["sd"], int(d["n"]))
+    names = [t.name for t in tests]
+    primary = f"{PRIMARY[0]} - H, {PRIMARY[1]}"
+    return family_note("this setting", tests, primary if primary in names else names[0])
 
 
 def item_bootstrap(arm: np.ndarray, base: np.ndarray, n_boot: int, seed: int = 0) -> dict:

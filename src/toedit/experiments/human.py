@@ -9,6 +9,7 @@ import numpy as np
 
 from ..config import ConfigError
 from ..io import InputError
+from ..verdicts import interval
 from .generate import read_texts
 
 Doc = tuple[str, str]  # (id, text)
@@ -57,8 +58,6 @@ def sample(docs: Sequence[Doc], n: int, seed: int, min_chars: int = 1) -> list[D
 
 def seed_summary(values: Sequence[float]) -> dict[str, float]:
     """Mean, standard error and the half-width of a 95 % t-interval over seeds (NaN-free input; no scipy)."""
-    from .verdicts import interval
-
     if not len(values):
         return {"mean": float("nan"), "se": float("nan"), "ci95": float("nan"), "n": 0}
     iv = interval(values)

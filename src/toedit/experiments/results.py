@@ -14,6 +14,9 @@ from typing import Any
 import torch
 
 from ..io import InputError
+from ..theory.claims import theory_verdicts
+from ..theory.scope import scope_markdown
+from ..verdicts import fmt_delta
 from .collapse import COLLAPSE_QUICK, CollapseConfig, collapse_verdicts, final_delta, run_collapse
 from .editrounds import (
     EDITROUNDS_QUICK,
@@ -24,10 +27,30 @@ from .editrounds import (
     run_edit_rounds,
     run_label,
 )
-from .mix import MIX_QUICK, MixConfig, mix_verdicts, preset, run_mix, stored_result
-from .verdicts import Verdict, bound_2u, bounded, fmt_delta
+from .mix import (
+    MIX_QUICK,
+    MixConfig,
+    preset,
+    run_mix,
+    stored_result,
+    verdict_fields,
+)
+from .mixclaims import claim_row, mix_claims, mix_family, mix_family_note
 
-THEORY = dict(d=10, T=50, sigma=1.0, generations=12, trials=2000, fraction=0.3, eta=0.8, seed=0)
+# the theory's margins (increment_margin, bound_margin, in u) are set here, before the run, like the others
+THEORY = dict(
+    d=10,
+    T=50,
+    sigma=1.0,
+    generations=12,
+    trials=2000,
+    fraction=0.3,
+    eta=0.8,
+    seed=0,
+    last=3,
+    increment_margin=0.01,
+    bound_margin=0.05,
+)
 
 
 def _machine() -> str:
@@ -102,13 +125,12 @@ def run_all(
     t_mix = time.perf_counter() - t0 - t_theory
     collapse = run_collapse(human, out / "collapse", col_cfg, progress=progress, resume=resume)
     t1 = time.perf_counter()
-    editrounds = (
-        stored_result(out / "editrounds" / "editrounds.json", asdict(er_cfg), human) if resume else None
-    )
+    stored = out / "editrounds" / "editrounds.json"
+    editrounds = stored_result(stored, asdict(er_cfg), human, verdict_fields(er_cfg)) if resume else None
     if editrounds is None:
         editrounds = run_edit_rounds(human, out / "editrounds", er_cfg, prior=prior)
     else:  # the table and the verdicts are recomputed from the stored per-round counts
-        editrounds.update(resumed=True, table=editrounds_table(editrounds))
+        editrounds.update(resumed=True, config=asdict(er_cfg), table=editrounds_table(editrounds))
         editrounds["statement"] = editrounds_statement(editrounds)
     t_editrounds = time.perf_counter() - t1 if not editrounds.get("resumed") else editrounds["seconds"]
     resumed = [
@@ -162,48 +184,6 @@ def _figure(src: Path, docs: Path, name: str) -> str:
     return name
 
 
-def _claim(claim: str, paper: str, here: str, verdict: Verdict) -> dict[str, str]:
-    return {"claim": claim, "paper": paper, "here": here, "verdict": verdict.word, "rule": verdict.rule}
-
-
-def theory_verdicts(theory: dict[str, Any]) -> dict[str, Verdict]:
-    """Per edit chain: bounded (`verdicts.bounded`, against replace); for the disjoint chain (the theorem's
-    hypothesis) the 2u bound (`verdicts.bound_2u`)."""
-    st = theory["settings"]
-    rep = st["replace"]
-    out: dict[str, Verdict] = {}
-    for name, s in st.items():
-        if name.startswith("edit"):
-            out[name] = bounded(s["mc_mean"], s["mc_stderr"], rep["mc_mean"][-1], rep["mc_stderr"][-1])
-    disjoint = next((k for k in st if "disjoint" in k), None)
-    if disjoint is not None:
-        out["bound_2u"] = bound_2u(st[disjoint]["mc_mean"], st[disjoint]["mc_stderr"])
-    return out
-
-
-def _mix_claims(mix: dict[str, Any]) -> list[dict[str, str]]:
-    ps = mix["per_share"]
-    lo, hi = ps[0]["heldout_ppl"], ps[-1]["heldout_ppl"]
-    best = min(ps, key=lambda p: p["heldout_ppl"]["mean"])
-    v = mix_verdicts(mix)
-    loss = [p["final_train_loss"]["mean"] for p in ps]
-    return [
-        _claim(
-            f"held-out human PPL rises with the synthetic share ({mix['epochs_label']})",
-            "21.38 -> 49.31 from 0 to 100 %, rising at every step",
-            f"{lo['mean']:.1f} ± {lo['ci95']:.1f} at {ps[0]['share']} % -> {hi['mean']:.1f} ± {hi['ci95']:.1f} at "
-            f"{ps[-1]['share']} % (lowest mean at {best['share']} %: {best['heldout_ppl']['mean']:.1f})",
-            v["ppl_rises"],
-        ),
-        _claim(
-            f"training loss falls as the synthetic share rises ({mix['epochs_label']})",
-            "yes",
-            f"{loss[0]:.3f} -> {loss[-1]:.3f}",
-            v["loss_falls"],
-        ),
-    ]
-
-
 def claims(
     theory: dict[str, Any],
     mix: dict[str, Any],
@@ -213,11 +193,13 @@ def claims(
 ) -> list[dict[str, str]]:
     """One row per paper claim: the claim, the paper's numbers, ours, the verdict word and its rule.
 
-    Every verdict comes from a rule of `toedit.experiments.verdicts` applied to the results' numbers.
+    Every verdict comes from a rule of `toedit.verdicts` applied to the results' numbers, Holm-adjusted
+    within its section's family.
     """
-    rows = _mix_claims(mix)
+    mv = mix_family(mix, mix_once)
+    rows = mix_claims(mix, mv)
     if mix_once is not None:
-        rows += _mix_claims(mix_once)
+        rows += mix_claims(mix_once, mv)
     cv = collapse_verdicts(collapse)
     s = collapse["summary"]
     n = len(next(iter(s.values()))) - 1
@@ -228,7 +210,7 @@ def claims(
                 return f"{a} {s[a][-1]['heldout_ppl']['mean']:.0f}"
 
             rows.append(
-                _claim(
+                claim_row(
                     f"training on own samples collapses, ToEdit does not ({arm}, round {n} vs the human control)",
                     "yes",
                     "held-out PPL at round 0: "
@@ -245,18 +227,24 @@ def claims(
     for name, verdict in tv.items():
         if name == "bound_2u":
             disjoint = next(k for k in st if "disjoint" in k)
+            scope = theory.get("scope", {}).get("where", {})
+            where = "; ".join(
+                f"{k}: holds up to {w['last_holds']}" for k, w in scope.items() if w["last_holds"]
+            )
             rows.append(
-                _claim(
+                claim_row(
                     "theory: Theorem 2's bound E <= 2u (disjoint masks, the theorem's hypothesis)",
                     "E <= 2u at every generation",
                     f"{st[disjoint]['mc_mean'][-1]:.2f} ± {1.96 * st[disjoint]['mc_stderr'][-1]:.2f} u at generation "
-                    f"{gens}",
+                    f"{gens} with {100 * theory['params']['fraction']:g} % of rows decaying x{theory['params']['eta']:g} "
+                    f"({100 * st[disjoint].get('rows_ever_edited', 1):.0f} % of rows edited)"
+                    + (f"; scope (exact oracle): {where}" if where else ""),
                     verdict,
                 )
             )
         else:
             rows.append(
-                _claim(
+                claim_row(
                     f"theory: {name} keeps the error bounded far below replace",
                     "yes",
                     f"{st[name]['mc_mean'][-1]:.2f} u vs replace {st['replace']['mc_mean'][-1]:.2f} u at generation "
@@ -269,7 +257,7 @@ def claims(
         for name, run in editrounds["runs"].items():
             r = run["rounds"]
             rows.append(
-                _claim(
+                claim_row(
                     f"Table 15: the share above the threshold falls over editing rounds ({run_label(name, run)})",
                     " -> ".join(f"{x:.2f}" for x in editrounds["paper"]) + " % above 0.99",
                     " -> ".join(f"{x['above_pct']:.2f}" for x in r) + " %",
@@ -294,7 +282,7 @@ def findings(
 
 
 def claims_table(rows: list[dict[str, str]]) -> str:
-    """The claims as a markdown table (the README's copy comes from here)."""
+    """The claims as a markdown table."""
     lines = ["| paper claim | paper | here | verdict (rule) |", "|---|---|---|---|"]
     for c in rows:
         lines.append(f"| {c['claim']} | {c['paper']} | {c['here']} | **{c['verdict']}** ({c['rule']}) |")
@@ -332,8 +320,12 @@ by the hash of their id ({mc["heldout_share"]:.0%} of chapters) and never traine
 
 ## Findings
 
-Every verdict below is computed from the numbers by the rule printed beside it (`toedit.experiments.verdicts`);
-runs that share a seed are compared per seed (paired differences, 95 % t-intervals).
+Every verdict below is computed from the numbers by the rule printed beside it (`toedit.verdicts`; the rules:
+[verdicts.md](verdicts.md)). Runs that share a seed are compared per seed (paired differences, 95 %
+t-intervals). Four outcomes: the claim holds, the opposite holds (Holm-adjusted p < 0.05 within the section's
+family of tests), *no effect* (the family-level interval lies inside the margin of no effect printed beside
+it, fixed in the configuration before the run) or *inconclusive* (neither: the interval reaches beyond the
+margin), the last two with the minimum detectable effect at 80 % power beside the paper's effect.
 
 {claims_table(claims(theory, mix, collapse, mix_once, editrounds))}
 
@@ -352,6 +344,14 @@ per round ({theory["seconds"]:.1f} s). Errors in units of u = sigma^2 d / (T - d
 
 ![theory]({f_theory})
 
+### Theorem 2's scope
+
+The plateau error of edit chains with disjoint masks (the theorem's hypothesis) against the share of rows edited
+in all, per schedule: exact covariance oracle averaged over {theory["scope"]["trials"]} trials' designs and masks
+(same d, T, sigma and generations). A schedule that asks for more rows than remain is marked.
+
+{scope_markdown(theory["scope"])}
+
 ## 2. Synthetic share in pre-training (`toedit experiment mix`)
 
 A tiny Llama ({mix["params"]:,} parameters: hidden {mc["hidden"]}, {mc["layers"]} layers, tied embeddings,
@@ -366,6 +366,8 @@ the segment (temperature {mc["temperature"]}, top-p {mc["top_p"]}, top-k {mc["to
 prompts are dropped from both pools. The last column of each table gives the text each run saw. Δ columns: per
 seed, the run at that share minus the run at 0 % (same seed), mean and 95 % t-interval. Held-out: {corpus["heldout_segments"]} segments ({corpus["heldout_tokens"]:,} tokens) of
 {corpus["heldout_docs"]} held-out chapters. Pools smaller than the budget are cycled (epochs in `mix.json`).
+
+{mix_family_note(mix, mix_once)}
 
 ### {mix["epochs_label"]}
 

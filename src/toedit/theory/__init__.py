@@ -7,6 +7,7 @@ from .linreg import (
     accumulate_chain,
     bernoulli_masks,
     disjoint_masks,
+    disjoint_masks_from_counts,
     draw_design,
     edit_chain,
     edit_counts,
@@ -14,6 +15,7 @@ from .linreg import (
     make_masks,
     replace_chain,
     run_chain,
+    schedule_shortfall,
     summarize,
 )
 from .oracle import (
@@ -44,6 +46,7 @@ __all__ = [
     "bernoulli_masks",
     "conditional_u",
     "disjoint_masks",
+    "disjoint_masks_from_counts",
     "draw_design",
     "edit_chain",
     "edit_counts",
@@ -58,6 +61,7 @@ __all__ = [
     "replace_oracle",
     "run_chain",
     "run_theory",
+    "schedule_shortfall",
     "summarize",
     "theory_statement",
     "theory_table",

@@ -90,14 +90,33 @@ def disjoint_masks(
     """Disjoint masks, bool (rounds, T) or (trials, rounds, T): every row is True in at most one round.
 
     Rows are taken in a uniformly random order; round n takes the next ``edit_counts[n-1]`` of them,
-    fewer (then none) once all T rows have been edited.
+    fewer (then none) once all T rows have been edited (`schedule_shortfall` reports by how much).
     """
+    return disjoint_masks_from_counts(T, edit_counts(T, fraction, eta, rounds), rng, trials)
+
+
+def disjoint_masks_from_counts(
+    T: int, counts: np.ndarray | list[int], rng: np.random.Generator, trials: int | None = None
+) -> np.ndarray:
+    """Disjoint masks for a schedule of rows per round (``counts``), truncated where rows run out."""
+    counts = np.asarray(counts, dtype=int)
+    rounds = len(counts)
     n = 1 if trials is None else trials
-    bounds = np.minimum(np.cumsum(edit_counts(T, fraction, eta, rounds)), T)  # rows edited after round n
+    bounds = np.minimum(np.cumsum(counts), T)  # rows edited after round n
     ranks = np.argsort(rng.random((n, T)), axis=1).argsort(axis=1)  # uniform random position of each row
     which = np.searchsorted(bounds, ranks, side="right")  # round index (0-based) of each row; rounds = never
     masks = which[:, None, :] == np.arange(rounds)[None, :, None]
     return masks[0] if trials is None else masks
+
+
+def schedule_shortfall(T: int, counts: np.ndarray | list[int]) -> list[dict[str, int]]:
+    """Rounds in which disjoint masks cannot follow the schedule: rows requested vs rows still available."""
+    out, left = [], T
+    for n, k in enumerate(np.asarray(counts, dtype=int), start=1):
+        if k > left:
+            out.append({"round": n, "requested": int(k), "available": int(left)})
+        left -= min(int(k), left)
+    return out
 
 
 def bernoulli_masks(
@@ -136,6 +155,8 @@ class ChainResult:
     X: np.ndarray
     masks: np.ndarray | None = None
     edited: np.ndarray | None = field(default=None, repr=False)
+    rows_per_round: np.ndarray | None = None  # rows edited in round n, mean over trials (edit chains)
+    edited_share: np.ndarray | None = None  # share of rows edited at least once by generation n (mean)
 
     @property
     def trials(self) -> int:
@@ -309,10 +330,13 @@ def edit_chain(
     counts = edit_counts(T, fraction, eta, rounds)
     errors = np.empty((trials, generations))
     edited = np.zeros((trials, T), dtype=np.int32)
+    per_round = np.zeros(rounds)
+    share = np.zeros(generations)
     Y = _human_labels(m, trials, T, sigma, rngs["noise"])
     for n in range(generations):
         w = m.fit(Y)
         errors[:, n] = m.error(w)
+        share[n] = float((edited > 0).mean())
         if n + 1 == generations:
             break
         pred = m.predict(w)
@@ -327,8 +351,9 @@ def edit_chain(
         fresh = pred + sigma * rngs["noise"].standard_normal((trials, T))
         Y = np.where(M, fresh, Y)
         edited += M
+        per_round[n] = float(M.sum(axis=1).mean())
     label = "edit/custom" if policy not in POLICIES else f"edit/{policy}"
-    return ChainResult(label, errors, design, m.X, masks, edited)
+    return ChainResult(label, errors, design, m.X, masks, edited, per_round, share)
 
 
 def run_chain(setting: str, **kwargs) -> ChainResult:

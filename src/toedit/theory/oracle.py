@@ -114,6 +114,9 @@ def edit_oracle(
     out[:, 0] = np.einsum("kij,kij->k", np.broadcast_to(G, (K, T, T)), C)
     for n in range(R):
         m = np.broadcast_to(Mb[:, n], (K, T))
+        if not m.any():  # nothing edited this round: B = I, the covariance stays
+            out[:, n + 1] = out[:, n]
+            continue
         # B = I - diag(m) + diag(m) P: rows with m=1 are rows of P, the others rows of I.
         B = eye * (1.0 - m)[:, :, None] + m[:, :, None] * P
         C = B @ C @ np.swapaxes(B, -1, -2)

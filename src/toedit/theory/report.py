@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 from ..optional import optional_import
-from .linreg import SETTINGS, ChainResult, Design, edit_counts, run_chain
+from ..verdicts import Verdict, interval, paired_delta
+from .claims import edit_history, theory_family, theory_verdicts
+from .linreg import SETTINGS, ChainResult, Design, edit_counts, run_chain, schedule_shortfall
 from .oracle import (
     ACCUMULATE_LIMIT,
     PAPER_BOUND,
@@ -22,6 +24,7 @@ from .oracle import (
     replace_closed_form,
     u_value,
 )
+from .scope import scope_markdown, scope_table
 
 Z_VERDICT = 3.0  # standard errors a Monte Carlo mean must clear to count as above/below the bound
 
@@ -40,7 +43,7 @@ def _plateau_from(errors: np.ndarray) -> int | None:
 
 
 def _setting_summary(
-    res: ChainResult, unit: float, *, sigma: float, fraction: float, eta: float
+    res: ChainResult, unit: float, *, sigma: float, fraction: float, eta: float, last: int = 3
 ) -> dict[str, Any]:
     """Per-generation numbers of one chain in units of `unit`, with its reference curve where one exists."""
     N = res.generations
@@ -48,7 +51,7 @@ def _setting_summary(
     mean = err.mean(axis=0)
     se = err.std(axis=0, ddof=1) / math.sqrt(res.trials)
     out: dict[str, Any] = {"mc_mean": mean, "mc_stderr": se}
-    ref = ref_se = approx = None
+    ref = ref_se = approx = per_trial_oracle = None
     kind = None
     if res.setting == "replace":
         ref, kind = replace_closed_form(N), "closed form n"
@@ -61,6 +64,7 @@ def _setting_summary(
             ref, approx, kind = exact / unit, paper / unit, "exact oracle"
         else:  # one (X, masks) per trial: exact conditional expectations, averaged over the trials
             ex, pa = exact / unit, paper / unit
+            per_trial_oracle = ex
             ref, approx = ex.mean(axis=0), pa.mean(axis=0)
             ref_se = ex.std(axis=0, ddof=1) / math.sqrt(ex.shape[0])
             kind = "exact oracle averaged over the trials' designs and masks"
@@ -74,16 +78,32 @@ def _setting_summary(
     else:
         out["last_increment"] = out["last_increment_stderr"] = float("nan")
     out["plateau_from"] = _plateau_from(res.errors)
+    # the verdicts' inputs: the mean increment per generation over the last `last` generations, per trial
+    # (Monte Carlo, and the exact oracle's where it exists), and the last generation minus the bound
+    if last < N:
+        out["tail_increment"] = interval((err[:, -1] - err[:, -1 - last]) / last)
+        if per_trial_oracle is not None:
+            ex = per_trial_oracle
+            out["oracle_tail_increment"] = interval((ex[:, -1] - ex[:, -1 - last]) / last)
+    out["tail_generations"] = last
+    out["final_minus_bound"] = interval(err[:, -1] - PAPER_BOUND)
     above = mean - Z_VERDICT * se > PAPER_BOUND
     below = mean + Z_VERDICT * se < PAPER_BOUND
     out["first_above_bound"] = int(np.argmax(above) + 1) if above.any() else None
-    out["verdict"] = "above" if above.any() else ("below" if below.all() else "inconclusive")
+    out["verdict"] = "above" if above.any() else ("below" if below.all() else "within noise")
     if res.edited is not None:
         out["rows_ever_edited"] = float((res.edited > 0).mean())
         out["max_edits_per_row"] = int(res.edited.max())
         out["mean_edits_per_row"] = float(res.edited.mean())
+        T = res.X.shape[-2]
         if res.setting != "edit/bernoulli":
-            out["rows_per_round"] = [int(k) for k in edit_counts(res.X.shape[-2], fraction, eta, N - 1)]
+            counts = edit_counts(T, fraction, eta, N - 1)
+            out["rows_per_round"] = [int(k) for k in counts]
+            if res.setting == "edit/disjoint":
+                out["schedule_shortfall"] = schedule_shortfall(T, counts)
+        if res.rows_per_round is not None:
+            out["rows_edited_per_round"] = res.rows_per_round
+            out["edited_share"] = res.edited_share
     return out
 
 
@@ -107,13 +127,13 @@ def theory_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _growing(s: dict[str, Any]) -> bool:
-    inc, se = s.get("last_increment"), s.get("last_increment_stderr")
-    return inc is not None and se is not None and inc > Z_VERDICT * se
-
-
 def _describe(
-    name: str, s: dict[str, Any], N: int, params: dict[str, Any], replace_final: float | None
+    name: str,
+    s: dict[str, Any],
+    N: int,
+    params: dict[str, Any],
+    replace_final: float | None,
+    growth: Verdict | None = None,
 ) -> str:
     mean, se = s["mc_mean"], s["mc_stderr"]
     final = f"{mean[-1]:.2f}u ± {se[-1]:.2f}"
@@ -129,21 +149,18 @@ def _describe(
     who = f"{name} ({sched})"
     if s["plateau_from"] is not None:
         shape = f"plateaus at {final} from generation {s['plateau_from']}"
-    elif _growing(s):
-        shape = f"is still growing (+{s['last_increment']:.3f}u in the last round) and reaches {final} at generation {N}"
     else:
-        shape = f"levels off at {final} by generation {N}"
+        shape = f"reaches {final} at generation {N} (+{s['last_increment']:.3f}u in the last round)"
     hypothesis = s.get("max_edits_per_row", 0) <= 1  # M_i M_j = 0: no row edited twice in any trial
     if s["verdict"] == "above":
-        verdict = f"first exceeds 2u at generation {s['first_above_bound']}"
-        verdict += ": the 2u bound fails" if hypothesis else ""
+        verdict = f"its Monte Carlo mean first lies 3 s.e. above 2u at generation {s['first_above_bound']}"
     elif s["verdict"] == "below":
-        verdict = f"stays below 2u for all {N} generations"
-        if s["plateau_from"] is None and _growing(s):
-            verdict += " so far (but it has not levelled off)"
+        verdict = f"it stays 3 s.e. below 2u for all {N} generations"
     else:
-        verdict = "is within noise of 2u"
-    parts = [f"{who} {shape}; it {verdict}."]
+        verdict = "it is within noise of 2u"
+    parts = [f"{who} {shape}; {verdict}."]
+    if growth is not None:
+        parts.append(f"Bounded? {growth.bold}.")
     if s["reference"] is not None:
         kind = s["reference_kind"].replace("exact oracle", "exact covariance oracle")
         parts.append(f"The {kind} gives {ref[-1]:.3f}u at generation {N}")
@@ -155,8 +172,7 @@ def _describe(
     elif hypothesis:
         parts.append(
             f"Its masks satisfy the theorem's hypothesis M_i M_j = 0 (no row edited twice; "
-            f"{100 * s['rows_ever_edited']:.0f}% of rows edited in all)"
-            + (", so this contradicts the bound as stated." if s["verdict"] == "above" else ".")
+            f"{100 * s['rows_ever_edited']:.0f}% of rows edited in all)."
         )
     else:
         parts.append(
@@ -166,6 +182,9 @@ def _describe(
         if replace_final is not None and mean[-1] < 0.5 * replace_final:
             parts[-1] += f"; still far below replace ({replace_final:.2f}u)"
         parts[-1] += "."
+    history = edit_history(s)
+    if history:
+        parts.append(history)
     return " ".join(parts)
 
 
@@ -188,21 +207,28 @@ def theory_statement(results: dict[str, Any]) -> str:
     lines = [unit]
     settings = results["settings"]
     rep = settings["replace"]["mc_mean"][-1] if "replace" in settings else None
-    lines += [_describe(name, s, N, p, rep) for name, s in settings.items()]
-    edits = {k: v for k, v in settings.items() if k.startswith("edit/")}
-    above = [k for k, v in edits.items() if v["verdict"] == "above"]
-    fails = [k for k in above if edits[k].get("max_edits_per_row", 0) <= 1]
-    exceeded = [k for k in above if k not in fails]
-    holds = [k for k, v in edits.items() if v["verdict"] == "below"]
-    unclear = [k for k, v in edits.items() if v["verdict"] == "inconclusive"]
-    summary = (
-        f"Paper's bound E_test <= 2u (Theorem 2): fails under its own hypothesis (disjoint masks) for "
-        f"{', '.join(fails) or 'none'}; exceeded with overlapping masks (hypothesis not met) by "
-        f"{', '.join(exceeded) or 'none'}; holds over {N} generations for {', '.join(holds) or 'none'}"
-    )
-    summary += f"; within noise of 2u: {', '.join(unclear)}." if unclear else "."
-    lines.append(summary)
+    v = theory_verdicts(results) if "margins" in results else {}
+    lines += [_describe(name, s, N, p, rep, v.get(name)) for name, s in settings.items()]
+    if "bound_2u" in v:
+        lines.append(
+            f"Paper's bound E_test <= 2u (Theorem 2, disjoint masks, at generation {N}): {v['bound_2u'].bold}."
+        )
+    if results.get("scope"):
+        where = "; ".join(_where(sweep, w) for sweep, w in results["scope"]["where"].items())
+        lines.append(
+            f"Where the 2u bound starts to fail (disjoint masks, exact oracle, see the scope table): {where}."
+        )
+    family = theory_family(results) if "margins" in results else ""
+    if family:
+        lines.append(family)
     return "\n".join(lines)
+
+
+def _where(sweep: str, w: dict[str, Any]) -> str:
+    held = f"holds up to {w['last_holds']}" if w["last_holds"] else "does not hold at the first step"
+    if w["first_fails"] is None:
+        return f"{sweep}: {held}, never fails in the sweep"
+    return f"{sweep}: {held}, fails from {w['first_fails']}"
 
 
 def _plot(results: dict[str, Any]) -> bytes:
@@ -294,6 +320,10 @@ def run_theory(
     seed: int = 0,
     out_dir: str | Path | None = None,
     design: Design = "random",
+    last: int = 3,
+    increment_margin: float = 0.01,
+    bound_margin: float = 0.05,
+    scope: bool = True,
 ) -> dict[str, Any]:
     """Simulate replace, accumulate and the three edit policies; compare with closed forms and the oracle.
 
@@ -305,6 +335,8 @@ def run_theory(
     per generation, in units of u), ``bound`` (2u per generation), ``table`` (markdown), ``statement`` and
     ``seconds``; with ``out_dir``, also writes theory.json, theory.md and theory.png there.
     """
+    if last < 1 or increment_margin <= 0 or bound_margin <= 0:
+        raise ValueError("last must be >= 1 and the margins > 0")
     t0 = time.perf_counter()
     u = u_value(d, T, sigma)
     common = dict(
@@ -318,15 +350,22 @@ def run_theory(
         design=design,
     )
     settings: dict[str, Any] = {}
+    finals: dict[str, np.ndarray] = {}
     u_design = None
     for name in SETTINGS:
         res = run_chain(name, seed=seed, **common)  # same seed: shared designs and noise across settings
         unit = u
         if design == "fixed":
             unit = u_design = float(conditional_u(res.X, sigma))
-        settings[name] = _setting_summary(res, unit, sigma=sigma, fraction=fraction, eta=eta)
+        settings[name] = _setting_summary(res, unit, sigma=sigma, fraction=fraction, eta=eta, last=last)
+        finals[name] = res.errors[:, -1] / unit
+    for name, s in settings.items():  # common random numbers: replace and each chain share designs and noise
+        if name != "replace":
+            s["gap_to_replace"] = paired_delta(finals["replace"].tolist(), finals[name].tolist())
+    margins = {"increment_margin": increment_margin, "bound_margin": bound_margin, "last": last}
     results: dict[str, Any] = {
         "params": dict(common, seed=seed),
+        "margins": margins,
         "u": u,
         "u_design": u_design,
         "unit": "u = sigma^2 d/(T-d-1)" if design == "random" else "u_X = sigma^2 tr((X^T X)^-1)",
@@ -334,6 +373,8 @@ def run_theory(
         "bound": [PAPER_BOUND] * generations,
         "settings": settings,
     }
+    if scope:
+        results["scope"] = scope_table(d=d, T=T, sigma=sigma, generations=generations, seed=seed)
     results = _jsonable(results)
     results["table"] = theory_table(results)
     results["statement"] = theory_statement(results)
@@ -347,7 +388,12 @@ def run_theory(
             + "\n".join(f"- {line}" for line in results["statement"].splitlines())
             + "\n\nCells: Monte Carlo mean ± standard error (reference: closed form or exact oracle), "
             f"in units of {results['unit']}.\n\n{results['table']}\n\n"
-            f"Parameters: {json.dumps(results['params'])}; wall time {results['seconds']:.2f} s.\n"
+            + (
+                f"Theorem 2's scope:\n\n{scope_markdown(results['scope'])}\n\n"
+                if results.get("scope")
+                else ""
+            )
+            + f"Parameters: {json.dumps(results['params'])}; wall time {results['seconds']:.2f} s.\n"
         )
         _write_atomic(out / "theory.md", md)
         _write_atomic(out / "theory.json", json.dumps(results, indent=2) + "\n")
