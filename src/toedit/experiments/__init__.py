@@ -5,7 +5,8 @@ from .editrounds import EditRoundsConfig, run_edit_rounds
 from .generate import GenerateConfig, generate_texts, opening_prompts, run_generate, topic_prompts
 from .mix import MixConfig, run_mix
 from .results import run_all
-from .tinylm import TrainConfig, evaluate, train_tinylm
+from .tinylm import TrainConfig, evaluate
+from .train import train_tinylm
 
 __all__ = [
     "CollapseConfig",

@@ -146,7 +146,7 @@ def _show_all(out, options) -> int:
 
 VERBS = (
     Verb("generate", GenerateOptions, "toedit.experiments.generate:run_generate", _show_json),
-    Verb("train", TrainOptions, "toedit.experiments.tinylm:run_train", _show_train),
+    Verb("train", TrainOptions, "toedit.experiments.train:run_train", _show_train),
     Verb("experiment mix", MixOptions, "toedit.experiments.mix:run_mix", _show_table, _quick(MIX_QUICK)),
     Verb(
         "experiment collapse",
