@@ -183,6 +183,34 @@ def test_stdout_run_whose_shard_fails_exits_non_zero(tmp_path, tiny_model_dir, m
     assert "NOT in the output" in capsys.readouterr().err
 
 
+def test_stdout_run_says_which_records_of_a_failed_shard_were_printed(
+    tmp_path, tiny_model_dir, monkeypatch, capsys
+):
+    """Every attempt fails after its first batch of 2 records: those 2 are on stdout, the other 3 are not
+    (the summary said "their records are NOT in the output")."""
+    rows = write_corpus(tmp_path / "in.jsonl", 5)
+    real = executor_base.process_shard
+
+    def always_after_first_batch(shard, ctx):
+        report = ctx.on_progress
+
+        def boom(records, tokens):
+            report(records, tokens)
+            raise RuntimeError("fails after the first batch")
+
+        ctx.on_progress = boom
+        return real(shard, ctx)
+
+    monkeypatch.setattr(executor_base, "process_shard", always_after_first_batch)
+    argv = ["edit", str(tmp_path / "in.jsonl"), "-o", "-", "--docs-per-batch", "2", "--max-retries", "1"]
+    assert main([*argv, *base_flags(tiny_model_dir)]) == EXIT_SHARDS_FAILED
+    out, err = capsys.readouterr()
+    printed = [json.loads(line)["id"] for line in out.splitlines()]
+    assert printed == [r["id"] for r in rows[:2]]
+    assert "in: its first 2 records are in the output, the rest are NOT" in err
+    assert "its records are NOT in the output" not in err
+
+
 # --------------------------------------------------------------------------------------------- run dirs
 
 

@@ -19,9 +19,8 @@ from typing import Any
 from ..config import ConfigError, EditConfig, IOConfig, RunConfig, ScoreConfig
 from ..io import Shard, count_records, discover, write_json_atomic
 from ..io.hashing import content_hashes
-from ..pipeline import calibrate_threshold
+from ..pipeline import calibrate_threshold, check_settings
 from ..prior import Prior, load_prior
-from ..scoring import resolve_window
 from . import stats as run_stats
 from .executors import Job, make_executor, parse_devices, uses_workers
 from .manifest import fingerprint, fingerprint_payload, versions
@@ -76,7 +75,7 @@ class RunSummary:
         ]
         if self.failed:
             names = ", ".join(f["shard"] for f in self.failed[:10])
-            where = "see RUN_DIR/failed/" if self.run_dir else "their records are NOT in the output"
+            where = "see RUN_DIR/failed/" if self.run_dir else _stdout_losses(self.failed)
             first = self.failed[0]["error"]
             lines.append(
                 f"FAILED shards  {len(self.failed)} after every retry: {names} (first error: {first}; {where})"
@@ -103,6 +102,19 @@ class RunSummary:
         return "\n".join(lines)
 
 
+def _stdout_losses(failed: list[dict[str, Any]]) -> str:
+    """What of each failed shard reached stdout (records are printed as they are edited)."""
+    parts = []
+    for f in failed[:10]:
+        n = f.get("records_written", 0)
+        parts.append(
+            f"{f['shard']}: its first {n:,} record{'s' * (n != 1)} are in the output, the rest are NOT"
+            if n
+            else f"{f['shard']}: its records are NOT in the output"
+        )
+    return "; ".join(parts)
+
+
 def resolve_rank(run: RunConfig) -> tuple[int, int] | None:
     """(rank, world size) of a manual launch: --rank, else $SLURM_ARRAY_TASK_ID (minus the array's first id)."""
     if run.world_size is None:
@@ -123,7 +135,12 @@ def resolve_rank(run: RunConfig) -> tuple[int, int] | None:
 def _prepare(rd: RunDir, manifest: dict[str, Any], overwrite: bool, own: list[Shard] | None) -> None:
     """Check or reset RUN_DIR (held by this process), remove temp files of killed processes (only `own`
     shards' when several launches share RUN_DIR: the others' may be in flight) and write the manifest."""
-    old = rd.read_manifest()
+    try:
+        old = rd.read_manifest()
+    except RunDirError:
+        if not overwrite:
+            raise
+        old = None  # a damaged manifest: --overwrite starts again
     differs = old is not None and old.get("fingerprint") != manifest["fingerprint"]
     if differs and not overwrite:
         raise RunDirError(
@@ -156,7 +173,8 @@ def _check_inputs(rd: RunDir, old: dict[str, Any], new: dict[str, Any]) -> None:
 
 def _merge_outputs(rd: RunDir, shards: list[Shard]) -> dict[str, Any]:
     """errors.jsonl and stats.json from the per-shard files, in shard order."""
-    markers = [rd.marker(s.name) for s in shards]
+    fp = (rd.read_manifest() or {}).get("fingerprint")
+    markers = [rd.done_marker(s.name, fp) for s in shards]
     tmp = rd.errors_path.with_name(f"errors.jsonl.tmp-{os.getpid()}")  # several launches may merge at once
     try:
         with open(tmp, "w", encoding="utf-8") as out:
@@ -176,8 +194,9 @@ def _merge_outputs(rd: RunDir, shards: list[Shard]) -> dict[str, Any]:
     return merged
 
 
-def _check_paths(run_dir: Path | None, shards: list[Shard]) -> None:
-    """RUN_DIR must not be an input file or lie inside one (`-o in.jsonl`, `-o in.jsonl/x`)."""
+def _check_paths(run_dir: Path | None, shards: list[Shard], rank: int | None) -> None:
+    """RUN_DIR must not be an input file or lie inside one (`-o in.jsonl`, `-o in.jsonl/x`), must be a
+    directory (or not exist yet), and nothing it writes may lead outside it or into an input."""
     if run_dir is None:
         return
     target = run_dir.resolve()
@@ -189,6 +208,17 @@ def _check_paths(run_dir: Path | None, shards: list[Shard]) -> None:
             raise RunDirError(
                 f"RUN_DIR {run_dir} is the input file {shard.path} (or inside it): pick another -o"
             )
+    for path in (run_dir, *run_dir.parents):
+        if path.is_symlink() and not path.exists():
+            raise ConfigError(
+                f"-o {run_dir}: {path} is a symbolic link to nothing; RUN_DIR must be a directory"
+            )
+        if path.exists() and not path.is_dir():
+            raise ConfigError(
+                f"-o {run_dir}: {path} is an existing file, not a directory; RUN_DIR must be a directory "
+                "(a new one, or a previous run's)"
+            )
+    RunDir(run_dir).check_confined(shards, rank)
 
 
 def _spool_stdin(shards: list[Shard], rd: RunDir | None, stack: contextlib.ExitStack) -> list[Shard]:
@@ -230,7 +260,7 @@ def _execute(
     prior: Prior | None,
 ) -> RunSummary:
     score, io, run = score or ScoreConfig(), io or IOConfig(), run or RunConfig()
-    for cfg in (score, edit, run):
+    for cfg in (score, edit, io, run):
         if cfg is not None:
             cfg.validate()
     rank = resolve_rank(run)
@@ -238,7 +268,7 @@ def _execute(
     found = discover(inputs, run.shard_lines, exclude=[run_dir] if run_dir is not None else ())
     shards = found.shards
     skipped = [s.to_json() for s in found.skipped]
-    _check_paths(run_dir, shards)
+    _check_paths(run_dir, shards, rank[0] if rank and rank[1] > 1 else None)
     if run_dir is None and (uses_workers(run) or rank):
         raise ConfigError(
             "-o - streams from this one process: drop --workers/--devices/--executor ray/--rank"
@@ -278,7 +308,7 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
     prior = prior or load_prior(
         run.model, devices[0] if devices else run.device, run.dtype, run.trust_remote_code
     )
-    window = resolve_window(prior, score)
+    window = check_settings(prior, score, edit)  # before any shard: a config error, not a failed shard
     calibration = None
     if edit is not None and (edit.target_change_rate is not None or edit.target_selected_rate is not None):
         calibration = _calibration(shards, edit, score, io, prior, rd, run.overwrite)
@@ -316,6 +346,7 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         _prepare(rd, manifest, run.overwrite, mine if rank and rank[1] > 1 else None)
+        _drop_stale_markers(rd, mine, fp)
         done_markers = [m for s in shards if (m := rd.marker(s.name, fp))]
         done_names = {m["shard"] for m in done_markers}
         done_before = [s for s in mine if s.name in done_names]
@@ -359,6 +390,9 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
         if rd is not None:
             merged = _settle(rd, shards, outcome)
     seconds = time.time() - t0
+    if rd is None:  # stdout: say how much of each failed shard was printed before it failed
+        for failure in outcome.failed:
+            failure["records_written"] = ctx.emitted.get(failure["shard"], 0)
     if merged is None:
         merged = run_stats.merge(m["stats"] for m in outcome.markers)
     summary = RunSummary(
@@ -376,6 +410,16 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
     summary.model, summary.dtype = model_name, payload["dtype"]
     summary.compile = payload["score"]["compile"]
     return summary
+
+
+def _drop_stale_markers(rd: RunDir, shards: list[Shard], fp: str) -> None:
+    """A shard is done only while its outputs match its marker (size and sha256): one whose output was
+    deleted, truncated or changed runs again (its marker goes first, so nothing reports it done meanwhile)."""
+    for shard in shards:
+        marker = rd.marker(shard.name, fp)
+        if marker is not None and (why := rd.outputs_problem(marker, deep=True)) is not None:
+            log.warning("shard %s is not done after all: %s; running it again", shard.name, why)
+            rd.drop_marker(shard.name)
 
 
 def _settle(rd: RunDir, shards: list[Shard], outcome) -> dict[str, Any] | None:
@@ -487,6 +531,7 @@ def run_status(run_dir: str) -> dict[str, Any]:
         "shards_done": len(markers),
         "pending": [n for n in names if n not in markers],
         "failed": [f for f in rd.failures() if f["shard"] not in markers],
+        "stale": rd.stale_markers(),
         "stats": merged,
         "rates": run_stats.rates(merged),
         "rounds": [rnd | {"rates": run_stats.rates(rnd)} for rnd in merged.get("rounds") or []],
@@ -509,6 +554,8 @@ def format_status(status: dict[str, Any]) -> str:
             f"round {i + 1}: above threshold {100 * rnd['rates']['above_rate']:.2f} %  changed "
             f"{100 * rnd['rates']['change_rate']:.3f} % of {rnd['n_scored']:,} scored tokens"
         )
+    for name, why in list((status.get("stale") or {}).items())[:10]:
+        lines.append(f"NOT done after all: {name} ({why}); rerun the same command to run it again")
     if status.get("failed"):
         lines.append(
             f"FAILED after every retry: {', '.join(f['shard'] for f in status['failed'][:10])} "

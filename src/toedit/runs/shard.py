@@ -279,6 +279,7 @@ def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
         for w in writers:
             w.commit()
         write_jsonl_atomic(run_dir.shard_errors_path(shard.name), errors)
+        marker["outputs"] = run_dir.describe_outputs(run_dir.shard_outputs(shard, ctx.kind))
         run_dir.write_marker(shard.name, marker)
         return marker
     except BaseException:

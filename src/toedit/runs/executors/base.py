@@ -229,7 +229,7 @@ class Executor(ABC):
                 if rd is not None and (pid := self.pid(event.slot)) is not None:
                     rd.remove_temp_files(pid=pid)
                 if attempt is not None:
-                    marker = rd.marker(attempt.shard.name, job.fingerprint) if rd else None
+                    marker = rd.done_marker(attempt.shard.name, job.fingerprint) if rd else None
                     if marker is not None:  # it died after writing the marker: the shard is done
                         finish(attempt, marker)
                     else:
