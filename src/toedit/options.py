@@ -295,7 +295,9 @@ def read_config_file(path: str | Path, cls: type) -> dict[str, Any]:
                         if len(leaf.path) > 1
                         else "at the top level"
                     )
-                    raise ConfigError(f"{p}: [{name}] {sub_name!r} is not a {name} option: it belongs {home}")
+                    raise ConfigError(
+                        f"{p}: {sub_name!r} is not an option of section [{name}]: it belongs {home}"
+                    )
                 flat[sub_name] = (v, f"{p}: [{name}]")
         else:
             flat[name] = (value, f"{p}:")
