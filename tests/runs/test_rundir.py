@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import corpus_texts
 from toedit.cli import EXIT_CONFIG, EXIT_INPUT, EXIT_OK, main
 from toedit.config import EditConfig, RunConfig
+from toedit.io import Shard
 from toedit.runs import RunDir, RunDirError, run_edit, run_report, run_status
 
 QUIET = RunConfig(progress=False)
@@ -224,3 +225,75 @@ def test_report_is_replaced_atomically(tmp_path, tiny_prior, monkeypatch):
         run_report(str(run), examples=1)
     assert (run / "report.md").read_text() == good
     assert [p.name for p in run.iterdir() if ".tmp-" in p.name] == []
+
+
+# ------------------------------------------------------------------------------------ the layout contract
+
+
+def test_layout_paths_are_the_documented_ones(tmp_path):
+    rd = RunDir(tmp_path / "r")
+    gz = Shard("in/a.jsonl.gz", "sub__a", "jsonl", "gzip")
+    ds = Shard("in/ds", "ds__train", "datasets")
+    root = tmp_path / "r"
+    assert rd.data_path(gz) == root / "data" / "sub__a.jsonl.gz"
+    assert rd.data_path(ds) == root / "data" / "ds__train.parquet"
+    assert rd.scores_path("x") == root / "scores" / "x.parquet"
+    assert rd.marker_path("x") == root / "done" / "x.json"
+    assert rd.shard_errors_path("x") == root / "errors" / "x.jsonl"
+    assert rd.failed_path("x") == root / "failed" / "x.json"
+    assert (rd.manifest_path, rd.stats_path, rd.errors_path, rd.report_path, rd.stdin_path) == tuple(
+        root / n for n in ("manifest.json", "stats.json", "errors.jsonl", "report.md", "stdin.jsonl")
+    )
+    assert rd.output_names(gz) == (
+        "sub__a.jsonl.gz",
+        "sub__a.parquet",
+        "sub__a.json",
+        "sub__a.jsonl",
+        "sub__a.json",
+    )
+    assert rd.shard_outputs(gz, "edit") == [
+        rd.data_path(gz),
+        rd.scores_path("sub__a"),
+        rd.shard_errors_path("sub__a"),
+    ]
+    assert rd.shard_outputs(gz, "score") == [rd.scores_path("sub__a"), rd.shard_errors_path("sub__a")]
+    written = rd.written_paths([gz], rank=3)
+    assert root / ".lock-rank-3" in written and all(root in p.parents for p in written)
+
+
+def test_reset_keeps_locks_and_spooled_stdin_and_temp_files_go_by_owner(tmp_path):
+    rd = RunDir(tmp_path / "r")
+    rd.make_dirs()
+    shard, other = Shard("a.jsonl", "a", "jsonl"), Shard("b.jsonl", "b", "jsonl")
+    for path in (rd.data_path(shard), rd.report_path, rd.stats_path, rd.stdin_path, rd.root / ".lock"):
+        path.write_text("x")
+    mine, theirs = (
+        rd.data_path(shard).with_name("a.jsonl.tmp-111"),
+        rd.data_path(other).with_name("b.jsonl.tmp-222"),
+    )
+    mine.write_text("t")
+    theirs.write_text("t")
+    rd.remove_temp_files(shards=[shard])  # another launch's shard b may be in flight: its temp file stays
+    assert not mine.exists() and theirs.exists()
+    rd.remove_temp_files(pid=222)
+    assert not theirs.exists()
+    rd.reset()
+    assert sorted(p.name for p in rd.root.iterdir()) == [".lock", "stdin.jsonl"]
+
+
+def test_done_markers_follow_their_outputs(tmp_path):
+    rd = RunDir(tmp_path / "r")
+    rd.make_dirs()
+    shard = Shard("a.jsonl", "a", "jsonl")
+    outputs = rd.shard_outputs(shard, "edit")
+    for i, path in enumerate(outputs):
+        path.write_text("y" * (i + 1))
+    rd.write_marker(
+        "a", {"shard": "a", "fingerprint": "fp", "stats": {}, "outputs": rd.describe_outputs(outputs)}
+    )
+    assert rd.done_marker("a", "fp", deep=True) is not None and rd.done_marker("a", "other") is None
+    outputs[1].write_text("zz")  # same size, other bytes: only the sha256 tells
+    assert rd.done_marker("a", "fp") is not None and rd.done_marker("a", "fp", deep=True) is None
+    assert "sha256 differs" in rd.outputs_problem(rd.marker("a"), deep=True)
+    outputs[0].unlink()
+    assert rd.outputs_problem(rd.marker("a")) == "data/a.jsonl is missing"

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,93 +26,11 @@ from .executors import Job, make_executor, parse_devices, uses_workers
 from .manifest import fingerprint, fingerprint_payload, versions
 from .rundir import RunDir, RunDirError, field_spec
 from .sample import sample_texts
-from .shard import RunContext
+from .shard import RunContext, RunSpec
+from .summary import RunSummary
 
 log = logging.getLogger(__name__)
 COUNT_FOR_ETA_BYTES = 2 * 1024**3
-
-
-@dataclass
-class RunSummary:
-    """What a run did: merged stats over all shards, and this invocation's throughput."""
-
-    run_dir: str | None
-    shards: int
-    shards_done_before: int
-    stats: dict[str, Any]
-    seconds: float
-    tokens_this_run: int
-    plan: list[dict[str, Any]] = field(default_factory=list)
-    calibration: dict[str, Any] | None = None
-    failed: list[dict[str, Any]] = field(default_factory=list)  # shards that failed every retry
-    skipped: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"} found but not read
-    model: str | None = None  # the prior's name
-    dtype: str | None = None  # the precision its body ran in (--dtype auto resolved)
-    compile: str | None = None  # whether scoring ran torch.compile'd (--compile auto resolved): on | off
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.tokens_this_run / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"tokens_per_second": self.tokens_per_second, **run_stats.rates(self.stats)}
-
-    def format(self) -> str:
-        s, r = self.stats, run_stats.rates(self.stats)
-        lines = [
-            f"run dir        {self.run_dir or '(stdout)'}",
-            f"prior          {self.model} ({self.dtype}, compile {self.compile})",
-            f"shards         {self.shards} ({self.shards_done_before} already done)",
-            f"documents      {s['n_records']:,} ({s['n_empty']:,} empty, {s['n_errors']:,} bad records)",
-            f"tokens         {s['n_tokens']:,} ({s['n_scored']:,} scored)",
-            f"above thr.     {s['n_above']:,} ({100 * r['above_rate']:.2f} % of scored)",
-            f"changed        {s['n_changed']:,} ({100 * r['change_rate']:.3f} % of scored)",
-            f"  of which     {s.get('n_changed_word', 0):,} whole words, {s.get('n_changed_fragment', 0):,} word "
-            f"fragments, {s.get('n_changed_space', 0):,} whitespace, {s.get('n_changed_punct', 0):,} punctuation",
-            f"dropped        {s['n_dropped']:,} ({100 * r['drop_rate']:.3f} %)",
-            f"skipped unsafe {s['n_skipped_unsafe']:,}",
-            f"speed          {self.tokens_per_second:,.0f} tokens/s ({self.tokens_this_run:,} tokens in {self.seconds:.1f} s)",
-        ]
-        if self.failed:
-            names = ", ".join(f["shard"] for f in self.failed[:10])
-            where = "see RUN_DIR/failed/" if self.run_dir else _stdout_losses(self.failed)
-            first = self.failed[0]["error"]
-            lines.append(
-                f"FAILED shards  {len(self.failed)} after every retry: {names} (first error: {first}; {where})"
-            )
-        if self.skipped:
-            shown = "; ".join(f"{s['path']} ({s['reason']})" for s in self.skipped[:5])
-            more = f"; and {len(self.skipped) - 5} more (see manifest.json)" if len(self.skipped) > 5 else ""
-            lines.append(f"not read       {len(self.skipped)}: {shown}{more}")
-        rounds = s.get("rounds") or []
-        for i, rnd in enumerate(rounds):
-            scored = max(rnd["n_scored"], 1)
-            lines.append(
-                f"round {i + 1:<8} above {100 * rnd['n_above'] / scored:.2f} %, "
-                f"changed {100 * rnd['n_changed'] / scored:.3f} % of {rnd['n_scored']:,} scored"
-            )
-        if self.calibration:
-            c = self.calibration
-            lines.insert(
-                6,
-                f"threshold      {c['threshold']:.6g}, chosen for {c['target']} {c['target_rate']:g} "
-                f"(expected change {100 * c['expected_change_rate']:.3f} %, selected {100 * c['selected_rate']:.2f} % "
-                f"on {c['sample_docs']} sampled texts)",
-            )
-        return "\n".join(lines)
-
-
-def _stdout_losses(failed: list[dict[str, Any]]) -> str:
-    """What of each failed shard reached stdout (records are printed as they are edited)."""
-    parts = []
-    for f in failed[:10]:
-        n = f.get("records_written", 0)
-        parts.append(
-            f"{f['shard']}: its first {n:,} record{'s' * (n != 1)} are in the output, the rest are NOT"
-            if n
-            else f"{f['shard']}: its records are NOT in the output"
-        )
-    return "; ".join(parts)
 
 
 def resolve_rank(run: RunConfig) -> tuple[int, int] | None:
@@ -279,11 +197,16 @@ def _execute(
         )
     if dry_run:
         plan = [_plan_item(s) for s in shards]
-        summary = RunSummary(
-            str(run_dir) if run_dir else None, len(shards), 0, run_stats.new_stats(), 0.0, 0, plan
+        return RunSummary(
+            str(run_dir) if run_dir else None,
+            len(shards),
+            0,
+            run_stats.new_stats(),
+            0.0,
+            0,
+            plan,
+            skipped=skipped,
         )
-        summary.skipped = skipped
-        return summary
     if kind == "score" and run_dir is None:
         raise RunDirError("`toedit score` writes scores/ into a RUN_DIR; -o - is only for `toedit edit`")
     rd = RunDir(run_dir) if run_dir is not None else None
@@ -316,7 +239,8 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
     payload = fingerprint_payload(kind, prior, window, score, io, edit)
     model_name = prior.name  # the prior itself may be freed before the summary
     fp = fingerprint(payload)
-    ctx = RunContext(kind, rd, prior, score, io, edit, fp, input_hashes=hashes)
+    spec = RunSpec(kind, str(rd.root) if rd else None, score, io, edit, fp, hashes)
+    ctx = RunContext(spec, prior)
     done_before: list[Shard] = []
     mine = [s for i, s in enumerate(shards) if rank is None or i % rank[1] == rank[0]]
     todo = mine
@@ -352,19 +276,7 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
         done_before = [s for s in mine if s.name in done_names]
         todo = [s for s in mine if s.name not in done_names]
         errors_before = sum(m["stats"]["n_errors"] for m in done_markers)
-    job = Job(
-        kind,
-        str(rd.root if rd else ""),
-        score,
-        io,
-        edit,
-        fp,
-        run.model,
-        prior.fingerprint,
-        run.dtype,
-        run.trust_remote_code,
-        hashes,
-    )
+    job = Job(spec, run.model, prior.fingerprint, run.dtype, run.trust_remote_code)
     executor = make_executor(run, ctx)
     if uses_workers(run) and own_prior and todo:  # the workers load their own; free this copy (GPU memory)
         del ctx, prior
@@ -395,7 +307,7 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
             failure["records_written"] = ctx.emitted.get(failure["shard"], 0)
     if merged is None:
         merged = run_stats.merge(m["stats"] for m in outcome.markers)
-    summary = RunSummary(
+    return RunSummary(
         str(rd.root) if rd else None,
         len(shards),
         len(done_before),
@@ -403,13 +315,13 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
         seconds,
         tokens,
         [{k: v for k, v in p.items() if k != "sha256"} for p in plan],
+        calibration=calibration,
+        failed=outcome.failed,
+        skipped=skipped,
+        model=model_name,
+        dtype=payload["dtype"],
+        compile=payload["score"]["compile"],
     )
-    summary.calibration = calibration
-    summary.failed = outcome.failed
-    summary.skipped = skipped
-    summary.model, summary.dtype = model_name, payload["dtype"]
-    summary.compile = payload["score"]["compile"]
-    return summary
 
 
 def _drop_stale_markers(rd: RunDir, shards: list[Shard], fp: str) -> None:
