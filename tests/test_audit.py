@@ -184,3 +184,25 @@ def test_multi_round_and_messages_runs_list_spans_without_context(mode, tiny_pri
     assert len(re.findall(r"^\s+\d+\. r\d@\d+\s+p=", term, re.M)) == total
     page = render_html(docs, "audit")
     assert note in page and "<del" not in page and page.count("<tr id=") == total
+
+
+def test_ids_cannot_forge_an_edit_block(tiny_prior, tmp_path):
+    """An id holding a newline printed a second, forged `== ... ==` header in the terminal view."""
+    forged = "a\n== forged  (shard x, line 9): 1 edit ==\n\x1b[2J"
+    text = corpus_texts(1)[0][:300]
+    src = _write(tmp_path / "in.jsonl", [{"id": forged, "text": text}, {"id": "b\tc", "text": text}])
+    run_edit(
+        [str(src)],
+        str(tmp_path / "run"),
+        EditConfig(threshold=0.2, record_spans=True),
+        run=QUIET,
+        prior=tiny_prior,
+    )
+    docs = load_edits(tmp_path / "run", limit=None)
+    assert [d.id for d in docs] == [forged, "b\tc"]
+    shown = render_terminal(docs, color=False)
+    headers = [line for line in shown.splitlines() if line.startswith("== ")]
+    assert len(headers) == 2
+    assert headers[0].startswith("== a↵== forged  (shard x, line 9): 1 edit ==↵␛[2J  (shard in, line 1)")
+    assert headers[1].startswith("== b⇥c  (shard in, line 2)")
+    assert "\x1b" not in shown

@@ -112,6 +112,12 @@ def test_every_option_reaches_the_public_function(verb):
             assert kwargs[f.metadata.get("param", f.name)] is getattr(options, f.name)
 
 
+def alias_bomb(levels: int = 9) -> str:
+    """The issue's 455-byte YAML "billion laughs" under a known key: 10^levels strings once expanded."""
+    inner = "".join(f", &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels))
+    return "threshold: [&a0 [x,x,x,x,x,x,x,x,x,x]" + inner + "]\n"
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
@@ -124,6 +130,21 @@ def test_every_option_reaches_the_public_function(verb):
         ("a: [1, 2\nb: 3\n", "line 2"),
         ("x: !!python/object/apply:os.system ['echo pwned']\n", "not valid YAML"),
         ("- 1\n- 2\n", "mapping"),
+        # the bomb was exit 1 with MemoryError after ~2 minutes: the error message built the value's repr
+        (alias_bomb(), "with YAML aliases expanded, exceed 100,000 items"),
+        ("threshold: &a [1, *a]\n", "recursive alias"),
+        ("threshold: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        ("threshold: [" + ", ".join(["x" * 50] * 5000) + "]\n", "expected a number, got ['xxx"),
+        # a key in the wrong section was accepted silently (`score: {threshold: ...}` as the edit threshold)
+        (
+            "score:\n  threshold: 0.5\n",
+            "'threshold' is not an option of section [score]: it belongs in section [edit]",
+        ),
+        (
+            "edit:\n  store_k: 3\n",
+            "'store_k' is not an option of section [edit]: it belongs in section [score]",
+        ),
+        ("run:\n  output: r2\n", "'output' is not an option of section [run]: it belongs at the top level"),
     ],
 )
 def test_bad_config_files_are_exit_2(tmp_path, capsys, text, message):
@@ -132,6 +153,14 @@ def test_bad_config_files_are_exit_2(tmp_path, capsys, text, message):
     assert main(["edit", "in.jsonl", "-o", str(tmp_path / "r"), "--config", str(cfg)]) == EXIT_CONFIG
     err = capsys.readouterr().err
     assert message in err and str(cfg) in err and "Traceback" not in err
+    assert len(err) < 600  # a bounded message, whatever the value
+
+
+def test_aliases_within_the_bound_still_work(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("edit: &e {threshold: 0.5}\nscore: {store_k: 3}\nseed: 4\n")
+    _, options = parse(["edit", "in.jsonl", "-o", "r", "--config", str(cfg)])
+    assert (options.edit.threshold, options.score.store_k, options.edit.seed) == (0.5, 3, 4)
 
 
 def test_bad_toml_and_json_name_the_line(tmp_path, capsys):

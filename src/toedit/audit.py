@@ -307,7 +307,9 @@ def render_terminal(docs: list[DocEdits], color: bool = True, context: int | Non
     out: list[str] = []
     for d in docs:
         n_spans = len(d.spans)
-        head = f"== {d.id}  (shard {d.shard}, line {d.line}): {n_spans} edit{'s' * (n_spans != 1)} =="
+        # ids and shard names come from the corpus: their line breaks are shown, never obeyed (no forged block)
+        doc_id, shard = _inline(d.id), _inline(d.shard)
+        head = f"== {doc_id}  (shard {shard}, line {d.line}): {n_spans} edit{'s' * (n_spans != 1)} =="
         out += [_paint(_reveal(head, True), "1", color), ""]
         if d.original is not None:
             if context is None:

@@ -3,6 +3,7 @@ config files (see `toedit.options`). Every field carries its help text."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,10 @@ __all__ = ["ConfigError", "EditConfig", "IOConfig", "RunConfig", "ScoreConfig"]
 STRATEGIES = ("resample", "resample+drop", "drop")
 EXECUTORS = ("local", "ray")
 COMPILE_MODES = ("auto", "on", "off")
+# Each round re-scores the whole text (a full pass of the prior) and keeps its own counts and histogram in
+# every marker, so N rounds cost N edits; the paper stops at 3 and the collapse curves flatten within tens.
+# 100 leaves room for long studies and refuses typos such as 1000000 (a run that would never end).
+MAX_ROUNDS = 100
 _f = opt
 
 
@@ -96,14 +101,16 @@ class EditConfig:
             raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
         if self.top_k < 0:
             raise ConfigError("top_k must be >= 0 (0 = full vocabulary)")
-        if self.beta <= 0:
-            raise ConfigError("beta must be > 0")
+        if not (math.isfinite(self.beta) and self.beta > 0):
+            raise ConfigError(f"beta must be a finite number > 0, got {self.beta}")
         if not 0.0 <= self.low <= 1.0:
             raise ConfigError("low must be in [0, 1]")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        if self.rounds < 1:
-            raise ConfigError("rounds must be >= 1")
+        if not 1 <= self.rounds <= MAX_ROUNDS:
+            raise ConfigError(
+                f"rounds must be in [1, {MAX_ROUNDS}] (each round is a full re-scoring pass), got {self.rounds}"
+            )
         if self.boundary not in ("none", "word"):
             raise ConfigError(f"boundary must be none or word, got {self.boundary!r}")
         if self.boundary == "word" and (self.top_k == 0 or self.strategy != "resample"):
@@ -115,6 +122,8 @@ class EditConfig:
                 raise ConfigError(f"target rates must be in [0, 1], got {rate}")
         if (self.target_change_rate is not None or self.target_selected_rate is not None) and self.top_k == 0:
             raise ConfigError("target rates need --top-k > 0")
+        if self.calibration_docs < 1:
+            raise ConfigError(f"calibration_docs must be >= 1, got {self.calibration_docs}")
 
 
 @dataclass
@@ -130,6 +139,14 @@ class IOConfig:
     save_topk: bool = _f(False, "store top-k ids/log-probs per token in scores/ (large)")
     max_errors: int | None = _f(None, "abort when more bad records than this are found (default: never)")
     docs_per_batch: int = _f(64, "documents read and scored together (bounds memory)")
+
+    def validate(self) -> None:
+        if self.docs_per_batch < 1:
+            raise ConfigError(f"docs_per_batch must be >= 1, got {self.docs_per_batch}")
+        if self.max_errors is not None and self.max_errors < 0:
+            raise ConfigError(
+                f"max_errors must be >= 0 (0: stop at the first bad record), got {self.max_errors}"
+            )
 
 
 @dataclass

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import reprlib
 import tomllib
 import types
 import typing
@@ -24,6 +25,18 @@ from typing import Any
 
 class ConfigError(ValueError):
     """A configuration value or file is invalid."""
+
+
+# A YAML file's values after its aliases are expanded: a config needs a few hundred at most; a 455-byte
+# "billion laughs" file expands to 10^9 (its repr alone would exhaust memory), so it is refused beforehand.
+MAX_CONFIG_NODES = 100_000
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxlist, _SHOWN.maxdict, _SHOWN.maxstring, _SHOWN.maxother = 3, 8, 8, 80, 80
+
+
+def shown(value: Any) -> str:
+    """A bounded repr of a config value for an error message (never the whole of a huge or deep value)."""
+    return _SHOWN.repr(value)
 
 
 def opt(default: Any, help: str, **kw: Any) -> Any:
@@ -114,7 +127,7 @@ def _scalar(value: Any, typ: Any, where: str, from_text: bool) -> Any:
     if typ is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        raise ConfigError(f"{where}: expected true or false, got {shown(value)}")
     if typ is int:
         if from_text and isinstance(value, str):
             try:
@@ -123,7 +136,7 @@ def _scalar(value: Any, typ: Any, where: str, from_text: bool) -> Any:
                 pass
         elif isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        raise ConfigError(f"{where}: expected an integer, got {shown(value)}")
     if typ is float:
         if from_text and isinstance(value, str):
             try:
@@ -132,11 +145,11 @@ def _scalar(value: Any, typ: Any, where: str, from_text: bool) -> Any:
                 pass
         elif isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
+        raise ConfigError(f"{where}: expected a number, got {shown(value)}")
     if typ is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+        raise ConfigError(f"{where}: expected a string, got {shown(value)}")
     raise TypeError(f"{where}: unsupported option type {typ!r}")
 
 
@@ -159,7 +172,7 @@ def coerce(leaf: Leaf, value: Any, where: str, from_text: bool = False) -> Any:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {shown(value)}")
         out = [_scalar(v, item, where, from_text or isinstance(v, str) and item is not str) for v in value]
     else:
         out = _scalar(value, typ, where, from_text)
@@ -184,7 +197,9 @@ def _parse_file(p: Path) -> Any:
         import yaml
 
         try:
-            return yaml.safe_load(text)
+            return _load_yaml(text, p)
+        except RecursionError:
+            raise ConfigError(f"{p}: not a usable config: its values are nested too deeply") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
@@ -196,6 +211,57 @@ def _parse_file(p: Path) -> Any:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{p} line {exc.lineno} column {exc.colno}: not valid JSON: {exc.msg}") from exc
     raise ConfigError(f"{p}: a config file must be .yaml, .yml, .toml or .json")
+
+
+def _load_yaml(text: str, p: Path) -> Any:
+    """yaml.safe_load, but the document's size with its aliases expanded is bounded before it is built."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expanded_size(node, p)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_expanded_size(root: Any, p: Path) -> None:
+    """Count the nodes of a composed YAML document as if every alias were copied out (each shared node is
+    counted once per use, computed once); refuse recursive aliases and more than MAX_CONFIG_NODES."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(node: Any) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise ConfigError(f"{p}: a YAML alias refers to a value that contains it (recursive alias)")
+        open_.add(key)
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_CONFIG_NODES:
+                raise ConfigError(
+                    f"{p}: the file's values, with YAML aliases expanded, exceed {MAX_CONFIG_NODES:,} items "
+                    "(an alias bomb?); write the values out or shorten them"
+                )
+        open_.discard(key)
+        sizes[key] = total
+        return total
+
+    size(root)
 
 
 def read_config_file(path: str | Path, cls: type) -> dict[str, Any]:
@@ -221,7 +287,18 @@ def read_config_file(path: str | Path, cls: type) -> dict[str, Any]:
         name = str(key).replace("-", "_")
         if name in secs and isinstance(value, dict):
             for sub, v in value.items():
-                flat[str(sub).replace("-", "_")] = (v, f"{p}: [{name}]")
+                sub_name = str(sub).replace("-", "_")
+                leaf = by_name.get(sub_name)
+                if leaf is not None and leaf.path[:-1] != (name,):
+                    home = (
+                        f"in section [{leaf.path[-2]}] (or at the top level)"
+                        if len(leaf.path) > 1
+                        else "at the top level"
+                    )
+                    raise ConfigError(
+                        f"{p}: {sub_name!r} is not an option of section [{name}]: it belongs {home}"
+                    )
+                flat[sub_name] = (v, f"{p}: [{name}]")
         else:
             flat[name] = (value, f"{p}:")
     unknown = sorted(set(flat) - set(by_name))

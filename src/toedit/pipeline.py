@@ -7,14 +7,37 @@ from collections.abc import Sequence
 from typing import Any
 
 from .calibrate import Calibration, calibrate
-from .config import EditConfig, ScoreConfig
+from .config import ConfigError, EditConfig, ScoreConfig
 from .editing import STAT_KEYS, EditResult, EditStats, edit_scored, word_masks
-from .prior import Prior
+from .prior import Prior, PriorError
 from .probs import prob_histogram
 from .rng import doc_uniforms
-from .scoring import FullVocabDraw, TokenScores, score_texts
+from .scoring import FullVocabDraw, TokenScores, context_id, resolve_window, score_texts
 
-__all__ = ["calibrate_threshold", "edit_batch", "edit_texts", "score_texts"]
+__all__ = ["calibrate_threshold", "check_settings", "edit_batch", "edit_texts", "score_texts"]
+
+
+def check_settings(prior: Prior, score: ScoreConfig, edit: EditConfig | None = None) -> tuple[int, int]:
+    """Refuse settings the loaded prior cannot honour (ConfigError), before any text is scored: top-k and
+    store-k beyond its vocabulary, a context token it does not have, a stride its context cannot hold.
+    Returns the (window, stride) the run will use."""
+    vocab = prior.vocab_size
+    for name, k in (("top_k", edit.top_k if edit is not None else 0), ("store_k", score.store_k)):
+        if k > vocab:
+            raise ConfigError(f"{name} {k} is larger than the vocabulary of {prior.name} ({vocab:,} tokens)")
+    try:
+        ctx = context_id(prior, score)
+    except PriorError as exc:
+        raise ConfigError(f"context_token {score.context_token!r}: {exc}") from exc
+    if ctx is not None and not 0 <= ctx < vocab:
+        raise ConfigError(
+            f"context_token {score.context_token!r} is token id {ctx}, outside the vocabulary of {prior.name} "
+            f"(ids 0-{vocab - 1})"
+        )
+    try:
+        return resolve_window(prior, score)
+    except ValueError as exc:
+        raise ConfigError(f"{exc} ({prior.name} holds {prior.max_positions} positions)") from exc
 
 
 def _scores_needed(config: EditConfig, score_config: ScoreConfig) -> int:

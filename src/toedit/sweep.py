@@ -22,7 +22,7 @@ from .divergence import js_divergence
 from .editing import EditStats
 from .io import list_shards
 from .optional import optional_import
-from .pipeline import edit_scored_texts
+from .pipeline import check_settings, edit_scored_texts
 from .prior import Prior, load_prior
 from .runs.rundir import field_spec
 from .runs.sample import sample_texts
@@ -55,6 +55,7 @@ def run_sweep(
     if any(k <= 0 for k in top_ks):
         raise ValueError("sweeps need top-k > 0 (the full-vocabulary rule needs a forward pass per setting)")
     prior = prior or load_prior(run.model, run.device, run.dtype, run.trust_remote_code)
+    check_settings(prior, score, EditConfig(top_k=max(top_ks)))
     texts, ids = sample_texts(list_shards(inputs), field_spec(io), sample_docs, seed)
     scores = score_texts(texts, prior, score, k=max(max(top_ks), score.store_k))
     n_scored = sum(s.n_scored for s in scores)

@@ -285,3 +285,30 @@ def test_cli_analyze(corpora, tiny_model_dir, tmp_path, capsys):
     assert json.loads((out / "report.json").read_text())["labels"] == ["h", "s"]
     assert main([*argv[:-4], "--labels", "only-one", "--no-embeddings"]) == 2
     assert main(["analyze", str(tmp_path / "missing.jsonl"), "-o", str(out), "--no-embeddings"]) == 4
+
+
+@pytest.mark.parametrize("sizes", [(0, 0), (1, 1), (1, 24)])
+def test_too_few_documents_give_no_verdict(tmp_path, tiny_prior, sizes):
+    """0- or 1-document corpora printed findings computed from NaN ("U-shaped" from 0 >= 2 x 0)."""
+    texts = [t[:300] for t in corpus_texts(24)]
+    paths = []
+    for i, n in enumerate(sizes):
+        paths.append(write_jsonl(tmp_path / f"c{i}.jsonl", texts[:n], f"c{i}-"))
+    rep = analyze(
+        [str(p) for p in paths],
+        str(tmp_path / "rep"),
+        "a,b",
+        prior=tiny_prior,
+        embeddings=False,
+        progress=False,
+    )
+    few = [label for label, n in zip("ab", sizes, strict=True) if n < 2]
+    text = " ".join(rep["findings"])
+    assert all(f"too few documents in '{label}'" in text for label in few)
+    assert "'b' vs 'a': no verdict" in text
+    assert "nan" not in text.lower() and "concentrated" not in text and "PPL median" not in text
+    assert not any(
+        f.startswith(f"Token probabilities of '{label}': **") for label in few for f in rep["findings"]
+    )
+    if sizes[1] >= 2:
+        assert any(f.startswith("Token probabilities of 'b': **") for f in rep["findings"])

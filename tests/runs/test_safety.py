@@ -134,14 +134,14 @@ def test_stdin_is_spooled_and_a_new_stdin_never_resumes_stale_work(
     assert [r["id"] for r in out] == [r["id"] for r in second]
 
 
-def fail_once_after_first_batch(monkeypatch) -> list[str]:
-    """The first attempt at every shard raises after its first batch was written; retries succeed."""
+def fail_after_first_batch(monkeypatch, attempts: int | None = 1) -> list[str]:
+    """The first `attempts` attempts at every shard (None: all) raise after their first batch was written."""
     real = executor_base.process_shard
     calls: list[str] = []
 
     def flaky(shard, ctx):
         calls.append(shard.name)
-        if calls.count(shard.name) == 1:
+        if attempts is None or calls.count(shard.name) <= attempts:
             report = ctx.on_progress
 
             def boom(records, tokens):
@@ -160,7 +160,7 @@ def test_retries_never_print_a_record_twice_or_lose_one(
     tmp_path, tiny_model_dir, monkeypatch, capsys, source
 ):
     rows = write_corpus(tmp_path / "in.jsonl", 5)
-    calls = fail_once_after_first_batch(monkeypatch)
+    calls = fail_after_first_batch(monkeypatch)
     if source == "stdin":
         set_stdin(monkeypatch, (tmp_path / "in.jsonl").read_bytes())
     src = "-" if source == "stdin" else str(tmp_path / "in.jsonl")
@@ -181,6 +181,22 @@ def test_stdout_run_whose_shard_fails_exits_non_zero(tmp_path, tiny_model_dir, m
     argv = ["edit", str(tmp_path / "in.jsonl"), "-o", "-", "--max-retries", "1", *base_flags(tiny_model_dir)]
     assert main(argv) == EXIT_SHARDS_FAILED
     assert "NOT in the output" in capsys.readouterr().err
+
+
+def test_stdout_run_says_which_records_of_a_failed_shard_were_printed(
+    tmp_path, tiny_model_dir, monkeypatch, capsys
+):
+    """Every attempt fails after its first batch of 2 records: those 2 are on stdout, the other 3 are not
+    (the summary said "their records are NOT in the output")."""
+    rows = write_corpus(tmp_path / "in.jsonl", 5)
+    fail_after_first_batch(monkeypatch, attempts=None)
+    argv = ["edit", str(tmp_path / "in.jsonl"), "-o", "-", "--docs-per-batch", "2", "--max-retries", "1"]
+    assert main([*argv, *base_flags(tiny_model_dir)]) == EXIT_SHARDS_FAILED
+    out, err = capsys.readouterr()
+    printed = [json.loads(line)["id"] for line in out.splitlines()]
+    assert printed == [r["id"] for r in rows[:2]]
+    assert "in: its first 2 records are in the output, the rest are NOT" in err
+    assert "its records are NOT in the output" not in err
 
 
 # --------------------------------------------------------------------------------------------- run dirs

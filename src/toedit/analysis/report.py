@@ -32,6 +32,10 @@ from .ppl import summarize as summarize_ppl
 
 __all__ = ["analyze", "default_labels", "summary_text"]
 
+# A verdict compares distributions over documents (PPL quartiles, n-gram buckets): with fewer documents its
+# numbers are NaN or a single point, so the findings say "too few documents" instead.
+MIN_DOCS = 2
+
 
 def default_labels(inputs: Sequence[str]) -> list[str]:
     """Labels from the input paths (the last path component without extensions), made unique."""
@@ -371,10 +375,16 @@ def findings(report: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for label in report["labels"]:
         tp = report["corpora"][label]["token_probs"]
-        if tp["n_scored"]:
+        if _too_few(report, label):
+            out.append(f"Token probabilities of '{label}': no verdict, {_few(report, label)}.")
+        elif tp["n_scored"]:
             out.append(f"Token probabilities of '{label}': {_u_shape(tp)}")
     for label, cmp in report["comparisons"].items():
         c = report["corpora"][label]
+        if _too_few(report, label) or _too_few(report, ref):
+            few = "; ".join(_few(report, x) for x in (label, ref) if _too_few(report, x))
+            out.append(f"'{label}' vs '{ref}': no verdict, {few}.")
+            continue
         parts = []
         ppl = cmp.get("ppl", {})
         src = report["sources"][label]
@@ -413,6 +423,15 @@ def findings(report: dict[str, Any]) -> list[str]:
             )
         out.append(f"'{label}' vs '{ref}': " + "; ".join(parts) + ".")
     return out
+
+
+def _too_few(report: dict[str, Any], label: str) -> bool:
+    return report["corpora"][label]["documents"] < MIN_DOCS
+
+
+def _few(report: dict[str, Any], label: str) -> str:
+    n = report["corpora"][label]["documents"]
+    return f"too few documents in '{label}' ({n}; a verdict needs at least {MIN_DOCS})"
 
 
 def _u_shape(tp: dict[str, Any]) -> str:

@@ -2,9 +2,10 @@
 
 from ..io import is_run_dir
 from .report import run_report
-from .run import RunSummary, format_status, run_edit, run_score, run_status
+from .run import format_status, run_edit, run_score, run_status
 from .rundir import RunDir, RunDirError, RunLocked, Span
 from .shard import TooManyErrors
+from .summary import RunSummary
 
 __all__ = [
     "RunDir",

@@ -10,7 +10,7 @@ import html
 import re
 
 from .rundir import RunDir, RunDirError
-from .stats import PROB_BINS, rates
+from .stats import PROB_BINS, new_stats, rates
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
 
@@ -29,6 +29,12 @@ def run_report(run_dir: str, examples: int = 12) -> str:
     stats = rd.read_stats()
     if manifest is None or stats is None:
         raise RunDirError(f"{rd.root} has no finished run (manifest.json / stats.json missing)")
+    damaged = [k for k, v in new_stats().items() if not isinstance(stats.get(k), type(v))]
+    if damaged or len(stats["prob_hist"]) != PROB_BINS:
+        raise RunDirError(
+            f"{rd.stats_path} is damaged ({', '.join(damaged) or 'prob_hist'} missing or of the wrong type); "
+            "rerun the run's command to rebuild it"
+        )
     edit = (manifest.get("settings") or {}).get("edit") or {}
     r = rates(stats)
     model = manifest.get("model") or {}
@@ -88,7 +94,7 @@ def run_report(run_dir: str, examples: int = 12) -> str:
     elif edit:
         lines += ["", "No edit spans recorded (run with --record-spans to keep them)."]
     text = "\n".join(lines) + "\n"
-    rd.report_path.write_text(text, encoding="utf-8")
+    rd.write_report(text)
     return text
 
 

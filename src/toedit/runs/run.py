@@ -12,95 +12,25 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, EditConfig, IOConfig, RunConfig, ScoreConfig
 from ..io import Shard, count_records, discover, write_json_atomic
 from ..io.hashing import content_hashes
-from ..pipeline import calibrate_threshold
+from ..pipeline import calibrate_threshold, check_settings
 from ..prior import Prior, load_prior
-from ..scoring import resolve_window
 from . import stats as run_stats
 from .executors import Job, make_executor, parse_devices, uses_workers
 from .manifest import fingerprint, fingerprint_payload, versions
 from .rundir import RunDir, RunDirError, field_spec
 from .sample import sample_texts
-from .shard import RunContext
+from .shard import RunContext, RunSpec
+from .summary import RunSummary
 
 log = logging.getLogger(__name__)
 COUNT_FOR_ETA_BYTES = 2 * 1024**3
-
-
-@dataclass
-class RunSummary:
-    """What a run did: merged stats over all shards, and this invocation's throughput."""
-
-    run_dir: str | None
-    shards: int
-    shards_done_before: int
-    stats: dict[str, Any]
-    seconds: float
-    tokens_this_run: int
-    plan: list[dict[str, Any]] = field(default_factory=list)
-    calibration: dict[str, Any] | None = None
-    failed: list[dict[str, Any]] = field(default_factory=list)  # shards that failed every retry
-    skipped: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"} found but not read
-    model: str | None = None  # the prior's name
-    dtype: str | None = None  # the precision its body ran in (--dtype auto resolved)
-    compile: str | None = None  # whether scoring ran torch.compile'd (--compile auto resolved): on | off
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.tokens_this_run / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"tokens_per_second": self.tokens_per_second, **run_stats.rates(self.stats)}
-
-    def format(self) -> str:
-        s, r = self.stats, run_stats.rates(self.stats)
-        lines = [
-            f"run dir        {self.run_dir or '(stdout)'}",
-            f"prior          {self.model} ({self.dtype}, compile {self.compile})",
-            f"shards         {self.shards} ({self.shards_done_before} already done)",
-            f"documents      {s['n_records']:,} ({s['n_empty']:,} empty, {s['n_errors']:,} bad records)",
-            f"tokens         {s['n_tokens']:,} ({s['n_scored']:,} scored)",
-            f"above thr.     {s['n_above']:,} ({100 * r['above_rate']:.2f} % of scored)",
-            f"changed        {s['n_changed']:,} ({100 * r['change_rate']:.3f} % of scored)",
-            f"  of which     {s.get('n_changed_word', 0):,} whole words, {s.get('n_changed_fragment', 0):,} word "
-            f"fragments, {s.get('n_changed_space', 0):,} whitespace, {s.get('n_changed_punct', 0):,} punctuation",
-            f"dropped        {s['n_dropped']:,} ({100 * r['drop_rate']:.3f} %)",
-            f"skipped unsafe {s['n_skipped_unsafe']:,}",
-            f"speed          {self.tokens_per_second:,.0f} tokens/s ({self.tokens_this_run:,} tokens in {self.seconds:.1f} s)",
-        ]
-        if self.failed:
-            names = ", ".join(f["shard"] for f in self.failed[:10])
-            where = "see RUN_DIR/failed/" if self.run_dir else "their records are NOT in the output"
-            first = self.failed[0]["error"]
-            lines.append(
-                f"FAILED shards  {len(self.failed)} after every retry: {names} (first error: {first}; {where})"
-            )
-        if self.skipped:
-            shown = "; ".join(f"{s['path']} ({s['reason']})" for s in self.skipped[:5])
-            more = f"; and {len(self.skipped) - 5} more (see manifest.json)" if len(self.skipped) > 5 else ""
-            lines.append(f"not read       {len(self.skipped)}: {shown}{more}")
-        rounds = s.get("rounds") or []
-        for i, rnd in enumerate(rounds):
-            scored = max(rnd["n_scored"], 1)
-            lines.append(
-                f"round {i + 1:<8} above {100 * rnd['n_above'] / scored:.2f} %, "
-                f"changed {100 * rnd['n_changed'] / scored:.3f} % of {rnd['n_scored']:,} scored"
-            )
-        if self.calibration:
-            c = self.calibration
-            lines.insert(
-                6,
-                f"threshold      {c['threshold']:.6g}, chosen for {c['target']} {c['target_rate']:g} "
-                f"(expected change {100 * c['expected_change_rate']:.3f} %, selected {100 * c['selected_rate']:.2f} % "
-                f"on {c['sample_docs']} sampled texts)",
-            )
-        return "\n".join(lines)
 
 
 def resolve_rank(run: RunConfig) -> tuple[int, int] | None:
@@ -123,7 +53,12 @@ def resolve_rank(run: RunConfig) -> tuple[int, int] | None:
 def _prepare(rd: RunDir, manifest: dict[str, Any], overwrite: bool, own: list[Shard] | None) -> None:
     """Check or reset RUN_DIR (held by this process), remove temp files of killed processes (only `own`
     shards' when several launches share RUN_DIR: the others' may be in flight) and write the manifest."""
-    old = rd.read_manifest()
+    try:
+        old = rd.read_manifest()
+    except RunDirError:
+        if not overwrite:
+            raise
+        old = None  # a damaged manifest: --overwrite starts again
     differs = old is not None and old.get("fingerprint") != manifest["fingerprint"]
     if differs and not overwrite:
         raise RunDirError(
@@ -156,7 +91,8 @@ def _check_inputs(rd: RunDir, old: dict[str, Any], new: dict[str, Any]) -> None:
 
 def _merge_outputs(rd: RunDir, shards: list[Shard]) -> dict[str, Any]:
     """errors.jsonl and stats.json from the per-shard files, in shard order."""
-    markers = [rd.marker(s.name) for s in shards]
+    fp = (rd.read_manifest() or {}).get("fingerprint")
+    markers = [rd.done_marker(s.name, fp) for s in shards]
     tmp = rd.errors_path.with_name(f"errors.jsonl.tmp-{os.getpid()}")  # several launches may merge at once
     try:
         with open(tmp, "w", encoding="utf-8") as out:
@@ -176,8 +112,9 @@ def _merge_outputs(rd: RunDir, shards: list[Shard]) -> dict[str, Any]:
     return merged
 
 
-def _check_paths(run_dir: Path | None, shards: list[Shard]) -> None:
-    """RUN_DIR must not be an input file or lie inside one (`-o in.jsonl`, `-o in.jsonl/x`)."""
+def _check_paths(run_dir: Path | None, shards: list[Shard], rank: int | None) -> None:
+    """RUN_DIR must not be an input file or lie inside one (`-o in.jsonl`, `-o in.jsonl/x`), must be a
+    directory (or not exist yet), and nothing it writes may lead outside it or into an input."""
     if run_dir is None:
         return
     target = run_dir.resolve()
@@ -189,6 +126,17 @@ def _check_paths(run_dir: Path | None, shards: list[Shard]) -> None:
             raise RunDirError(
                 f"RUN_DIR {run_dir} is the input file {shard.path} (or inside it): pick another -o"
             )
+    for path in (run_dir, *run_dir.parents):
+        if path.is_symlink() and not path.exists():
+            raise ConfigError(
+                f"-o {run_dir}: {path} is a symbolic link to nothing; RUN_DIR must be a directory"
+            )
+        if path.exists() and not path.is_dir():
+            raise ConfigError(
+                f"-o {run_dir}: {path} is an existing file, not a directory; RUN_DIR must be a directory "
+                "(a new one, or a previous run's)"
+            )
+    RunDir(run_dir).check_confined(shards, rank)
 
 
 def _spool_stdin(shards: list[Shard], rd: RunDir | None, stack: contextlib.ExitStack) -> list[Shard]:
@@ -230,7 +178,7 @@ def _execute(
     prior: Prior | None,
 ) -> RunSummary:
     score, io, run = score or ScoreConfig(), io or IOConfig(), run or RunConfig()
-    for cfg in (score, edit, run):
+    for cfg in (score, edit, io, run):
         if cfg is not None:
             cfg.validate()
     rank = resolve_rank(run)
@@ -238,7 +186,7 @@ def _execute(
     found = discover(inputs, run.shard_lines, exclude=[run_dir] if run_dir is not None else ())
     shards = found.shards
     skipped = [s.to_json() for s in found.skipped]
-    _check_paths(run_dir, shards)
+    _check_paths(run_dir, shards, rank[0] if rank and rank[1] > 1 else None)
     if run_dir is None and (uses_workers(run) or rank):
         raise ConfigError(
             "-o - streams from this one process: drop --workers/--devices/--executor ray/--rank"
@@ -249,11 +197,16 @@ def _execute(
         )
     if dry_run:
         plan = [_plan_item(s) for s in shards]
-        summary = RunSummary(
-            str(run_dir) if run_dir else None, len(shards), 0, run_stats.new_stats(), 0.0, 0, plan
+        return RunSummary(
+            str(run_dir) if run_dir else None,
+            len(shards),
+            0,
+            run_stats.new_stats(),
+            0.0,
+            0,
+            plan,
+            skipped=skipped,
         )
-        summary.skipped = skipped
-        return summary
     if kind == "score" and run_dir is None:
         raise RunDirError("`toedit score` writes scores/ into a RUN_DIR; -o - is only for `toedit edit`")
     rd = RunDir(run_dir) if run_dir is not None else None
@@ -278,7 +231,7 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
     prior = prior or load_prior(
         run.model, devices[0] if devices else run.device, run.dtype, run.trust_remote_code
     )
-    window = resolve_window(prior, score)
+    window = check_settings(prior, score, edit)  # before any shard: a config error, not a failed shard
     calibration = None
     if edit is not None and (edit.target_change_rate is not None or edit.target_selected_rate is not None):
         calibration = _calibration(shards, edit, score, io, prior, rd, run.overwrite)
@@ -286,7 +239,8 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
     payload = fingerprint_payload(kind, prior, window, score, io, edit)
     model_name = prior.name  # the prior itself may be freed before the summary
     fp = fingerprint(payload)
-    ctx = RunContext(kind, rd, prior, score, io, edit, fp, input_hashes=hashes)
+    spec = RunSpec(kind, str(rd.root) if rd else None, score, io, edit, fp, hashes)
+    ctx = RunContext(spec, prior)
     done_before: list[Shard] = []
     mine = [s for i, s in enumerate(shards) if rank is None or i % rank[1] == rank[0]]
     todo = mine
@@ -316,24 +270,13 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         _prepare(rd, manifest, run.overwrite, mine if rank and rank[1] > 1 else None)
+        _drop_stale_markers(rd, mine, fp)
         done_markers = [m for s in shards if (m := rd.marker(s.name, fp))]
         done_names = {m["shard"] for m in done_markers}
         done_before = [s for s in mine if s.name in done_names]
         todo = [s for s in mine if s.name not in done_names]
         errors_before = sum(m["stats"]["n_errors"] for m in done_markers)
-    job = Job(
-        kind,
-        str(rd.root if rd else ""),
-        score,
-        io,
-        edit,
-        fp,
-        run.model,
-        prior.fingerprint,
-        run.dtype,
-        run.trust_remote_code,
-        hashes,
-    )
+    job = Job(spec, run.model, prior.fingerprint, run.dtype, run.trust_remote_code)
     executor = make_executor(run, ctx)
     if uses_workers(run) and own_prior and todo:  # the workers load their own; free this copy (GPU memory)
         del ctx, prior
@@ -359,9 +302,12 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
         if rd is not None:
             merged = _settle(rd, shards, outcome)
     seconds = time.time() - t0
+    if rd is None:  # stdout: say how much of each failed shard was printed before it failed
+        for failure in outcome.failed:
+            failure["records_written"] = ctx.emitted.get(failure["shard"], 0)
     if merged is None:
         merged = run_stats.merge(m["stats"] for m in outcome.markers)
-    summary = RunSummary(
+    return RunSummary(
         str(rd.root) if rd else None,
         len(shards),
         len(done_before),
@@ -369,13 +315,23 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
         seconds,
         tokens,
         [{k: v for k, v in p.items() if k != "sha256"} for p in plan],
+        calibration=calibration,
+        failed=outcome.failed,
+        skipped=skipped,
+        model=model_name,
+        dtype=payload["dtype"],
+        compile=payload["score"]["compile"],
     )
-    summary.calibration = calibration
-    summary.failed = outcome.failed
-    summary.skipped = skipped
-    summary.model, summary.dtype = model_name, payload["dtype"]
-    summary.compile = payload["score"]["compile"]
-    return summary
+
+
+def _drop_stale_markers(rd: RunDir, shards: list[Shard], fp: str) -> None:
+    """A shard is done only while its outputs match its marker (size and sha256): one whose output was
+    deleted, truncated or changed runs again (its marker goes first, so nothing reports it done meanwhile)."""
+    for shard in shards:
+        marker = rd.marker(shard.name, fp)
+        if marker is not None and (why := rd.outputs_problem(marker, deep=True)) is not None:
+            log.warning("shard %s is not done after all: %s; running it again", shard.name, why)
+            rd.drop_marker(shard.name)
 
 
 def _settle(rd: RunDir, shards: list[Shard], outcome) -> dict[str, Any] | None:
@@ -487,6 +443,7 @@ def run_status(run_dir: str) -> dict[str, Any]:
         "shards_done": len(markers),
         "pending": [n for n in names if n not in markers],
         "failed": [f for f in rd.failures() if f["shard"] not in markers],
+        "stale": rd.stale_markers(),
         "stats": merged,
         "rates": run_stats.rates(merged),
         "rounds": [rnd | {"rates": run_stats.rates(rnd)} for rnd in merged.get("rounds") or []],
@@ -509,6 +466,8 @@ def format_status(status: dict[str, Any]) -> str:
             f"round {i + 1}: above threshold {100 * rnd['rates']['above_rate']:.2f} %  changed "
             f"{100 * rnd['rates']['change_rate']:.3f} % of {rnd['n_scored']:,} scored tokens"
         )
+    for name, why in list((status.get("stale") or {}).items())[:10]:
+        lines.append(f"NOT done after all: {name} ({why}); rerun the same command to run it again")
     if status.get("failed"):
         lines.append(
             f"FAILED after every retry: {', '.join(f['shard'] for f in status['failed'][:10])} "

@@ -7,8 +7,9 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,25 +44,37 @@ class TooManyErrors(RuntimeError):
     """More bad records than --max-errors allows."""
 
 
-@dataclass
-class RunContext:
-    """Everything a worker needs to process shards of one run."""
+@dataclass(frozen=True)
+class RunSpec:
+    """One run as every process of it sees it: what it does, where it writes, its settings and fingerprints
+    (the driver's `RunContext` and every worker's `Job` share it)."""
 
     kind: str  # "edit" | "score"
-    run_dir: RunDir | None  # None: stream edited records to stdout
-    prior: Prior
+    run_dir: str | None  # None: stream edited records to stdout
     score: ScoreConfig
     io: IOConfig
     edit: EditConfig | None
     fingerprint: str
+    input_hashes: Mapping[str, str] = field(default_factory=dict)  # shard name -> content hash of its input
+
+
+@dataclass
+class RunContext:
+    """A run's spec with this process's prior and its per-process state."""
+
+    spec: RunSpec
+    prior: Prior
     on_progress: Callable[[int, int], None] | None = None  # (records, tokens) done since the last call
     errors_seen: int = 0
-    input_hashes: dict[str, str] = field(default_factory=dict)  # shard name -> content hash of its input
     emitted: dict[str, int] = field(default_factory=dict)  # stdout mode: records already printed per shard
 
+    @cached_property
+    def run_dir(self) -> RunDir | None:
+        return RunDir(self.spec.run_dir) if self.spec.run_dir is not None else None
+
     @property
-    def spec(self) -> FieldSpec:
-        return field_spec(self.io)
+    def fields(self) -> FieldSpec:
+        return field_spec(self.spec.io)
 
 
 def _writer_format(path: Path) -> tuple[str, str | None]:
@@ -144,31 +157,32 @@ class _ScoresWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-def _process_batch(batch: list[Record], ctx: RunContext, spec: FieldSpec):
+def _process_batch(batch: list[Record], ctx: RunContext, fields: FieldSpec):
     """Score/edit every text of a batch of records; yields (record, new_data, stats, scores, spans)."""
+    run = ctx.spec
     texts, ids, owners = [], [], []
     for j, rec in enumerate(batch):
-        parts = extract_texts(rec.data, spec)
+        parts = extract_texts(rec.data, fields)
         for text in parts:
             texts.append(text)
             owners.append(j)
-        ids.extend(unit_ids(rec.id, len(parts), spec))
-    if ctx.kind == "edit":
-        results = edit_texts(texts, ctx.prior, ctx.edit, ids=ids, score_config=ctx.score, keep_scores=True)
+        ids.extend(unit_ids(rec.id, len(parts), fields))
+    if run.kind == "edit":
+        results = edit_texts(texts, ctx.prior, run.edit, ids=ids, score_config=run.score, keep_scores=True)
     else:
-        scores_only = score_texts(texts, ctx.prior, ctx.score)
+        scores_only = score_texts(texts, ctx.prior, run.score)
     per_rec: list[list[int]] = [[] for _ in batch]
     for i, j in enumerate(owners):
         per_rec[j].append(i)
     for j, rec in enumerate(batch):
         stats = EditStats()
-        if ctx.kind == "edit":
+        if run.kind == "edit":
             rs = [results[i] for i in per_rec[j]]
             for r in rs:
                 stats += r.stats
-            new_data = replace_texts(rec.data, spec, [r.text for r in rs])
+            new_data = replace_texts(rec.data, fields, [r.text for r in rs])
             scores = [r.scores for r in rs]
-            spans = [s for r in rs for s in (r.spans or [])] if ctx.edit.record_spans else None
+            spans = [s for r in rs for s in (r.spans or [])] if run.edit.record_spans else None
             per_round = _round_totals(rs)
         else:
             scores = [scores_only[i] for i in per_rec[j]]
@@ -203,7 +217,7 @@ def _round_totals(results: list) -> list[tuple[EditStats, np.ndarray]]:
 def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
     """Run one shard to completion and return its marker (written only after every output is in place)."""
     t0 = time.time()
-    spec = ctx.spec
+    run, fields = ctx.spec, ctx.fields
     stats = new_stats()
     hist = np.zeros(len(stats["prob_hist"]), dtype=np.int64)
     rounds: list[dict[str, Any]] = []
@@ -213,7 +227,7 @@ def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
 
     def flush(batch: list[Record], data_writer, scores_writer) -> None:
         tokens = 0
-        for rec, new_data, st, scores, spans, n_texts, per_round in _process_batch(batch, ctx, spec):
+        for rec, new_data, st, scores, spans, n_texts, per_round in _process_batch(batch, ctx, fields):
             stats["n_records"] += 1
             stats["n_texts"] += n_texts
             stats["n_empty"] += int(n_texts > 0 and st.n_tokens == 0)
@@ -229,7 +243,7 @@ def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
                 rounds[r]["prob_hist"] = add_hist(rounds[r]["prob_hist"], rhist)
             tokens += st.n_tokens
             if data_writer is not None:
-                if ctx.io.inline_stats and ctx.kind == "edit":
+                if run.io.inline_stats and run.kind == "edit":
                     new_data = dict(new_data)  # the stats never overwrite a field of the record's own
                     new_data[free_key(rec.data, "toedit")] = _inline_stats(st, spans, arrow)
                 data_writer.write(new_data, rec)
@@ -244,42 +258,42 @@ def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
         if run_dir is None:
             data_writer = _StdoutWriter(ctx.emitted, shard.name)
         else:
-            if ctx.kind == "edit":
+            if run.kind == "edit":
                 out = run_dir.data_path(shard)
                 fmt, comp = _writer_format(out)
                 data_writer = ShardWriter(out, fmt, comp)
                 arrow = fmt == "parquet"
                 writers.append(data_writer)
-            with_spans = ctx.edit is not None and ctx.edit.record_spans
-            scores_writer = _ScoresWriter(run_dir.scores_path(shard.name), ctx.io.save_topk, with_spans)
+            with_spans = run.edit is not None and run.edit.record_spans
+            scores_writer = _ScoresWriter(run_dir.scores_path(shard.name), run.io.save_topk, with_spans)
             writers.append(scores_writer)
         batch: list[Record] = []
-        for item in read_shard(shard, spec):
+        for item in read_shard(shard, fields):
             if isinstance(item, BadRecord):
                 errors.append(item.to_json())
                 ctx.errors_seen += 1
-                if ctx.io.max_errors is not None and ctx.errors_seen > ctx.io.max_errors:
+                if run.io.max_errors is not None and ctx.errors_seen > run.io.max_errors:
                     raise TooManyErrors(
-                        f"{ctx.errors_seen} bad records (more than --max-errors {ctx.io.max_errors}); "
+                        f"{ctx.errors_seen} bad records (more than --max-errors {run.io.max_errors}); "
                         f"last: {item.file} line {item.line}: {item.reason}"
                     )
                 continue
             batch.append(item)
-            if len(batch) >= ctx.io.docs_per_batch:
+            if len(batch) >= run.io.docs_per_batch:
                 flush(batch, data_writer, scores_writer)
                 batch = []
         if batch:
             flush(batch, data_writer, scores_writer)
         stats["n_errors"] = len(errors)
         stats["prob_hist"] = hist.tolist()
-        if ctx.kind == "edit" and ctx.edit is not None and ctx.edit.rounds > 1:
+        if run.kind == "edit" and run.edit is not None and run.edit.rounds > 1:
             stats["rounds"] = rounds
         marker = {
             "shard": shard.name,
             "path": shard.path,
             "size": shard.size,
-            "input_sha256": ctx.input_hashes.get(shard.name),
-            "fingerprint": ctx.fingerprint,
+            "input_sha256": run.input_hashes.get(shard.name),
+            "fingerprint": run.fingerprint,
             "stats": stats,
             "seconds": round(time.time() - t0, 3),
         }
@@ -291,6 +305,7 @@ def process_shard(shard: Shard, ctx: RunContext) -> dict[str, Any]:
         for w in writers:
             w.commit()
         write_jsonl_atomic(run_dir.shard_errors_path(shard.name), errors)
+        marker["outputs"] = run_dir.describe_outputs(run_dir.shard_outputs(shard, run.kind))
         run_dir.write_marker(shard.name, marker)
         return marker
     except BaseException:

@@ -15,10 +15,10 @@ from toedit.runs.executors import (
     LocalExecutor,
     RayExecutor,
     default_threads,
+    faults,
     make_executor,
     parse_devices,
 )
-from toedit.runs.executors import base as executor_base
 from toedit.runs.run import resolve_rank
 
 
@@ -31,15 +31,19 @@ def output_ids(run_dir) -> list[str]:
 
 @pytest.mark.slow
 def test_two_workers_with_killed_workers_reproduce_the_in_process_run(
-    tmp_path, monkeypatch, scale_corpus, reference_run, tiny_model_dir
+    tmp_path, scale_corpus, reference_run, tiny_model_dir
 ):
     run = tmp_path / "run"
     flag = tmp_path / "p1-died-once"
     # p1's first attempt dies after its first batch (then succeeds); p2 dies on every attempt
-    monkeypatch.setattr(executor_base, "FAULTS", f"p1@{flag},p2")
-    summary = run_edit(
-        [str(scale_corpus)], str(run), EDIT, io=IO, run=scale_run(tiny_model_dir, workers=2, max_retries=1)
-    )
+    with faults.injected(f"p1@{flag},p2"):
+        summary = run_edit(
+            [str(scale_corpus)],
+            str(run),
+            EDIT,
+            io=IO,
+            run=scale_run(tiny_model_dir, workers=2, max_retries=1),
+        )
     assert flag.exists(), "the fault hook should have killed a worker"
     assert [f["shard"] for f in summary.failed] == ["p2"] and summary.failed[0]["attempts"] == 2
     assert sorted(p.name for p in (run / "done").iterdir()) == ["p0.json", "p1.json", "p3.json"]
@@ -47,7 +51,6 @@ def test_two_workers_with_killed_workers_reproduce_the_in_process_run(
     status = run_status(str(run))
     assert status["pending"] == ["p2"] and [f["shard"] for f in status["failed"]] == ["p2"]
 
-    monkeypatch.setattr(executor_base, "FAULTS", None)
     again = run_edit([str(scale_corpus)], str(run), EDIT, io=IO, run=scale_run(tiny_model_dir))
     assert again.shards_done_before == 3 and not again.failed
     assert run_tree(run) == run_tree(reference_run)

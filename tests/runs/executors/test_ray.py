@@ -6,7 +6,7 @@ import pytest
 
 from tests.runs.conftest import EDIT, IO, run_stats, run_tree, scale_run
 from toedit.runs import run_edit
-from toedit.runs.executors import base as executor_base
+from toedit.runs.executors import faults
 
 ray = pytest.importorskip("ray")
 
@@ -20,14 +20,18 @@ def local_ray():
 
 @pytest.mark.slow
 def test_ray_actors_reproduce_the_in_process_run_when_an_actor_dies(
-    tmp_path, monkeypatch, local_ray, scale_corpus, reference_run, tiny_model_dir
+    tmp_path, local_ray, scale_corpus, reference_run, tiny_model_dir
 ):
     flag = tmp_path / "p3-died-once"
-    monkeypatch.setattr(executor_base, "FAULTS", f"p3@{flag}")
     run = tmp_path / "run"
-    summary = run_edit(
-        [str(scale_corpus)], str(run), EDIT, io=IO, run=scale_run(tiny_model_dir, executor="ray", workers=2)
-    )
+    with faults.injected(f"p3@{flag}"):
+        summary = run_edit(
+            [str(scale_corpus)],
+            str(run),
+            EDIT,
+            io=IO,
+            run=scale_run(tiny_model_dir, executor="ray", workers=2),
+        )
     assert flag.exists(), "the fault hook should have killed an actor"
     assert not summary.failed and summary.stats["shards_done"] == 4
     assert run_tree(run) == run_tree(reference_run)

@@ -19,21 +19,17 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ...config import EditConfig, IOConfig, ScoreConfig
 from ...io import InputError, Shard
 from ...prior import PriorError, load_prior
 from ..rundir import RunDir, RunDirError
-from ..shard import RunContext, TooManyErrors, process_shard
+from ..shard import RunContext, RunSpec, TooManyErrors, process_shard
+from . import faults
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]  # (records, tokens) since the last call; negative to undo an attempt
-# Tests only: "<shard>@<flag file>,<shard>" kills workers mid-shard (see _fault_hook). Set by monkeypatching
-# this module in the driver process; no flag, config key or environment variable reaches it.
-FAULTS: str | None = None
 _FATAL: dict[str, type[Exception]] = {
     "InputError": InputError,
     "TooManyErrors": TooManyErrors,
@@ -42,22 +38,17 @@ _FATAL: dict[str, type[Exception]] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Job:
-    """What a worker needs to rebuild a run's `RunContext`: configs and fingerprints, never a model."""
+    """What a worker needs to rebuild a run's `RunContext`: the run's spec and how to load its prior, never a
+    model."""
 
-    kind: str
-    run_dir: str
-    score: ScoreConfig
-    io: IOConfig
-    edit: EditConfig | None
-    fingerprint: str
+    spec: RunSpec
     model: str
     model_fingerprint: str
     dtype: str | None = None
     trust_remote_code: bool = False
-    input_hashes: dict[str, str] = field(default_factory=dict)
-    fault: str | None = field(default_factory=lambda: FAULTS)
+    fault: str | None = field(default_factory=faults.current)  # tests only (see `faults`)
 
     def context(self, device: str | None = None, threads: int | None = None) -> RunContext:
         """Load the prior in this process and check it is the one the run was fingerprinted with."""
@@ -73,16 +64,7 @@ class Job:
                 f"worker loaded {self.model!r} with fingerprint {prior.fingerprint[:24]}, but the run was "
                 f"planned with {self.model_fingerprint[:24]}: pass the same --model to every worker"
             )
-        return RunContext(
-            self.kind,
-            RunDir(self.run_dir),
-            prior,
-            self.score,
-            self.io,
-            self.edit,
-            self.fingerprint,
-            input_hashes=self.input_hashes,
-        )
+        return RunContext(self.spec, prior)
 
 
 @dataclass
@@ -179,7 +161,7 @@ class Executor(ABC):
         running: dict[int, _Attempt] = {}
         slots: dict[int, Any] = {}
         errors = errors_before
-        rd = RunDir(job.run_dir) if job.run_dir else None
+        rd = RunDir(job.spec.run_dir) if job.spec.run_dir is not None else None
 
         def report(records: int, tokens: int) -> None:
             if on_progress and (records or tokens):
@@ -229,7 +211,7 @@ class Executor(ABC):
                 if rd is not None and (pid := self.pid(event.slot)) is not None:
                     rd.remove_temp_files(pid=pid)
                 if attempt is not None:
-                    marker = rd.marker(attempt.shard.name, job.fingerprint) if rd else None
+                    marker = rd.done_marker(attempt.shard.name, job.spec.fingerprint) if rd else None
                     if marker is not None:  # it died after writing the marker: the shard is done
                         finish(attempt, marker)
                     else:
@@ -257,32 +239,9 @@ class Executor(ABC):
         return outcome
 
 
-def _fault_hook(job: Job, shard: Shard) -> Callable[[], None]:
-    """Test hook (`FAULTS`, comma-separated): `<shard>@<flag file>` kills the attempt at <shard> that finds no
-    flag file (creating it first, so only one attempt dies); `<shard>` alone kills every attempt. The worker
-    dies with os._exit(9) after the shard's first batch, leaving its temp files behind."""
-    flags = [
-        flag
-        for name, _, flag in (f.partition("@") for f in (job.fault or "").split(","))
-        if name == shard.name
-    ]
-    if not flags:
-        return lambda: None
-
-    def hook() -> None:
-        flag = flags[0]
-        if flag and os.path.exists(flag):
-            return
-        if flag:
-            Path(flag).touch()
-        os._exit(9)
-
-    return hook
-
-
 def run_shard(ctx: RunContext, job: Job, shard: Shard, errors_before: int, report: ProgressFn | None):
     """One attempt at one shard inside a worker (process or actor)."""
-    hook = _fault_hook(job, shard)
+    hook = faults.hook(job.fault, shard.name)
 
     def progress(records: int, tokens: int) -> None:
         if report is not None:

@@ -150,8 +150,8 @@ class LocalExecutor(Executor):
             if w.proc.is_alive():  # still busy (the run was interrupted): its shard stays unfinished
                 w.proc.kill()
                 w.proc.join()
-            if w.pid is not None and self.job.run_dir:
-                RunDir(self.job.run_dir).remove_temp_files(pid=w.pid)
+            if w.pid is not None and self.job.spec.run_dir is not None:
+                RunDir(self.job.spec.run_dir).remove_temp_files(pid=w.pid)
             w.inbox.close()
             w.outbox.close()
         self.workers = []
