@@ -88,7 +88,9 @@ def _env(threads: int) -> dict[str, str]:
     return env
 
 
-def split(texts: list[str], dtype: str, compile_mode: str, threads: int) -> tuple[list[tuple[str, float]], str]:
+def split(
+    texts: list[str], dtype: str, compile_mode: str, threads: int
+) -> tuple[list[tuple[str, float]], str]:
     """(step, seconds) of one fresh child process, and the dtype it resolved."""
     out = subprocess.run(
         [sys.executable, "-c", CHILD, repr(time.time()), json.dumps(texts), dtype, compile_mode],
@@ -133,7 +135,9 @@ def main(argv: list[str] | None = None) -> None:
         for mode in ("off", "on"):
             steps, dtype = split(texts, args.dtype, mode, args.threads)
             total = sum(s for _, s in steps[:-1])
-            print(f"\n## split, --dtype {args.dtype} (= {dtype}), --compile {mode}: {total:.1f} s to the scores")
+            print(
+                f"\n## split, --dtype {args.dtype} (= {dtype}), --compile {mode}: {total:.1f} s to the scores"
+            )
             for name, seconds in steps:
                 print(f"  {name:<34} {seconds:6.2f} s")
         print(f"\n## whole command wall time (best of {args.repeats}), --dtype {args.dtype}")

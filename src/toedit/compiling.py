@@ -51,7 +51,9 @@ COMPRESSION_RATIO = 4  # gzip / zstd / parquet text: bytes on disk x this ~ the 
 
 def estimate_tokens(files: dict[str, tuple[int, bool]]) -> int:
     """Tokens in input files {path: (bytes on disk, compressed)}, from their size alone (no reading)."""
-    return sum(size * (COMPRESSION_RATIO if packed else 1) for size, packed in files.values()) // BYTES_PER_TOKEN
+    return (
+        sum(size * (COMPRESSION_RATIO if packed else 1) for size, packed in files.values()) // BYTES_PER_TOKEN
+    )
 
 
 def use_compile(mode: str, prior: Prior, tokens: int | None = None) -> bool:

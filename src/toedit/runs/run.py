@@ -399,7 +399,9 @@ def _settle(rd: RunDir, shards: list[Shard], outcome) -> dict[str, Any] | None:
 
 def _input_tokens(shards: list[Shard]) -> int:
     """The input's size in tokens, estimated from its files' sizes (a file split into parts counted once)."""
-    files = {s.path: (s.size, s.compression is not None or s.format in ("parquet", "datasets")) for s in shards}
+    files = {
+        s.path: (s.size, s.compression is not None or s.format in ("parquet", "datasets")) for s in shards
+    }
     return estimate_tokens(files)
 
 
