@@ -41,9 +41,11 @@ def __getattr__(name: str):
 _LAYER_LISTS = ("layers", "h", "blocks", "decoder_layers")  # where HF models keep their decoder blocks
 
 
-# `auto` compiles only inputs of at least this many tokens. Compiling the layers costs ~5-10 s on 2 busy
-# cores with inductor's code cache warm (plus ~2 s to import inductor) and saves ~1 ms per token against eager
-# bf16 (`benchmarks/bench_startup.py`, `benchmarks/bench_edit.py`): it pays back from about 10K tokens.
+# `auto` compiles only inputs of at least this many tokens. Compiling costs seconds before the first score
+# (importing inductor ~2 s, tracing and loading the cached kernels ~1-8 s on 2 busy cores with inductor's disk
+# cache warm, ~20 s cold; `benchmarks/bench_startup.py`), which dominates a trial on a few lines. Above this
+# size compiled is kept: it is ~1.07x eager bf16 (pays back its time from ~100K tokens) and closer to fp32
+# from the first token (README "Benchmarks"), which matters more for a real run than a few seconds.
 COMPILE_MIN_TOKENS = 16_384
 BYTES_PER_TOKEN = 4  # English text in a BPE vocabulary of ~50K: ~4 characters per token
 COMPRESSION_RATIO = 4  # gzip / zstd / parquet text: bytes on disk x this ~ the text's bytes
