@@ -22,7 +22,7 @@ def gpu_check():
 def test_the_cpu_smoke_mode_runs_every_step(gpu_check, tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "gpu_check.json"
     res = gpu_check.main(
-        ["--cpu-smoke", "--assets", str(tiny_model_dir), "--shapes", "135m,1b", "--json", str(out)]
+        ["--cpu-smoke", "--assets", str(tiny_model_dir), "--shapes", "1b", "--json", str(out)]
     )
     assert json.loads(out.read_text())["smoke"] is True and res["smoke"]
     printed = capsys.readouterr().out
@@ -30,7 +30,7 @@ def test_the_cpu_smoke_mode_runs_every_step(gpu_check, tiny_model_dir, tmp_path,
     same = res["agreement"]["cpu float32 vs cpu float32"]
     assert same["max_abs_logprob_diff"] == 0.0 and same["top1_match"] == 1.0
     assert res["agreement"]["cpu bfloat16 vs cpu float32"]["max_abs_logprob_diff"] > 0.0
-    for shape in ("135m", "1b"):
+    for shape in ("1b",):
         speed = res["speed"][shape]
         assert speed["tokens"] > 0 and speed["roofline_tok_s"] > 0
         for path in ("toedit score", "toedit edit", "simplest script"):
