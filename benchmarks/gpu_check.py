@@ -103,7 +103,7 @@ def random_prior(cfg, tokenizer, device: torch.device, dtype: torch.dtype, name:
 
     torch.manual_seed(seed)
     with torch.device(device):
-        model = LlamaForCausalLM(cfg).to(dtype).eval()
+        model = cast(LlamaForCausalLM(cfg), device, dtype).eval()
     ctx = context_token_id(tokenizer)
     max_pos = int(cfg.max_position_embeddings or 2048)
     return Prior(model, tokenizer, name, f"random:{name}:{seed}", ctx, device, dtype, max_pos)
@@ -131,8 +131,18 @@ def briefly_trained(cfg, tokenizer, texts: list[str], device: torch.device, step
     return model.eval()
 
 
+def cast(model: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """`model.to(device, dtype)` keeping the rotary `inv_freq` buffers fp32, as a model loaded in bf16 has them."""
+    keep = {n: b.detach().clone() for n, b in model.named_buffers() if n.endswith("inv_freq")}
+    model = model.to(device=device, dtype=dtype)
+    for name, buf in keep.items():
+        owner, _, leaf = name.rpartition(".")
+        setattr(model.get_submodule(owner), leaf, buf.to(device))
+    return model
+
+
 def as_prior(model, tokenizer, device: torch.device, dtype: torch.dtype, name: str) -> Prior:
-    model = model.to(device=device, dtype=dtype).eval()
+    model = cast(model, device, dtype).eval()
     ctx = context_token_id(tokenizer)
     max_pos = int(model.config.max_position_embeddings or 2048)
     return Prior(model, tokenizer, name, f"trained:{name}", ctx, device, dtype, max_pos)
