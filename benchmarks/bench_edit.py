@@ -278,7 +278,12 @@ def simple_script(prior, texts: list[str], k: int = 8, threshold: float = 0.99, 
     for text in texts:
         ids = [prior.context_id, *prior.tokenizer(text, add_special_tokens=False)["input_ids"]]
         with torch.inference_mode():
-            logp = prior.model(input_ids=torch.tensor([ids])).logits[0].float().log_softmax(-1)
+            logp = (
+                prior.model(input_ids=torch.tensor([ids], device=prior.device))
+                .logits[0]
+                .float()
+                .log_softmax(-1)
+            )
         top_v, top_i = logp.topk(k, dim=-1)
         top_v, top_i = top_v.tolist(), top_i.tolist()
         lps = []

@@ -158,3 +158,42 @@ def test_a_model_without_a_known_layer_list_scores_eagerly_with_one_warning(tiny
     assert all(not isinstance(m, torch._dynamo.eval_frame.OptimizedModule) for m in prior.model.model.layers)
     for e, a in zip(eager, again, strict=True):
         np.testing.assert_allclose(a.logprob, e.logprob, atol=1e-5)
+
+
+def test_auto_compiles_only_an_input_large_enough_to_pay_it_back(tiny_prior):
+    bf16 = _as(tiny_prior, "cpu", torch.bfloat16)
+    assert not compiling.use_compile("auto", bf16, tokens=compiling.COMPILE_MIN_TOKENS - 1)
+    assert compiling.use_compile("auto", bf16, tokens=compiling.COMPILE_MIN_TOKENS)
+    assert compiling.use_compile("on", bf16, tokens=10)  # explicit modes ignore the size
+    assert not compiling.use_compile("off", bf16, tokens=10**9)
+    assert not compiling.use_compile("auto", _as(tiny_prior, "cpu", torch.float32), tokens=10**9)
+    # the estimate: bytes / BYTES_PER_TOKEN, compressed files x COMPRESSION_RATIO
+    plain = compiling.estimate_tokens({"a.jsonl": (4000, False)})
+    assert plain == 4000 // compiling.BYTES_PER_TOKEN
+    assert compiling.estimate_tokens({"a.jsonl.gz": (4000, True)}) == plain * compiling.COMPRESSION_RATIO
+
+
+@pytest.mark.parametrize(("copies", "expected"), [(1, "off"), (None, "on")])
+def test_a_run_resolves_auto_by_the_input_size(tmp_path, tiny_prior, monkeypatch, copies, expected):
+    """`toedit edit` on a few lines scores eagerly; a large input compiles (the resolved mode is what the
+    scorer gets, the manifest records and a resume with auto finds again)."""
+    from toedit.config import RunConfig
+    from toedit.runs import run_edit
+
+    prior = _as(tiny_prior, "cpu", torch.bfloat16)
+    line = json.dumps({"text": corpus_texts(1)[0][:200]}) + "\n"
+    copies = copies or compiling.COMPILE_MIN_TOKENS * compiling.BYTES_PER_TOKEN // len(line) + 1
+    src = tmp_path / "in.jsonl"
+    src.write_text(line * copies)
+    seen = []
+
+    def spy(batch, seqs, results, prior, head, config, *a):
+        seen.append(config.compile)  # score nothing: only the mode that reaches the scorer matters here
+
+    monkeypatch.setattr(scoring, "_score_batch_compiled", spy)
+    quiet = RunConfig(progress=False)
+    for _ in range(2):  # the second call resumes (nothing to do) with the same fingerprint
+        summary = run_edit([str(src)], str(tmp_path / "run"), score=ScoreConfig(), run=quiet, prior=prior)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert summary.compile == manifest["model"]["compile"] == expected
+    assert seen and set(seen) == {expected}

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tests.conftest import TRICKY_TEXTS, corpus_texts
+from toedit import scoring
 from toedit.config import ScoreConfig
 from toedit.scoring import plan_windows, score_texts, tokenize
 
@@ -172,3 +173,15 @@ def test_bf16_head_refines_the_target_and_candidates_in_fp32(tiny_prior):
     assert (rest[:150] < 1e-3).float().mean() > 0.5  # the peaked rows are nearly exact
     assert torch.equal(i16[:, 0], i32[:, 0])
     assert torch.equal(lp16 > np.log(0.99), lp32 > np.log(0.99))
+
+
+def test_batches_bound_the_padding_of_every_row():
+    lengths = [1188, 921, 471, 276, 261, 190, 175, 58, 58, 57]
+    segs = [scoring._Segment(d, 0, 1, n) for d, n in enumerate(lengths)]
+    batches = scoring._batches(segs, 2048)
+    assert sorted(s.doc for b in batches for s in b) == list(range(len(lengths)))  # each row exactly once
+    for b in batches:
+        width = max(s.hi - s.start for s in b)
+        assert len(b) * width <= 2048 or len(b) == 1
+        assert all(s.hi - s.start >= width * (1 - scoring.PAD_SHARE) for s in b)
+    assert [len(b) for b in batches] == [1, 1, 1, 2, 1, 1, 3]  # 921 and 471 no longer share a batch

@@ -8,7 +8,9 @@ intermediates in fp32. With a bf16 body that is faster and closer to fp32 than e
 (all layers share one graph); compilation takes some seconds, cached on disk by inductor across processes.
 
 `compile="auto"` turns it on for a bf16 or bf32 body on CPU only: `--dtype float32` stays the exact eager
-reference and CUDA runs eager. If compilation fails (an architecture dynamo cannot trace), scoring warns once
+reference and CUDA runs eager. Given the input's size (runs pass an estimate from the input files' bytes,
+`estimate_tokens`), `auto` also needs at least COMPILE_MIN_TOKENS tokens: compilation costs seconds (and the
+inductor import), more than it saves on a few short documents. If compilation fails (an architecture dynamo cannot trace), scoring warns once
 and continues eagerly. `body_math` sets the bf16 matmul math of a bf32 prior (`--dtype bf32`).
 """
 
@@ -39,20 +41,40 @@ def __getattr__(name: str):
 _LAYER_LISTS = ("layers", "h", "blocks", "decoder_layers")  # where HF models keep their decoder blocks
 
 
-def use_compile(mode: str, prior: Prior) -> bool:
-    """Whether scoring compiles: `on`, `off`, or `auto` = a bf16 or bf32 body on CPU (not after a failure)."""
+# `auto` compiles only inputs of at least this many tokens. Compiling costs seconds before the first score
+# (importing inductor ~2 s, tracing and loading the cached kernels ~1-8 s on 2 busy cores with inductor's disk
+# cache warm, ~20 s cold; `benchmarks/bench_startup.py`), which dominates a trial on a few lines. Above this
+# size compiled is kept: it is ~1.07x eager bf16 (pays back its time from ~100K tokens) and closer to fp32
+# from the first token (README "Benchmarks"), which matters more for a real run than a few seconds.
+COMPILE_MIN_TOKENS = 16_384
+BYTES_PER_TOKEN = 4  # English text in a BPE vocabulary of ~50K: ~4 characters per token
+COMPRESSION_RATIO = 4  # gzip / zstd / parquet text: bytes on disk x this ~ the text's bytes
+
+
+def estimate_tokens(files: dict[str, tuple[int, bool]]) -> int:
+    """Tokens in input files {path: (bytes on disk, compressed)}, from their size alone (no reading)."""
+    return (
+        sum(size * (COMPRESSION_RATIO if packed else 1) for size, packed in files.values()) // BYTES_PER_TOKEN
+    )
+
+
+def use_compile(mode: str, prior: Prior, tokens: int | None = None) -> bool:
+    """Whether scoring compiles: `on`, `off`, or `auto` = a bf16 or bf32 body on CPU (not after a failure)
+    and, when the input's size is given (`tokens`, an estimate), at least COMPILE_MIN_TOKENS of it."""
     if mode not in COMPILE_MODES:
         raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
     if prior.cache.get("compile_failed"):
         return False
     if mode == "auto":
-        return prior.device.type == "cpu" and (prior.dtype == torch.bfloat16 or prior.dtype_name == "bf32")
+        large = tokens is None or tokens >= COMPILE_MIN_TOKENS
+        fast_body = prior.dtype == torch.bfloat16 or prior.dtype_name == "bf32"
+        return large and prior.device.type == "cpu" and fast_body
     return mode == "on"
 
 
-def resolved_compile(mode: str, prior: Prior) -> str:
-    """The mode as it applies to this prior: on | off (for manifests and fingerprints)."""
-    return "on" if use_compile(mode, prior) else "off"
+def resolved_compile(mode: str, prior: Prior, tokens: int | None = None) -> str:
+    """The mode as it applies to this prior (and input size): on | off (for manifests and fingerprints)."""
+    return "on" if use_compile(mode, prior, tokens) else "off"
 
 
 def decoder_layers(model: torch.nn.Module) -> torch.nn.ModuleList | None:

@@ -46,8 +46,9 @@ class ScoreConfig:
     head_chunk: int = _f(512, "positions per LM-head + log-softmax chunk (bounds logits memory)")
     compile: str = _f(
         "auto",
-        "torch.compile the decoder layers and the head's statistics: auto (on for a bf16 or bf32 body on CPU: "
-        "faster and closer to fp32 than eager) | on | off",
+        "torch.compile the decoder layers and the head's statistics: auto (on for a bf16 or bf32 body on CPU "
+        "when the input is large enough to pay back the seconds compiling takes, ~16K tokens estimated from "
+        "the files' sizes: faster and closer to fp32 than eager) | on | off",
         choices=COMPILE_MODES,
     )
     store_k: int = _f(8, "top-k candidates stored per position in scores/ (for analysis)")

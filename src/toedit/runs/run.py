@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..compiling import estimate_tokens, resolved_compile
 from ..config import ConfigError, EditConfig, IOConfig, RunConfig, ScoreConfig
 from ..io import Shard, count_records, discover, write_json_atomic
 from ..io.hashing import content_hashes
@@ -231,6 +232,8 @@ def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) ->
     prior = prior or load_prior(
         run.model, devices[0] if devices else run.device, run.dtype, run.trust_remote_code
     )
+    # `--compile auto` resolved once, from the whole input's size (every rank and worker alike): on | off
+    score = dataclasses.replace(score, compile=resolved_compile(score.compile, prior, _input_tokens(shards)))
     window = check_settings(prior, score, edit)  # before any shard: a config error, not a failed shard
     calibration = None
     if edit is not None and (edit.target_change_rate is not None or edit.target_selected_rate is not None):
@@ -348,6 +351,14 @@ def _settle(rd: RunDir, shards: list[Shard], outcome) -> dict[str, Any] | None:
         if outcome is not None and not outcome.failed:
             outcome.failed.append({"shard": "(summary files)", "attempts": 1, "error": str(exc)})
         return None
+
+
+def _input_tokens(shards: list[Shard]) -> int:
+    """The input's size in tokens, estimated from its files' sizes (a file split into parts counted once)."""
+    files = {
+        s.path: (s.size, s.compression is not None or s.format in ("parquet", "datasets")) for s in shards
+    }
+    return estimate_tokens(files)
 
 
 def _plan_item(shard: Shard) -> dict[str, Any]:
