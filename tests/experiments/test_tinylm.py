@@ -3,17 +3,21 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from toedit.cli import main
 from toedit.config import ConfigError
+from toedit.experiments.ensemble import Member, resolve_precision, train_ensemble, train_grid
 from toedit.experiments.tinylm import (
     TrainConfig,
     as_prior,
     build_tokenizer,
+    data_order,
     evaluate,
     pack,
+    resolve_device,
     train_rows,
     train_tinylm,
 )
@@ -118,3 +122,143 @@ def test_cli_train(tmp_path, human_jsonl, capsys):
     assert printed["steps"] == saved["steps"] == 2 and "heldout" in printed
     assert (out / "config.json").exists() and (out / "tokenizer.json").exists()
     assert main(["train", str(human_jsonl), "--hidden", "30"]) == 2
+
+
+# ------------------------------------------------------------------ the grid trainer (ensemble) and --device
+
+STEPS20 = TrainConfig(**{**TOY.__dict__, "tokens": 20 * 8 * 32, "layers": 2, "precision": "float32"})
+LOSS_TOL = 1e-4  # fp32: an ensemble member vs the same run alone (observed ~1.5e-6 over 20 steps)
+
+
+def _cfg(seed: int, **kw) -> TrainConfig:
+    return TrainConfig(**{**STEPS20.__dict__, "seed": seed, **kw})
+
+
+@pytest.fixture(scope="module")
+def toy_rows(toy_tokenizer):
+    return pack(corpus_texts(10), toy_tokenizer, 32)
+
+
+def test_ensemble_members_match_the_runs_alone_fp32(toy_tokenizer, toy_rows):
+    vocab = len(toy_tokenizer)
+    alone = [train_rows(toy_rows, _cfg(s), vocab) for s in (0, 1, 2)]
+    grid = train_ensemble([Member(toy_rows, _cfg(s)) for s in (0, 1, 2)], vocab)
+    for (m_a, s_a), (m_g, s_g) in zip(alone, grid, strict=True):
+        assert s_g["steps"] == s_a["steps"] == 20 and s_g["members"] == 3 and s_g["precision"] == "float32"
+        assert np.abs(np.subtract(s_a["losses"], s_g["losses"])).max() < LOSS_TOL
+        for (name, a), b in zip(m_a.state_dict().items(), m_g.state_dict().values(), strict=True):
+            assert torch.allclose(a, b, atol=1e-4), name
+        assert s_g["final_loss"] < s_g["first_loss"] - 0.5  # it trained
+    # the trained member is an ordinary Llama: the same loss through HF's forward
+    x = toy_rows[:2]
+    with torch.no_grad():
+        assert float(grid[0][0](input_ids=x, labels=x).loss) == pytest.approx(
+            float(alone[0][0](input_ids=x, labels=x).loss), abs=1e-4
+        )
+
+
+def test_members_are_independent(toy_tokenizer, toy_rows):
+    """A member's run does not depend on who else is in the grid; seeds give their own init and data order."""
+    vocab = len(toy_tokenizer)
+    ab = train_ensemble([Member(toy_rows, _cfg(0)), Member(toy_rows, _cfg(1))], vocab)
+    ac = train_ensemble([Member(toy_rows, _cfg(0)), Member(toy_rows[:40], _cfg(7, lr=3e-3))], vocab)
+    assert np.abs(np.subtract(ab[0][1]["losses"], ac[0][1]["losses"])).max() < 1e-5
+    assert ab[0][1]["losses"][0] != ab[1][1]["losses"][0]  # another init and first batch
+    # a given row order is used as given: the same as the rows permuted beforehand, read in sequence
+    order = data_order(len(toy_rows), 20 * 8, 5)
+    given = train_ensemble([Member(toy_rows, _cfg(0), order=order)], vocab)[0][1]["losses"]
+    permuted = toy_rows[torch.from_numpy(order)]
+    in_sequence = train_ensemble([Member(permuted, _cfg(0), order=np.arange(len(order)))], vocab)
+    assert np.abs(np.subtract(given, in_sequence[0][1]["losses"])).max() < 1e-5
+    assert np.abs(np.subtract(given, ab[0][1]["losses"])).max() > 1e-3  # seed 0's own order differs
+    with pytest.raises(ConfigError, match="row order"):
+        train_ensemble([Member(toy_rows, _cfg(0), order=order[:10])], vocab)
+
+
+def test_grid_groups_shapes_and_keeps_the_order(toy_tokenizer, toy_rows):
+    vocab = len(toy_tokenizer)
+    members = [Member(toy_rows, _cfg(0)), Member(toy_rows, _cfg(1, hidden=16)), Member(toy_rows, _cfg(2))]
+    out = train_grid(members, vocab, max_members=1)
+    assert [s["members"] for _, s in out] == [1, 1, 1]
+    assert out[1][0].config.hidden_size == 16 and out[0][0].config.hidden_size == 32
+    together = train_grid(members, vocab)
+    assert [s["members"] for _, s in together] == [2, 1, 2]
+    assert np.abs(np.subtract(out[2][1]["losses"], together[2][1]["losses"])).max() < 1e-5
+    with pytest.raises(ConfigError, match="one shape"):
+        train_ensemble(members, vocab)
+
+
+def test_bf16_ensemble_trains_close_to_fp32(toy_tokenizer, toy_rows):
+    vocab = len(toy_tokenizer)
+    fp32 = train_ensemble([Member(toy_rows, _cfg(0))], vocab)[0][1]
+    bf16 = train_ensemble([Member(toy_rows, _cfg(0, precision="bfloat16"))], vocab)[0][1]
+    assert bf16["precision"] == "bfloat16" and fp32["precision"] == "float32"
+    assert bf16["losses"] != fp32["losses"]  # bf16 matmuls really ran
+    assert abs(bf16["final_loss"] - fp32["final_loss"]) < 0.1
+
+
+def test_precision_auto_follows_the_cpu(monkeypatch):
+    import toedit.prior as prior_mod
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(prior_mod, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert resolve_precision("auto", cpu) == torch.bfloat16
+    monkeypatch.setattr(prior_mod, "cpu_flags", lambda: frozenset({"avx2"}))
+    assert resolve_precision("auto", cpu) == torch.float32
+    assert resolve_precision("bfloat16", cpu) == torch.bfloat16
+    assert resolve_precision("auto", torch.device("cuda")) == torch.bfloat16
+    with pytest.raises(ConfigError, match="precision"):
+        resolve_precision("fp8", cpu)
+
+
+def test_device_selection():
+    assert resolve_device("auto", cuda_available=False).type == "cpu"
+    assert resolve_device("auto", cuda_available=True).type == "cuda"
+    assert resolve_device("cpu", cuda_available=True).type == "cpu"
+    assert resolve_device("cuda", cuda_available=True).type == "cuda"
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        resolve_device("cuda", cuda_available=False)
+    with pytest.raises(ConfigError, match="device must be one of"):
+        TrainConfig(device="tpu").validate()
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        TrainConfig(precision="half").validate()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without CUDA")
+def test_cuda_without_cuda_is_a_clear_error(toy_tokenizer, toy_rows, human_jsonl, capsys):
+    with pytest.raises(ConfigError, match="--device cuda: CUDA is not available"):
+        train_rows(toy_rows, _cfg(0, device="cuda"), len(toy_tokenizer))
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        train_ensemble([Member(toy_rows, _cfg(0, device="cuda"))], len(toy_tokenizer))
+    assert main(["train", str(human_jsonl), "--device", "cuda", "--tokens", "256"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_cli_device_and_precision_reach_the_trainer(tmp_path, human_jsonl, monkeypatch, capsys):
+    import toedit.experiments.ensemble as ens
+
+    seen = []
+    real = ens.resolve_device
+
+    def spy(spec, *a, **kw):
+        seen.append(spec)
+        return real(spec, *a, **kw)
+
+    monkeypatch.setattr(ens, "resolve_device", spy)
+    args = [
+        "train",
+        str(human_jsonl),
+        "--tokens",
+        "256",
+        "--seq-len",
+        "32",
+        "--hidden",
+        "32",
+        "--layers",
+        "1",
+    ]
+    args += ["--heads", "2", "--tokenizer", "bpe:300", "--device", "cpu", "--precision", "bfloat16"]
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert seen == ["cpu"]
+    assert printed["device"] == "cpu" and printed["precision"] == "bfloat16" and printed["members"] == 1

@@ -558,10 +558,14 @@ def run_setting(setting: str, config: BenefitConfig, prior, progress: bool = Tru
     runs, realised = [], {}
     unigram = None  # the level of word frequencies alone: an add-one unigram model of H's training tokens
     edit_s = 0.0
+    arms_of = {}
     for seed in seeds:
         te = time.perf_counter()
-        arms = build_arms(texts, ids, scores, prior, config, cal, seed)
+        arms_of[seed] = build_arms(texts, ids, scores, prior, config, cal, seed)
         edit_s += time.perf_counter() - te
+    pretrained = _pretrain_grid(arms_of, tok, eos, config) if setting == "pretrain" else {}
+    for seed in seeds:
+        arms = arms_of[seed]
         order = _doc_order(len(texts), seed)
         for name, (arm_texts, rates) in arms.items():
             realised.setdefault(name, []).append(rates)
@@ -578,12 +582,9 @@ def run_setting(setting: str, config: BenefitConfig, prior, progress: bool = Tru
                 stats = blm.train_lm(lm, batches, config.ft_lr, seed=seed)
             else:
                 arm_ordered = [arm_texts[i] for i in order]
-                if setting == "pretrain":
-                    n_rows = _n_rows(config.pt_tokens, config.pt_seq_len, config.pt_batch)
-                    rows = blm.pack_stream(arm_ordered, tok, eos, config.pt_seq_len, n_rows)
-                    lm = blm.FullLM(_tiny_model(config, len(tok), seed))
-                    batches = _row_batches(rows, config.pt_batch, seed, lm.inputs)
-                    stats = blm.train_lm(lm, batches, config.pt_lr, weight_decay=0.1, seed=seed)
+                if setting == "pretrain":  # trained above, with every other (seed, arm) of the grid
+                    rows, model, stats = pretrained[seed, name]
+                    lm = blm.FullLM(model)
                 else:
                     n_rows = _n_rows(config.cpt_tokens, config.cpt_seq_len, config.ft_batch)
                     rows = blm.pack_stream(arm_ordered, tok, eos, config.cpt_seq_len, n_rows)
@@ -610,7 +611,7 @@ def run_setting(setting: str, config: BenefitConfig, prior, progress: bool = Tru
                     "doc_order": hashlib.sha256("\n".join(seen).encode()).hexdigest()[:16],
                     "final_loss": stats["final_loss"],
                     "steps": stats["steps"],
-                    "seconds": round(time.perf_counter() - ts, 1),
+                    "seconds": round(time.perf_counter() - ts + stats.get("member_seconds", 0.0), 1),
                 }
             )
             msg = f"benefit {setting}: seed {seed} {name:12s} PPL {ppl:8.2f} acc {correct.mean():.3f}"
@@ -683,20 +684,41 @@ def _n_rows(tokens: int, seq_len: int, batch: int) -> int:
     return max(batch, math.ceil(tokens / seq_len / batch) * batch)
 
 
-def _tiny_model(config: BenefitConfig, vocab: int, seed: int):
-    from .tinylm import TrainConfig, make_model
+def pretrain_config(config: BenefitConfig, seed: int):
+    """The tiny Llama of the pretrain setting as a `TrainConfig` (shape, budget, lr; weight decay 0.1)."""
+    from .tinylm import TrainConfig
 
-    tc = TrainConfig(
+    return TrainConfig(
         tokens=config.pt_tokens,
         seq_len=config.pt_seq_len,
         batch_size=config.pt_batch,
+        lr=config.pt_lr,
         hidden=config.pt_hidden,
         layers=config.pt_layers,
         heads=max(1, config.pt_hidden // 64),
         intermediate=config.pt_hidden * 8 // 3 // 32 * 32 or 32,
         seed=seed,
     )
-    return make_model(tc, vocab)
+
+
+def _pretrain_grid(arms_of: dict[int, dict], tok, eos: int, config: BenefitConfig) -> dict[tuple, tuple]:
+    """Every (seed, arm) tiny Llama of the pretrain setting, trained together (`ensemble.train_grid`): each
+    member is its arm's texts in the seed's document order, packed, its rows in the seed's batch order
+    (`_row_batches`), the seed's initialisation; AdamW decays every parameter (as `benefit_lm.train_lm`).
+    Returns {(seed, arm): (rows, model, stats)}."""
+    from .ensemble import Member, train_grid
+
+    n_rows = _n_rows(config.pt_tokens, config.pt_seq_len, config.pt_batch)
+    keys, members = [], []
+    for seed, arms in arms_of.items():
+        perm = np.random.default_rng([seed, 15485863]).permutation(n_rows)  # `_row_batches`' order
+        for name, (arm_texts, _) in arms.items():
+            order = _doc_order(len(arm_texts), seed)
+            rows = blm.pack_stream([arm_texts[i] for i in order], tok, eos, config.pt_seq_len, n_rows)
+            keys.append((seed, name))
+            members.append(Member(rows, pretrain_config(config, seed), order=perm))
+    trained = train_grid(members, len(tok), decay_vectors=True)
+    return {k: (m.rows, *res) for k, m, res in zip(keys, members, trained, strict=True)}
 
 
 def _trainable_copy(prior) -> torch.nn.Module:

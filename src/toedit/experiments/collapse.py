@@ -41,6 +41,7 @@ from ..verdicts import (
     fmt_delta,
     paired_delta,
 )
+from .ensemble import Member, train_grid
 from .generate import GenerateConfig, generate_texts, opening_prompts
 from .human import load_human, sample, seed_summary, segments, split_heldout
 from .mix import (
@@ -53,7 +54,7 @@ from .mix import (
     unigram_ppl,
     verdict_fields,
 )
-from .tinylm import TrainConfig, as_prior, build_tokenizer, evaluate, pack, train_rows
+from .tinylm import TrainConfig, as_prior, build_tokenizer, evaluate, pack
 
 log = logging.getLogger(__name__)
 
@@ -173,66 +174,93 @@ def _samples(model, tok, prompts, config: CollapseConfig, seed: int, round_index
     return [r["text"] for r in records]  # the continuation only (the prompt is human text)
 
 
-def _train(texts: list[str], tok, config: CollapseConfig, seed: int, round_index: int):
-    tc = config.train_config(seed * 1000 + round_index)
-    model, stats = train_rows(pack(texts, tok, tc.seq_len), tc, len(tok))
-    return model, stats
+def _train_all(jobs: list[tuple[list[str], int, int]], tok, config: CollapseConfig) -> list[tuple]:
+    """(model, stats) per (texts, seed, round) job: the tiny LMs of one round train together (`train_grid`),
+    each with the seed and round's own initialisation and data order (`seed * 1000 + round`)."""
+    members = []
+    for texts, seed, round_index in jobs:
+        tc = config.train_config(seed * 1000 + round_index)
+        members.append(Member(pack(texts, tok, tc.seq_len), tc))
+    return train_grid(members, len(tok))
 
 
-def run_chain_seed(
-    human: list[str], heldout: list[str], prompts, tok, config: CollapseConfig, seed: int, progress: bool
-) -> dict[str, list[dict]]:
-    """All chains for one seed; per setting, one metrics dict per round (round 0 shared)."""
-    model0, stats0 = _train(human, tok, config, seed, 0)
-    m0 = {
-        "round": 0,
-        **_measure(model0, tok, human, heldout, config, seed),
-        "final_loss": stats0["final_loss"],
+def _edit_round(setting, data, model, model0, human, tok, config, seed, r, fixed: dict) -> tuple[list, dict]:
+    """One ToEdit round of a chain: its data edited by its current model (or the round-0 model with one
+    threshold calibrated on the human data, `toedit_fixed`); returns the edited texts and the rates."""
+    edit = EditConfig(
+        target_change_rate=config.change_rate,
+        top_k=config.edit_top_k,
+        beta=config.edit_beta,
+        seed=seed * 1000 + r,
+    )
+    prior = as_prior(model, tok)
+    extra: dict[str, Any] = {}
+    if setting == "toedit_fixed":
+        prior = as_prior(model0, tok)  # one prior for every round: the round-0 model
+        if seed not in fixed:  # one threshold: calibrated once, on the human data
+            fixed[seed] = calibrate_threshold(human, prior, edit).threshold
+        edit = EditConfig(threshold=fixed[seed], top_k=edit.top_k, beta=edit.beta, seed=edit.seed)
+        extra["threshold"] = fixed[seed]
+    results = edit_texts(data, prior, edit, ids=[str(i) for i in range(len(data))])
+    scored = sum(res.stats.n_scored for res in results)
+    extra = {
+        "change_rate": sum(res.stats.n_changed for res in results) / max(scored, 1),
+        "selected_rate": sum(res.stats.n_above for res in results) / max(scored, 1),
+        **extra,
     }
-    out: dict[str, list[dict]] = {}
-    fixed_threshold: float | None = None
-    for setting in config.setting_list():
-        rows, model, data, synth_all = [m0], model0, list(human), []
-        for r in range(1, config.rounds + 1):
-            extra: dict[str, Any] = {}
+    return [res.text for res in results], extra
+
+
+def run_chains(
+    human: list[str],
+    heldout: list[str],
+    prompts,
+    tok,
+    config: CollapseConfig,
+    seeds: list[int],
+    progress: bool,
+) -> dict[int, dict[str, list[dict]]]:
+    """All chains of all seeds, round by round (each round's models train together); per seed and setting,
+    one metrics dict per round (round 0 shared by the settings of a seed)."""
+    settings = config.setting_list()
+    first = _train_all([(human, seed, 0) for seed in seeds], tok, config)
+    out: dict[int, dict[str, list[dict]]] = {}
+    chains: dict[tuple[int, str], dict[str, Any]] = {}
+    for seed, (model0, stats0) in zip(seeds, first, strict=True):
+        m0 = {
+            "round": 0,
+            **_measure(model0, tok, human, heldout, config, seed),
+            "final_loss": stats0["final_loss"],
+        }
+        out[seed] = {setting: [m0] for setting in settings}
+        for setting in settings:
+            chains[seed, setting] = {"model": model0, "model0": model0, "data": list(human), "synth": []}
+    fixed: dict[int, float] = {}
+    for r in range(1, config.rounds + 1):
+        extras = {}
+        for (seed, setting), ch in chains.items():
+            extras[seed, setting] = {}
             if setting == "human":
-                data = list(human)
+                ch["data"] = list(human)
             elif setting == "replace":
-                data = _samples(model, tok, prompts, config, seed, r)
+                ch["data"] = _samples(ch["model"], tok, prompts, config, seed, r)
             elif setting == "accumulate":
-                synth_all += _samples(model, tok, prompts, config, seed, r)
-                data = human + synth_all
+                ch["synth"] += _samples(ch["model"], tok, prompts, config, seed, r)
+                ch["data"] = human + ch["synth"]
             else:
-                edit = EditConfig(
-                    target_change_rate=config.change_rate,
-                    top_k=config.edit_top_k,
-                    beta=config.edit_beta,
-                    seed=seed * 1000 + r,
+                ch["data"], extras[seed, setting] = _edit_round(
+                    setting, ch["data"], ch["model"], ch["model0"], human, tok, config, seed, r, fixed
                 )
-                prior = as_prior(model, tok)
-                if setting == "toedit_fixed":
-                    prior = as_prior(model0, tok)  # one prior for every round: the round-0 model
-                    if fixed_threshold is None:  # one threshold: calibrated once, on the human data
-                        fixed_threshold = calibrate_threshold(human, prior, edit).threshold
-                    edit = EditConfig(
-                        threshold=fixed_threshold, top_k=edit.top_k, beta=edit.beta, seed=edit.seed
-                    )
-                results = edit_texts(data, prior, edit, ids=[str(i) for i in range(len(data))])
-                data = [res.text for res in results]
-                scored = sum(res.stats.n_scored for res in results)
-                extra = {
-                    "change_rate": sum(res.stats.n_changed for res in results) / max(scored, 1),
-                    "selected_rate": sum(res.stats.n_above for res in results) / max(scored, 1),
-                }
-                if setting == "toedit_fixed":
-                    extra["threshold"] = fixed_threshold
-            model, stats = _train(data, tok, config, seed, r)
+        trained = _train_all([(ch["data"], seed, r) for (seed, _), ch in chains.items()], tok, config)
+        for ((seed, setting), ch), (model, stats) in zip(chains.items(), trained, strict=True):
+            ch["model"] = model
+            rows = out[seed][setting]
             rows.append(
                 {
                     "round": r,
-                    **_measure(model, tok, data, heldout, config, seed),
+                    **_measure(model, tok, ch["data"], heldout, config, seed),
                     "final_loss": stats["final_loss"],
-                    **extra,
+                    **extras[seed, setting],
                 }
             )
             if progress:
@@ -240,7 +268,6 @@ def run_chain_seed(
                     f"collapse: seed {seed} {setting:<10} round {r}: held-out PPL {rows[-1]['heldout_ppl']:.2f}",
                     flush=True,
                 )
-        out[setting] = rows
     return out
 
 
@@ -274,9 +301,7 @@ def run_collapse(
     held = [t for _, t in sample(segments(held_docs, tok, config.segment_tokens), config.heldout_segments, 0)]
     prompts = opening_prompts(train_segs, tok, config.generate_config(0))
     human_texts = [t for _, t in train_segs]
-    per_seed = {}
-    for seed in int_list(config.seeds, "seeds"):
-        per_seed[seed] = run_chain_seed(human_texts, held, prompts, tok, config, seed, progress)
+    per_seed = run_chains(human_texts, held, prompts, tok, config, int_list(config.seeds, "seeds"), progress)
     result = summarize_collapse(per_seed, config)
     result.update(
         {

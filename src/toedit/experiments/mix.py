@@ -25,10 +25,11 @@ import torch
 from ..config import ConfigError
 from ..io import write_jsonl_atomic
 from ..verdicts import fmt_delta, paired_delta, slope_trend
+from .ensemble import Member, train_grid
 from .generate import GenerateConfig, continuation, generate_texts, opening_prompts, read_records
 from .human import load_human, sample, seed_summary, segments, split_heldout
 from .mixclaims import mix_statement
-from .tinylm import TrainConfig, as_prior, build_tokenizer, data_order, evaluate, pack, train_rows
+from .tinylm import TrainConfig, as_prior, build_tokenizer, data_order, evaluate, pack
 
 log = logging.getLogger(__name__)
 
@@ -257,31 +258,37 @@ def run_mix(
     pool_rows = int(config.epochs * min(len(h_rows), len(s_rows))) // config.batch_size * config.batch_size
     budget = config.tokens or max(pool_rows, config.batch_size) * config.seq_len
     runs = []
-    for seed in int_list(config.seeds, "seeds"):
+    grid = [
+        (seed, share)
+        for seed in int_list(config.seeds, "seeds")
+        for share in int_list(config.shares, "shares")
+    ]
+    members = []  # every (seed, share) run has one shape: they train together (the grid trainer)
+    for seed, share in grid:
         tc = config.train_config(seed, budget)
-        n_rows = tc.steps * tc.batch_size
-        for share in int_list(config.shares, "shares"):
-            rows = mixed_rows(h_rows, s_rows, share / 100, n_rows, seed)
-            model, stats = train_rows(rows, tc, len(tok))
-            ev = evaluate(as_prior(model, tok), pools["heldout"])
-            n_s = round(share / 100 * n_rows)
-            runs.append(
-                {
-                    "share": share,
-                    "seed": seed,
-                    "heldout_ppl": ev["ppl"],
-                    "heldout_tail_share": ev["tail_share"],
-                    "final_train_loss": stats["final_loss"],
-                    "human_chars_seen": round((n_rows - n_s) * h_cpr),
-                    "synthetic_chars_seen": round(n_s * s_cpr),
-                    "human_epochs": round((n_rows - n_s) / len(h_rows), 3),
-                    "synthetic_epochs": round(n_s / len(s_rows), 3),
-                    "seconds": stats["seconds"],
-                }
-            )
-            log.info("share %d%% seed %d: held-out PPL %.2f", share, seed, ev["ppl"])
-            if progress:
-                print(f"mix: share {share:3d}% seed {seed}: held-out PPL {ev['ppl']:.2f}", flush=True)
+        members.append(Member(mixed_rows(h_rows, s_rows, share / 100, tc.steps * tc.batch_size, seed), tc))
+    trained = train_grid(members, len(tok))
+    for (seed, share), (model, stats) in zip(grid, trained, strict=True):
+        n_rows = stats["steps"] * config.batch_size
+        ev = evaluate(as_prior(model, tok), pools["heldout"])
+        n_s = round(share / 100 * n_rows)
+        runs.append(
+            {
+                "share": share,
+                "seed": seed,
+                "heldout_ppl": ev["ppl"],
+                "heldout_tail_share": ev["tail_share"],
+                "final_train_loss": stats["final_loss"],
+                "human_chars_seen": round((n_rows - n_s) * h_cpr),
+                "synthetic_chars_seen": round(n_s * s_cpr),
+                "human_epochs": round((n_rows - n_s) / len(h_rows), 3),
+                "synthetic_epochs": round(n_s / len(s_rows), 3),
+                "seconds": stats["seconds"],
+            }
+        )
+        log.info("share %d%% seed %d: held-out PPL %.2f", share, seed, ev["ppl"])
+        if progress:
+            print(f"mix: share {share:3d}% seed {seed}: held-out PPL {ev['ppl']:.2f}", flush=True)
     result = summarize_mix(runs, config)
     result.update(
         {

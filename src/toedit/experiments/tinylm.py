@@ -26,6 +26,21 @@ from ..scoring import score_texts
 
 EOT = "<|endoftext|>"
 TAIL_P = 0.01  # "tail" tokens: probability below this under the model
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def resolve_device(spec: str, cuda_available: bool | None = None) -> torch.device:
+    """`auto`: cuda when available, else cpu; `cuda` without CUDA is an error (never a silent CPU run)."""
+    if spec not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {spec!r}")
+    has_cuda = torch.cuda.is_available() if cuda_available is None else cuda_available
+    if spec == "cuda" and not has_cuda:
+        raise ConfigError(
+            f"--device cuda: CUDA is not available to this torch ({torch.__version__}, "
+            f"CUDA build: {torch.version.cuda or 'none'}); use --device cpu or auto"
+        )
+    return torch.device("cuda" if spec == "cuda" or (spec == "auto" and has_cuda) else "cpu")
 
 
 @dataclass
@@ -50,6 +65,21 @@ class TrainConfig:
         metadata={"help": "bpe:N (trained on the training texts) | prior | an HF tokenizer directory"},
     )
     seed: int = field(default=0, metadata={"help": "initialisation and data order"})
+    device: str = field(
+        default="auto",
+        metadata={
+            "help": "cpu | cuda | auto (cuda when available); on cuda the matmuls run in bf16 (autocast)",
+            "choices": DEVICES,
+        },
+    )
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "matmul precision of the grid trainer: float32 | bfloat16 (fp32 master weights) | auto "
+            "(bf16 on CUDA and on CPUs with AMX / AVX512-BF16, else fp32)",
+            "choices": PRECISIONS,
+        },
+    )
 
     def validate(self) -> None:
         for name in ("tokens", "seq_len", "batch_size", "hidden", "layers", "heads", "intermediate"):
@@ -59,6 +89,10 @@ class TrainConfig:
             raise ConfigError("hidden must be a multiple of heads")
         if self.lr <= 0 or not 0 <= self.warmup < 1 or not 0 <= self.min_lr_ratio <= 1:
             raise ConfigError("lr must be > 0, warmup in [0, 1), min_lr_ratio in [0, 1]")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if not (
             self.tokenizer.startswith("bpe:") or self.tokenizer == "prior" or Path(self.tokenizer).exists()
         ):
@@ -142,16 +176,57 @@ def data_order(n_rows: int, n_needed: int, seed: int) -> np.ndarray:
     return np.concatenate([rng.permutation(n_rows) for _ in range(epochs)])[:n_needed]
 
 
+def lr_curve(config: TrainConfig) -> list[float]:
+    """The learning rate of every step: linear warm-up, then cosine down to `lr * min_lr_ratio` (HF's)."""
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+    steps = config.steps
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
+    sched = get_cosine_with_min_lr_schedule_with_warmup(
+        opt, int(config.warmup * steps), steps, min_lr_rate=config.min_lr_ratio
+    )
+    out = []
+    for _ in range(steps):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()  # no gradient: a no-op that keeps the scheduler's call order
+        sched.step()
+    return out
+
+
+def train_stats(
+    losses: list[float], config: TrainConfig, n_rows: int, model: torch.nn.Module, seconds: float
+) -> dict[str, Any]:
+    """The metrics of one training run (`train_rows` and the grid trainer report the same keys)."""
+    steps = config.steps
+    tail = losses[-max(1, steps // 10) :]
+    return {
+        "steps": steps,
+        "train_tokens": steps * config.batch_size * config.seq_len,
+        "data_rows": n_rows,
+        "epochs": round(steps * config.batch_size / n_rows, 3),
+        "first_loss": losses[0],
+        "final_loss": float(np.mean(tail)),
+        "losses": losses,
+        "params": sum(p.numel() for p in model.parameters()),
+        "seconds": round(seconds, 3),
+        "tokens_per_s": round(steps * config.batch_size * config.seq_len / max(seconds, 1e-9), 1),
+    }
+
+
 def train_rows(
     rows: torch.Tensor, config: TrainConfig, vocab_size: int, model: torch.nn.Module | None = None
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Train on packed `rows` (int64 [n, seq_len], -1 = padding) for `config.tokens` tokens."""
+    """Train on packed `rows` (int64 [n, seq_len], -1 = padding) for `config.tokens` tokens, one model alone
+    (the reference the grid trainer, `ensemble.train_grid`, is tested against). On CUDA: bf16 autocast."""
+    from contextlib import nullcontext
+
     from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
     config.validate()
     if rows.shape[1] != config.seq_len:
         raise ConfigError(f"rows are {rows.shape[1]} tokens wide, the model's seq_len is {config.seq_len}")
-    model = model or make_model(config, vocab_size)
+    device = resolve_device(config.device)
+    model = (model or make_model(config, vocab_size)).to(device)
     steps = config.steps
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     other = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -164,14 +239,16 @@ def train_rows(
         opt, int(config.warmup * steps), steps, min_lr_rate=config.min_lr_ratio
     )
     order = torch.from_numpy(data_order(len(rows), steps * config.batch_size, config.seed))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     torch.manual_seed(config.seed)
     model.train()
     losses = []
     t0 = time.perf_counter()
     for step in range(steps):
-        batch = rows[order[step * config.batch_size : (step + 1) * config.batch_size]]
+        batch = rows[order[step * config.batch_size : (step + 1) * config.batch_size]].to(device)
         labels = batch.masked_fill(batch < 0, -100)
-        loss = model(input_ids=batch.clamp(min=0), labels=labels).loss
+        with autocast:
+            loss = model(input_ids=batch.clamp(min=0), labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -179,21 +256,8 @@ def train_rows(
         sched.step()
         losses.append(float(loss.detach()))
     seconds = time.perf_counter() - t0
-    model.eval()
-    tail = losses[-max(1, steps // 10) :]
-    stats = {
-        "steps": steps,
-        "train_tokens": steps * config.batch_size * config.seq_len,
-        "data_rows": len(rows),
-        "epochs": round(steps * config.batch_size / len(rows), 3),
-        "first_loss": losses[0],
-        "final_loss": float(np.mean(tail)),
-        "losses": losses,
-        "params": sum(p.numel() for p in model.parameters()),
-        "seconds": round(seconds, 3),
-        "tokens_per_s": round(steps * config.batch_size * config.seq_len / max(seconds, 1e-9), 1),
-    }
-    return model, stats
+    model.cpu().eval()
+    return model, train_stats(losses, config, len(rows), model, seconds)
 
 
 def as_prior(model: torch.nn.Module, tokenizer, name: str = "tinylm") -> Prior:
@@ -230,8 +294,10 @@ def train_tinylm(
     if not texts:
         raise ConfigError("no training texts")
     tokenizer = tokenizer or build_tokenizer(config.tokenizer, texts)
+    from .ensemble import Member, train_grid
+
     rows = pack(texts, tokenizer, config.seq_len)
-    model, stats = train_rows(rows, config, len(tokenizer))
+    ((model, stats),) = train_grid([Member(rows, config)], len(tokenizer))
     metrics: dict[str, Any] = {"config": asdict(config), **stats}
     if heldout:
         metrics["heldout"] = evaluate(as_prior(model, tokenizer), heldout)
