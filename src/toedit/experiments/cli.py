@@ -159,7 +159,7 @@ VERBS = (
     Verb(
         "experiment benefit",
         BenefitOptions,
-        "toedit.experiments.benefit:run_benefit",
+        "toedit.experiments.benefit.run:run_benefit",
         _show_benefit,
         _benefit_prepare,
     ),
