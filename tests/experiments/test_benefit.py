@@ -238,7 +238,9 @@ def test_random_control_matches_each_kind_of_change(tiny_prior):
                 assert getattr(st, f"n_changed_{k}") == want.get(k, 0) - short[k] and short[k] >= 0
             assert (out == text) == (st.n_changed == 0)
     # more than the document has: the shortfall says so, nothing of another kind fills it
-    out, st, short = bf.matched_random(texts[0], scores[0], {"word": 10_000}, rng, tiny_prior.piece, usable, unsafe)
+    out, st, short = bf.matched_random(
+        texts[0], scores[0], {"word": 10_000}, rng, tiny_prior.piece, usable, unsafe
+    )
     assert short["word"] == 10_000 - st.n_changed_word > 0 and st.n_changed == st.n_changed_word
 
 
