@@ -29,6 +29,10 @@ TOY = TrainConfig(
 )
 
 
+TOY_FLAGS = ["--tokens", "1024", "--seq-len", "32", "--hidden", "32", "--layers", "1", "--heads", "2"]
+TOY_FLAGS += ["--tokenizer", "bpe:300"]
+
+
 @pytest.fixture(scope="module")
 def toy_tokenizer():
     return build_tokenizer("bpe:300", corpus_texts(30))
@@ -96,26 +100,7 @@ def test_config_errors():
 
 def test_cli_train(tmp_path, human_jsonl, capsys):
     out = tmp_path / "lm"
-    args = [
-        "train",
-        str(human_jsonl),
-        "--heldout",
-        str(human_jsonl),
-        "-o",
-        str(out),
-        "--tokens",
-        "1024",
-        "--seq-len",
-        "32",
-        "--hidden",
-        "32",
-        "--layers",
-        "1",
-        "--heads",
-        "2",
-        "--tokenizer",
-        "bpe:300",
-    ]
+    args = ["train", str(human_jsonl), "--heldout", str(human_jsonl), "-o", str(out), *TOY_FLAGS]
     assert main(args) == 0
     printed = json.loads(capsys.readouterr().out)
     saved = json.loads((out / "metrics.json").read_text())
@@ -245,20 +230,25 @@ def test_cli_device_and_precision_reach_the_trainer(tmp_path, human_jsonl, monke
         return real(spec, *a, **kw)
 
     monkeypatch.setattr(ens, "resolve_device", spy)
-    args = [
-        "train",
-        str(human_jsonl),
-        "--tokens",
-        "256",
-        "--seq-len",
-        "32",
-        "--hidden",
-        "32",
-        "--layers",
-        "1",
-    ]
-    args += ["--heads", "2", "--tokenizer", "bpe:300", "--device", "cpu", "--precision", "bfloat16"]
+    args = ["train", str(human_jsonl), *TOY_FLAGS, "--device", "cpu", "--precision", "bfloat16"]
     assert main(args) == 0
     printed = json.loads(capsys.readouterr().out)
     assert seen == ["cpu"]
     assert printed["device"] == "cpu" and printed["precision"] == "bfloat16" and printed["members"] == 1
+
+
+def test_member_matches_benefits_trainer(toy_tokenizer, toy_rows):
+    """benefit's pretrain grid: decay on every parameter, its own batch order = `benefit_lm.train_lm` alone."""
+    from toedit.experiments import benefit_lm as blm
+    from toedit.experiments.benefit import _row_batches
+    from toedit.experiments.tinylm import make_model
+
+    cfg = _cfg(3, weight_decay=0.1)
+    rows = toy_rows[: 20 * 8]
+    perm = np.random.default_rng([3, 15485863]).permutation(len(rows))  # `_row_batches`' order
+    lm = blm.FullLM(make_model(cfg, len(toy_tokenizer)))
+    alone = blm.train_lm(lm, _row_batches(rows, 8, 3, lm.inputs), cfg.lr, weight_decay=0.1, seed=3)
+    ((_, grid),) = train_grid([Member(rows, cfg, order=perm)], len(toy_tokenizer), decay_vectors=True)
+    assert grid["steps"] == alone["steps"] == 20
+    assert grid["first_loss"] == pytest.approx(alone["first_loss"], abs=LOSS_TOL)
+    assert grid["final_loss"] == pytest.approx(alone["final_loss"], abs=LOSS_TOL)
