@@ -54,7 +54,7 @@ from .mix import (
     unigram_ppl,
     verdict_fields,
 )
-from .tinylm import TrainConfig, as_prior, build_tokenizer, evaluate, pack
+from .tinylm import DEVICES, TrainConfig, as_prior, build_tokenizer, evaluate, pack
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,14 @@ METRICS = {
 class CollapseConfig:
     """Chains, seeds, corpus sizes, the tiny LM, sampling and the edit rule."""
 
+    device: str = field(
+        default="auto",
+        metadata={
+            "help": "where the prior generates/scores and the tiny LMs train: cpu | cuda | auto (cuda when "
+            "available; on CUDA the matmuls run in bf16)",
+            "choices": DEVICES,
+        },
+    )
     rounds: int = 5
     settings: str = field(
         default="human,replace,accumulate,toedit,toedit_fixed",

@@ -29,7 +29,16 @@ from .ensemble import Member, train_grid
 from .generate import GenerateConfig, continuation, generate_texts, opening_prompts, read_records
 from .human import load_human, sample, seed_summary, segments, split_heldout
 from .mixclaims import mix_statement
-from .tinylm import TrainConfig, as_prior, build_tokenizer, data_order, evaluate, pack
+from .tinylm import (
+    DEVICES,
+    TrainConfig,
+    as_prior,
+    build_tokenizer,
+    data_order,
+    evaluate,
+    pack,
+    resolve_device,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +56,14 @@ def int_list(text: str | list, name: str) -> list[int]:
 class MixConfig:
     """The mixing sweep: shares, seeds, corpus sizes, generation and the tiny LM."""
 
+    device: str = field(
+        default="auto",
+        metadata={
+            "help": "where the prior generates/scores and the tiny LMs train: cpu | cuda | auto (cuda when "
+            "available; on CUDA the matmuls run in bf16)",
+            "choices": DEVICES,
+        },
+    )
     shares: str = "0,25,50,75,100"  # synthetic %, comma-separated
     seeds: str = "0,1,2"
     heldout_share: float = 0.1  # documents (chapters) held out, by id hash
@@ -122,6 +139,7 @@ def lm_config(exp: Any, seed: int, tokens: int) -> TrainConfig:
         intermediate=exp.hidden * 8 // 3 // 32 * 32 or 32,  # Llama's ~8/3 ratio, a multiple of 32
         tokenizer=f"bpe:{exp.vocab}",
         seed=seed,
+        device=getattr(exp, "device", "auto"),
     )
 
 
@@ -171,7 +189,7 @@ def build_pools(human: list[str], config: MixConfig, out_dir: Path, progress: bo
 
     docs = load_human(human)
     train_docs, held_docs = split_heldout(docs, config.heldout_share)
-    prior = load_prior(config.model)
+    prior = load_prior(config.model, device=resolve_device(config.device).type)
     train_segs = sample(
         segments(train_docs, prior.tokenizer, config.segment_tokens), config.human_segments, 0
     )
