@@ -10,8 +10,9 @@ import toedit.prior
 from toedit.cli import parse
 from toedit.config import ConfigError
 from toedit.experiments.collapse import CollapseConfig
+from toedit.experiments.common import lm_config
 from toedit.experiments.generate import GenerateConfig, run_generate
-from toedit.experiments.mix import MixConfig, build_pools, lm_config
+from toedit.experiments.mix import MixConfig, build_pools
 
 
 def _stop(seen):

@@ -41,10 +41,7 @@ from ..verdicts import (
     fmt_delta,
     paired_delta,
 )
-from .ensemble import Member, train_grid
-from .generate import GenerateConfig, generate_texts, opening_prompts
-from .human import load_human, sample, seed_summary, segments, split_heldout
-from .mix import (
+from .common import (
     finished_stamp,
     int_list,
     lm_config,
@@ -54,6 +51,9 @@ from .mix import (
     unigram_ppl,
     verdict_fields,
 )
+from .ensemble import Member, train_grid
+from .generate import GenerateConfig, generate_texts, opening_prompts
+from .human import load_human, sample, seed_summary, segments, split_heldout
 from .tinylm import DEVICES, TrainConfig, as_prior, build_tokenizer, evaluate, pack
 
 log = logging.getLogger(__name__)

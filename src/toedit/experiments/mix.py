@@ -13,9 +13,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,16 @@ import torch
 from ..config import ConfigError
 from ..io import write_jsonl_atomic
 from ..verdicts import fmt_delta, paired_delta, slope_trend
+from .common import (
+    finished_stamp,
+    int_list,
+    lm_config,
+    prepare,
+    sampling_config,
+    stored_result,
+    unigram_ppl,
+    verdict_fields,
+)
 from .ensemble import Member, train_grid
 from .generate import GenerateConfig, continuation, generate_texts, opening_prompts, read_records
 from .human import load_human, sample, seed_summary, segments, split_heldout
@@ -41,15 +49,6 @@ from .tinylm import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def int_list(text: str | list, name: str) -> list[int]:
-    if isinstance(text, list):
-        return [int(x) for x in text]
-    try:
-        return [int(x) for x in str(text).split(",") if x.strip()]
-    except ValueError as exc:
-        raise ConfigError(f"{name}: expected comma-separated integers, got {text!r}") from exc
 
 
 @dataclass
@@ -127,60 +126,12 @@ class MixConfig:
         return sampling_config(self, self.gen_seed)
 
 
-def lm_config(exp: Any, seed: int, tokens: int) -> TrainConfig:
-    """The tiny LM of an experiment config (fields tokens, seq_len, batch_size, lr, hidden, layers, vocab)."""
-    return TrainConfig(
-        tokens=tokens,
-        seq_len=exp.seq_len,
-        batch_size=exp.batch_size,
-        lr=exp.lr,
-        hidden=exp.hidden,
-        layers=exp.layers,
-        intermediate=exp.hidden * 8 // 3 // 32 * 32 or 32,  # Llama's ~8/3 ratio, a multiple of 32
-        tokenizer=f"bpe:{exp.vocab}",
-        seed=seed,
-        device=getattr(exp, "device", "auto"),
-    )
-
-
-def sampling_config(exp: Any, seed: int) -> GenerateConfig:
-    """Length-matched continuations of `segment_tokens`-token segments prompted by their first tokens."""
-    return GenerateConfig(
-        prompt_tokens=exp.prompt_tokens,
-        max_new_tokens=exp.segment_tokens - exp.prompt_tokens,
-        temperature=exp.temperature,
-        top_p=exp.top_p,
-        top_k=exp.top_k,
-        seed=seed,
-        batch_size=exp.gen_batch_size,
-    )
-
-
 # quick: a 768-segment pool (the prior's generation is the slow part: ~175 tokens/s with 1 thread), 3 passes
 # at batch 8 (~300K training tokens per run), so the tiny LMs get well below the unigram level (the results
 # page states both); sized with the collapse preset for ~1 hour of `experiment all --quick --threads 1`
 MIX_QUICK = dict(
     human_segments=768, heldout_segments=80, segment_tokens=160, hidden=128, batch_size=8, epochs=3.0
 )
-
-
-def prepare(config: Any, out_dir: str | Path) -> Path:
-    """Set-up shared by the experiment runners: validate `config`, apply its `threads`, create `out_dir`."""
-    config.validate()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def preset(cls: type, quick: bool, presets: dict[str, Any], **overrides: Any):
-    """`cls()` with the quick preset (if asked) and then the given overrides applied."""
-    names = {f.name for f in fields(cls)}
-    unknown = set(overrides) - names
-    if unknown:
-        raise ConfigError(f"unknown option(s): {', '.join(sorted(unknown))}")
-    return replace(cls(), **{**(presets if quick else {}), **overrides})
 
 
 def build_pools(human: list[str], config: MixConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
@@ -341,31 +292,6 @@ def run_mix(
     return _write_mix(result, out)
 
 
-def finished_stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def verdict_fields(config: Any) -> set[str]:
-    """Fields that only set verdict rules (margins): they do not change the runs, so a stored run is reused."""
-    return {f.name for f in fields(config) if f.metadata.get("verdict")}
-
-
-def stored_result(
-    path: Path, config: dict[str, Any], human: list[str], ignore: set[str] = frozenset()
-) -> dict[str, Any] | None:
-    """A result file written for the same configuration (and inputs, where recorded), else None; keys in
-    `ignore` (verdict-only settings) are not compared."""
-    if not path.is_file():
-        return None
-    stored = json.loads(path.read_text())
-    want = {k: v for k, v in json.loads(json.dumps(config)).items() if k not in ignore}
-    if {k: v for k, v in stored.get("config", {}).items() if k not in ignore} != want:
-        return None
-    if "human" in stored and stored["human"] != list(human):
-        return None
-    return stored
-
-
 def _write_mix(result: dict[str, Any], out: Path) -> dict[str, Any]:
     result["table"] = mix_table(result)
     (out / "mix.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -376,23 +302,6 @@ def _write_mix(result: dict[str, Any], out: Path) -> dict[str, Any]:
 
 def evaluate_tokens(texts: list[str], tokenizer) -> int:
     return sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
-
-
-def unigram_ppl(rows: torch.Tensor, heldout: list[str], tokenizer) -> float:
-    """Held-out PPL of an add-one unigram model of the training rows: the level a tiny LM must beat to have
-    learnt more than word frequencies (each document's first token is not scored, as in `evaluate`)."""
-    held = [x[1:] for x in tokenizer(heldout, add_special_tokens=False)["input_ids"]]
-    return unigram_ppl_ids(rows, held, len(tokenizer))
-
-
-def unigram_ppl_ids(rows: torch.Tensor, held: Sequence[Sequence[int]], vocab: int) -> float:
-    """`unigram_ppl` on held-out token ids, every one of them scored."""
-    ids = rows[rows >= 0].numpy()
-    counts = np.bincount(ids, minlength=vocab).astype(np.float64) + 1.0
-    logp = np.log(counts / counts.sum())
-    parts = [np.asarray(h, dtype=np.int64) for h in held if len(h)]
-    held_ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-    return float(math.exp(-logp[held_ids].mean())) if len(held_ids) else math.nan
 
 
 def _by_seed(runs: list[dict[str, Any]], share: int, key: str) -> dict[int, float]:

@@ -18,7 +18,7 @@ from ..verdicts import fmt_delta
 from .collapse import COLLAPSE_QUICK, CollapseConfig, collapse_verdicts, final_delta, run_collapse
 from .common import load_average as _load
 from .common import machine as _machine
-from .common import marked_block, write_marked
+from .common import marked_block, preset, stored_result, verdict_fields, write_marked
 from .editrounds import (
     EDITROUNDS_QUICK,
     EditRoundsConfig,
@@ -28,14 +28,7 @@ from .editrounds import (
     run_edit_rounds,
     run_label,
 )
-from .mix import (
-    MIX_QUICK,
-    MixConfig,
-    preset,
-    run_mix,
-    stored_result,
-    verdict_fields,
-)
+from .mix import MIX_QUICK, MixConfig, run_mix
 from .mixclaims import claim_row, mix_claims, mix_family, mix_family_note
 
 # the theory's margins (increment_margin, bound_margin, in u) are set here, before the run, like the others

@@ -19,8 +19,7 @@ from typing import Any
 
 from ...config import ConfigError, ScoreConfig
 from ...scoring import score_texts
-from ..common import load_average, machine, write_marked
-from ..mix import prepare
+from ..common import load_average, machine, prepare, write_marked
 from ..tinylm import resolve_device
 from . import lm as blm
 from .arms import build_arms, calibrate_arms

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..mix import unigram_ppl_ids
+from ..common import unigram_ppl_ids
 from . import lm as blm
 from .config import BenefitConfig
 from .data import SettingData
