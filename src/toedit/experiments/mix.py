@@ -63,29 +63,53 @@ class MixConfig:
             "choices": DEVICES,
         },
     )
-    shares: str = "0,25,50,75,100"  # synthetic %, comma-separated
-    seeds: str = "0,1,2"
-    heldout_share: float = 0.1  # documents (chapters) held out, by id hash
-    human_segments: int = 2000  # training segments (human pool; the synthetic pool mirrors it)
-    heldout_segments: int = 200
-    segment_tokens: int = 288  # prior tokens per segment, prompt included
-    prompt_tokens: int = 32
-    temperature: float = 1.0
-    top_p: float = 0.95
-    top_k: int = 0
-    gen_batch_size: int = 16
-    gen_seed: int = 0
-    model: str = "default"  # the prior that writes the synthetic text
-    synthetic: str | None = None  # reuse a generated JSONL (records with `text` and `prompt`)
-    tokens: int = 0  # training tokens per run; 0: `epochs` passes over the smaller pool
-    epochs: float = 3.0
-    seq_len: int = 128
-    batch_size: int = 8
-    lr: float = 3e-3
-    hidden: int = 192
-    layers: int = 4
-    vocab: int = 4096  # BPE trained on both training pools
-    threads: int = 0  # torch threads (0: leave as is)
+    shares: str = field(
+        default="0,25,50,75,100",
+        metadata={"help": "synthetic shares of the training tokens in percent, comma-separated"},
+    )
+    seeds: str = field(
+        default="0,1,2",
+        metadata={"help": "seeds, comma-separated (one run per share and seed; runs of one seed are paired)"},
+    )
+    heldout_share: float = field(
+        default=0.1,
+        metadata={"help": "share of human documents (chapters) held out for the PPL, chosen by id hash"},
+    )
+    human_segments: int = field(
+        default=2000,
+        metadata={"help": "human training segments (the synthetic pool mirrors them one to one)"},
+    )
+    heldout_segments: int = field(
+        default=200, metadata={"help": "held-out human segments the PPL is measured on"}
+    )
+    segment_tokens: int = field(default=288, metadata={"help": "prior tokens per segment, prompt included"})
+    prompt_tokens: int = field(
+        default=32,
+        metadata={"help": "prior tokens of each human segment that prompt its synthetic continuation"},
+    )
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the synthetic text"})
+    top_p: float = field(
+        default=0.95, metadata={"help": "nucleus sampling mass of the synthetic text (1 = off)"}
+    )
+    top_k: int = field(default=0, metadata={"help": "sample among the k most likely tokens only (0 = off)"})
+    gen_batch_size: int = field(default=16, metadata={"help": "prompts generated together"})
+    gen_seed: int = field(default=0, metadata={"help": "seed of the synthetic pool's sampling"})
+    model: str = field(default="default", metadata={"help": "the prior that writes the synthetic text"})
+    synthetic: str | None = field(
+        default=None,
+        metadata={"help": "reuse a generated JSONL (records with `text` and `prompt`) instead of generating"},
+    )
+    tokens: int = field(
+        default=0, metadata={"help": "training tokens per run (0: `epochs` passes over the smaller pool)"}
+    )
+    epochs: float = field(default=3.0, metadata={"help": "passes over the smaller pool when tokens is 0"})
+    seq_len: int = field(default=128, metadata={"help": "tiny LM: sequence length"})
+    batch_size: int = field(default=8, metadata={"help": "tiny LM: sequences per step"})
+    lr: float = field(default=3e-3, metadata={"help": "tiny LM: peak learning rate"})
+    hidden: int = field(default=192, metadata={"help": "tiny LM: hidden size"})
+    layers: int = field(default=4, metadata={"help": "tiny LM: decoder layers"})
+    vocab: int = field(default=4096, metadata={"help": "tiny LM: BPE size (trained on both training pools)"})
+    threads: int = field(default=0, metadata={"help": "torch threads (0: leave as is)"})
     ppl_margin: float = field(
         default=0.02,
         metadata={
