@@ -297,7 +297,9 @@ def run_generate(
     config.validate()
     if bool(inputs) == bool(topics):
         raise ConfigError("give either human INPUT files (their openings are the prompts) or --topics FILE")
-    prior = prior or load_prior(model, device=_device(config.device))
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: CUDA is not available to this torch; use --device cpu or auto")
+    prior = prior or load_prior(model, device=None if config.device == "auto" else config.device)
     if topics:
         path = Path(topics)
         if not path.is_file():
@@ -322,10 +324,3 @@ def run_generate(
     if skipped:
         log.warning("%d document(s) of at most %d tokens gave no prompt", skipped, config.prompt_tokens)
     return summary
-
-
-def _device(spec: str) -> str:
-    """`--device` resolved (auto: cuda when available; cuda without CUDA: a clear error)."""
-    from .tinylm import resolve_device
-
-    return resolve_device(spec).type
