@@ -93,6 +93,8 @@ def test_declared_family_and_primary_reach_the_verdicts():
     cfg = bf.BenefitConfig(cpt_family="E:ppl,E:acc", cpt_primary="E:ppl")
     assert cfg.family("cpt") == ["E - H, ppl", "E - H, acc"] and cfg.primary("cpt") == "E - H, ppl"
     assert cfg.family("pretrain") is None  # "all"
+    kinds = bf.BenefitConfig(rates="0.02,0.05", sft_family="E:acc,R:acc")  # a kind stands for every rate
+    assert kinds.family("sft") == ["E - H, acc", "R@2% - H, acc", "R@5% - H, acc"]
     with pytest.raises(ConfigError, match="not run"):
         bf.BenefitConfig(setting="cpt", cpt_family="X:acc").validate()
     with pytest.raises(ConfigError, match="must be in the family"):

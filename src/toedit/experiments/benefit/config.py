@@ -176,11 +176,19 @@ class BenefitConfig:
         return _endpoint(getattr(self, f"{_PREFIX[setting]}_primary"))
 
     def family(self, setting: str) -> list[str] | None:
-        """The declared family of `setting` as test names (None: every arm and metric)."""
+        """The declared family of `setting` as test names (None: every arm and metric). An arm kind without a
+        rate (E-rate:acc) stands for that kind at every rate."""
         text = getattr(self, f"{_PREFIX[setting]}_family").strip()
         if text == "all":
             return None
-        return [_endpoint(x) for x in text.split(",") if x.strip()]
+        out = []
+        for name in (_endpoint(x) for x in text.split(",") if x.strip()):
+            arm, rest = name.split(" - ", 1)
+            if arm in ARM_KINDS and arm not in ("H", "E"):
+                out += [f"{arm}@{_pct(r)} - {rest}" for r in self.rate_list()]
+            else:
+                out.append(name)
+        return out
 
     def rate_list(self) -> list[float]:
         try:
