@@ -1,7 +1,8 @@
 """Configuration of `experiment benefit`: settings, arms, seeds, budgets, primary endpoints and families.
 
 The quick preset is a data file (`presets/benefit_quick.toml`, the same format as `--config`); `--quick` loads
-it. Its budgets were sized from per-step timings measured on the 2-core machine (see `estimate_minutes`).
+it. Its budgets were sized from per-step timings measured on the 2-core machine
+(`benchmarks/bench_benefit_steps.py` prints them and the estimate).
 """
 
 from __future__ import annotations
