@@ -6,25 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..config import ConfigError
-from .common import int_list, lm_config, sampling_config
+from .common import TinyLMOptions, int_list, lm_config, sampling_config
 from .generate import GenerateConfig
-from .tinylm import DEVICES, TrainConfig
+from .tinylm import TrainConfig
 
 SETTINGS = ("human", "replace", "accumulate", "toedit", "toedit_fixed")
 
 
 @dataclass
-class CollapseConfig:
+class CollapseConfig(TinyLMOptions):
     """Chains, seeds, corpus sizes, the tiny LM, sampling and the edit rule."""
 
-    device: str = field(
-        default="auto",
-        metadata={
-            "help": "where the prior generates/scores and the tiny LMs train: cpu | cuda | auto (cuda when "
-            "available; on CUDA the matmuls run in bf16)",
-            "choices": DEVICES,
-        },
-    )
     rounds: int = field(default=5, metadata={"help": "generations of each chain"})
     settings: str = field(
         default="human,replace,accumulate,toedit,toedit_fixed",
@@ -34,14 +26,7 @@ class CollapseConfig:
         default="0,1,2",
         metadata={"help": "seeds, comma-separated (chains of one seed share data and initialisation)"},
     )
-    heldout_share: float = field(
-        default=0.1,
-        metadata={"help": "share of human documents (chapters) held out for the PPL, chosen by id hash"},
-    )
     human_segments: int = field(default=1000, metadata={"help": "human training segments of round 0"})
-    heldout_segments: int = field(
-        default=200, metadata={"help": "held-out human segments the PPL is measured on"}
-    )
     segment_tokens: int = field(default=128, metadata={"help": "tiny-tokenizer tokens per segment"})
     prompt_tokens: int = field(
         default=16, metadata={"help": "tokens of each segment that prompt the next generation's text"}
@@ -49,9 +34,6 @@ class CollapseConfig:
     own_docs: int = field(
         default=100, metadata={"help": "training documents scored for the PPL of a model on its own data"}
     )
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the generated text"})
-    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass (1 = off)"})
-    top_k: int = field(default=0, metadata={"help": "sample among the k most likely tokens only (0 = off)"})
     gen_batch_size: int = field(default=32, metadata={"help": "prompts generated together"})
     change_rate: float = field(
         default=0.05, metadata={"help": "ToEdit chains: target share of tokens really changed per round"}
@@ -61,13 +43,6 @@ class CollapseConfig:
         default=1.5, metadata={"help": "ToEdit chains: temperature of the candidate draw"}
     )
     tokens: int = field(default=200_000, metadata={"help": "training tokens per model"})
-    seq_len: int = field(default=128, metadata={"help": "tiny LM: sequence length"})
-    batch_size: int = field(default=8, metadata={"help": "tiny LM: sequences per step"})
-    lr: float = field(default=3e-3, metadata={"help": "tiny LM: peak learning rate"})
-    hidden: int = field(default=192, metadata={"help": "tiny LM: hidden size"})
-    layers: int = field(default=4, metadata={"help": "tiny LM: decoder layers"})
-    vocab: int = field(default=4096, metadata={"help": "tiny LM: BPE size"})
-    threads: int = field(default=0, metadata={"help": "torch threads (0: leave as is)"})
     ppl_margin: float = field(
         default=0.02,
         metadata={

@@ -9,7 +9,7 @@ import math
 import os
 import platform
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,37 @@ import torch
 
 from ..config import ConfigError
 from .generate import GenerateConfig
-from .tinylm import TrainConfig
+from .tinylm import DEVICES, TrainConfig
+
+
+def _opt(default: Any, help_text: str) -> Any:
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass
+class TinyLMOptions:
+    """Options shared by the tiny-LM experiments (mix, collapse): device, held-out set, sampling, the tiny LM."""
+
+    device: str = field(
+        default="auto",
+        metadata={
+            "help": "where the prior generates/scores and the tiny LMs train: cpu | cuda | auto (cuda when "
+            "available; on CUDA the matmuls run in bf16)",
+            "choices": DEVICES,
+        },
+    )
+    heldout_share: float = _opt(0.1, "share of human documents (chapters) held out for the PPL, by id hash")
+    heldout_segments: int = _opt(200, "held-out human segments the PPL is measured on")
+    temperature: float = _opt(1.0, "sampling temperature of the generated text")
+    top_p: float = _opt(0.95, "nucleus sampling mass (1 = off)")
+    top_k: int = _opt(0, "sample among the k most likely tokens only (0 = off)")
+    seq_len: int = _opt(128, "tiny LM: sequence length")
+    batch_size: int = _opt(8, "tiny LM: sequences per step")
+    lr: float = _opt(3e-3, "tiny LM: peak learning rate")
+    hidden: int = _opt(192, "tiny LM: hidden size")
+    layers: int = _opt(4, "tiny LM: decoder layers")
+    vocab: int = _opt(4096, "tiny LM: BPE size (trained on the training texts)")
+    threads: int = _opt(0, "torch threads (0: leave as is)")
 
 
 def machine() -> str:

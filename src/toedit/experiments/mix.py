@@ -24,6 +24,7 @@ from ..config import ConfigError
 from ..io import write_jsonl_atomic
 from ..verdicts import fmt_delta, paired_delta, slope_trend
 from .common import (
+    TinyLMOptions,
     finished_stamp,
     int_list,
     lm_config,
@@ -38,7 +39,6 @@ from .generate import GenerateConfig, continuation, generate_texts, opening_prom
 from .human import load_human, sample, seed_summary, segments, split_heldout
 from .mixclaims import mix_statement
 from .tinylm import (
-    DEVICES,
     TrainConfig,
     as_prior,
     build_tokenizer,
@@ -52,17 +52,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class MixConfig:
+class MixConfig(TinyLMOptions):
     """The mixing sweep: shares, seeds, corpus sizes, generation and the tiny LM."""
 
-    device: str = field(
-        default="auto",
-        metadata={
-            "help": "where the prior generates/scores and the tiny LMs train: cpu | cuda | auto (cuda when "
-            "available; on CUDA the matmuls run in bf16)",
-            "choices": DEVICES,
-        },
-    )
     shares: str = field(
         default="0,25,50,75,100",
         metadata={"help": "synthetic shares of the training tokens in percent, comma-separated"},
@@ -71,27 +63,15 @@ class MixConfig:
         default="0,1,2",
         metadata={"help": "seeds, comma-separated (one run per share and seed; runs of one seed are paired)"},
     )
-    heldout_share: float = field(
-        default=0.1,
-        metadata={"help": "share of human documents (chapters) held out for the PPL, chosen by id hash"},
-    )
     human_segments: int = field(
         default=2000,
         metadata={"help": "human training segments (the synthetic pool mirrors them one to one)"},
-    )
-    heldout_segments: int = field(
-        default=200, metadata={"help": "held-out human segments the PPL is measured on"}
     )
     segment_tokens: int = field(default=288, metadata={"help": "prior tokens per segment, prompt included"})
     prompt_tokens: int = field(
         default=32,
         metadata={"help": "prior tokens of each human segment that prompt its synthetic continuation"},
     )
-    temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the synthetic text"})
-    top_p: float = field(
-        default=0.95, metadata={"help": "nucleus sampling mass of the synthetic text (1 = off)"}
-    )
-    top_k: int = field(default=0, metadata={"help": "sample among the k most likely tokens only (0 = off)"})
     gen_batch_size: int = field(default=16, metadata={"help": "prompts generated together"})
     gen_seed: int = field(default=0, metadata={"help": "seed of the synthetic pool's sampling"})
     model: str = field(default="default", metadata={"help": "the prior that writes the synthetic text"})
@@ -103,13 +83,6 @@ class MixConfig:
         default=0, metadata={"help": "training tokens per run (0: `epochs` passes over the smaller pool)"}
     )
     epochs: float = field(default=3.0, metadata={"help": "passes over the smaller pool when tokens is 0"})
-    seq_len: int = field(default=128, metadata={"help": "tiny LM: sequence length"})
-    batch_size: int = field(default=8, metadata={"help": "tiny LM: sequences per step"})
-    lr: float = field(default=3e-3, metadata={"help": "tiny LM: peak learning rate"})
-    hidden: int = field(default=192, metadata={"help": "tiny LM: hidden size"})
-    layers: int = field(default=4, metadata={"help": "tiny LM: decoder layers"})
-    vocab: int = field(default=4096, metadata={"help": "tiny LM: BPE size (trained on both training pools)"})
-    threads: int = field(default=0, metadata={"help": "torch threads (0: leave as is)"})
     ppl_margin: float = field(
         default=0.02,
         metadata={

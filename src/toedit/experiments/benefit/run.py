@@ -147,12 +147,7 @@ def run_benefit(
         if results is not None:  # each finished setting is on the page at once
             write_marked(Path(results), "benefit", benefit_markdown(result))
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    md = benefit_markdown(result)
-    (out / "benefit.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / "benefit.md").write_text(md + "\n")
-    if results is not None:
-        write_marked(Path(results), "benefit", md)
-    return result
+    return _write(result, out, results)
 
 
 def rerender(out_dir: str | Path, results: str | Path | None = None) -> dict[str, Any]:
@@ -164,6 +159,11 @@ def rerender(out_dir: str | Path, results: str | Path | None = None) -> dict[str
         res.update(
             summarize(setting, res["runs"], config.for_setting(setting), res["realised"], res.get("before"))
         )
+    return _write(result, out, results)
+
+
+def _write(result: dict[str, Any], out: Path, results: str | Path | None) -> dict[str, Any]:
+    """benefit.json and benefit.md in `out`; with `results`, the marked benefit section of that page."""
     md = benefit_markdown(result)
     (out / "benefit.json").write_text(json.dumps(result, indent=1) + "\n")
     (out / "benefit.md").write_text(md + "\n")
