@@ -72,7 +72,11 @@ class BenefitOptions:
     paired by seed: pretrain / cpt / sft, deltas vs H with 95 % intervals and verdicts."""
 
     output: str = opt("runs/benefit", "output directory", flags=("-o",), param="out_dir")
-    quick: bool = opt(False, "the quick setting (~45 min with --threads 1 on a 2-core CPU)", cli_only=True)
+    quick: bool = opt(
+        False,
+        "the quick setting: presets/benefit_quick.toml (estimated <= 60 min on 2 CPU cores)",
+        cli_only=True,
+    )
     results: str | None = opt(None, "write the marked benefit section of this page (e.g. docs/RESULTS.md)")
     command: str | None = opt(None, "the command shown on the results page (default: this command line)")
     config: BenefitConfig = section(BenefitConfig, "benefit options")
