@@ -186,3 +186,20 @@ def test_quick_preset_is_a_config_file(tmp_path):
     assert quick.config.cpt_tokens // quick.config.cpt_seq_len // quick.config.ft_batch >= 200  # cpt steps
     assert quick.config.sft_pairs // quick.config.ft_batch >= 200  # sft steps
     assert len(quick.config.seed_list("pretrain")) >= 10
+
+
+def test_the_cpt_corpus_shares_one_format_and_loses_its_verbatim_overlap():
+    """The real cpt corpus (the Python docs, `pydoc_data.topics`): indented, hard-wrapped text as read; after
+    normalisation training and held-out topics agree, and held-out sentences found in training are gone."""
+    cfg = bf.BenefitConfig(**bf.BENEFIT_QUICK).for_setting("cpt")
+    data = bf.load_setting_data("cpt", cfg)
+    tr, he = data.format["train"], data.format["heldout"]
+    assert tr["wraps_per_word"] == he["wraps_per_word"] == 0
+    assert tr["double_spaces_per_100_words"] == he["double_spaces_per_100_words"] == 0
+    assert abs(tr["newlines_per_word"] - he["newlines_per_word"]) < 0.02
+    assert data.overlap["removed"] == data.overlap["verbatim"] > 0
+    from toedit.experiments.benefit.data import sentences
+
+    seen = {s for t in data.texts for s in sentences(t)}
+    left = [s for t in data.held for s in sentences(t) if len(s.split()) >= cfg.overlap_words and s in seen]
+    assert not left
