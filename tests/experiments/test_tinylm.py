@@ -252,3 +252,18 @@ def test_member_matches_benefits_trainer(toy_tokenizer, toy_rows):
     assert grid["steps"] == alone["steps"] == 20
     assert grid["first_loss"] == pytest.approx(alone["first_loss"], abs=LOSS_TOL)
     assert grid["final_loss"] == pytest.approx(alone["final_loss"], abs=LOSS_TOL)
+
+
+def test_grid_compiles_large_shape_groups(toy_tokenizer, toy_rows, monkeypatch):
+    """`compile=None`: the step is compiled when a shape group trains >= COMPILE_TOKENS tokens in all."""
+    import toedit.experiments.ensemble as ens
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module: compiled.append(module) or module)
+    members = [Member(toy_rows, _cfg(s, tokens=2 * 8 * 32)) for s in range(3)]
+    monkeypatch.setattr(ens, "COMPILE_TOKENS", 3 * 2 * 8 * 32)
+    out = train_grid(members, len(toy_tokenizer), max_members=2)
+    assert len(compiled) == 2 and all(s["compiled"] for _, s in out)  # both chunks: the group is large
+    monkeypatch.setattr(ens, "COMPILE_TOKENS", 3 * 2 * 8 * 32 + 1)
+    out = train_grid(members, len(toy_tokenizer), max_members=2)
+    assert len(compiled) == 2 and not any(s["compiled"] for _, s in out)
