@@ -196,6 +196,7 @@ VERDICT_WORDS = (
         "experiments/mixclaims.py",
         "experiments/collapse.py",
         "experiments/editrounds.py",
+        "experiments/benefit/report.py",
         "theory/report.py",
         "theory/claims.py",
         "analysis/report.py",

@@ -11,8 +11,8 @@ import pytest
 from tests.conftest import corpus_texts
 from toedit.config import ConfigError, ScoreConfig
 from toedit.experiments import benefit as bf
-from toedit.experiments import benefit_lm as blm
-from toedit.experiments.benefit_stats import apply_family, item_bootstrap, seed_delta
+from toedit.experiments.benefit import lm as blm
+from toedit.experiments.benefit.stats import apply_family, item_bootstrap, seed_delta
 from toedit.scoring import score_texts
 
 TINY = dict(
@@ -103,7 +103,7 @@ def test_pretrain_end_to_end_paired_and_token_matched(tiny_prior, pt_files):
     cfg.validate()
     res = bf.run_setting("pretrain", cfg, tiny_prior, progress=False)
     arms = [a["arm"] for a in res["arms"]]
-    assert arms == ["H", "E", "E-rate@5%", "E-word@5%", "R@5%"]
+    assert arms == ["H", "E", "E-rate@5%", "E-text@5%", "E-word@5%", "R@5%"]
     for seed in (0, 1):
         runs = [r for r in res["runs"] if r["seed"] == seed]
         assert len({r["train_tokens"] for r in runs}) == 1  # identical token budgets
@@ -114,8 +114,11 @@ def test_pretrain_end_to_end_paired_and_token_matched(tiny_prior, pt_files):
         assert all(abs(corpus[a] - corpus["H"]) / corpus["H"] < 0.03 for a in corpus), corpus
     by = {a["arm"]: a for a in res["arms"]}
     assert by["E-rate@5%"]["changed_rate"] > 0
-    assert by["R@5%"]["changed_rate"] == by["E-rate@5%"]["changed_rate"]
+    # R: per kind, the reference's changes minus the positions that were missing
+    for kind, n in by["E-rate@5%"]["kind_counts"].items():
+        assert by["R@5%"]["kind_counts"][kind] + by["R@5%"]["shortfall"][kind] == n
     assert by["E-word@5%"]["kinds"]["word"] == 1.0
+    assert by["E-text@5%"]["kind_counts"]["space"] == 0 and by["E-text@5%"]["changed_rate"] > 0
     assert all(math.isfinite(r["ppl"]) and 0 <= r["acc"] <= 1 for r in res["runs"])
     assert res["unigram_ppl"] > 1  # the word-frequency level, on the same held-out tokens
     md = bf.setting_markdown({**res, "description": "d"})
@@ -147,13 +150,14 @@ def test_cpt_end_to_end(tiny_prior):
         assert len({r["train_tokens"] for r in runs}) == 1 and runs[0]["train_tokens"] >= 1024
         assert len({r["doc_order"] for r in runs}) == 1
     assert res["items"] > 0 and all(math.isfinite(r["ppl"]) for r in res["runs"])
-    assert res["before"] == bf.prior_baseline("cpt", cfg, tiny_prior)  # the untrained prior, same items
+    assert math.isfinite(res["before"]["ppl"]) and len(res["before"]["correct"]) == res["items"]
+    assert res["moved"]["word"] in ("moved", "not informative: the model barely moved")
     assert "the prior before training" in bf.setting_markdown({**res, "description": "d"})
 
 
 def test_cpt_trains_only_the_top_layers_and_leaves_the_prior_alone(tiny_prior):
     before = {k: v.clone() for k, v in tiny_prior.model.state_dict().items()}
-    top = blm.TopLM(bf._trainable_copy(tiny_prior), 1)
+    top = blm.TopLM(bf.trainable_copy(tiny_prior), 1)
     state = top.state()
     ids = tiny_prior.tokenizer(corpus_texts(2)[1], return_tensors="pt")["input_ids"][:, :32]
     blm.train_lm(top, [(top.inputs(ids), ids)] * 3, lr=1e-2)
@@ -167,14 +171,14 @@ def test_cpt_trains_only_the_top_layers_and_leaves_the_prior_alone(tiny_prior):
 def test_top_lm_computes_the_same_logits_as_the_model(tiny_prior):
     import torch
 
-    model = bf._trainable_copy(tiny_prior)
+    model = bf.trainable_copy(tiny_prior)
     ids = tiny_prior.tokenizer(corpus_texts(3)[2], return_tensors="pt")["input_ids"][:, :40]
     with torch.no_grad():
         ref = model(input_ids=ids).logits
         top = blm.TopLM(model, 1)
         got = top.head(top.hidden(top.inputs(ids)))
         # the frozen layers may come from another copy of the same model (the prior in its own dtype)
-        shared = blm.TopLM(bf._trainable_copy(tiny_prior), 1, frozen=tiny_prior.model)
+        shared = blm.TopLM(bf.trainable_copy(tiny_prior), 1, frozen=tiny_prior.model)
         got_shared = shared.head(shared.hidden(shared.inputs(ids)))
     assert torch.allclose(got, ref, atol=1e-4)
     assert torch.allclose(got_shared, ref, atol=1e-4)
@@ -204,7 +208,7 @@ def test_sft_loss_masks_everything_but_the_response(tiny_tokenizer):
 def test_masked_loss_ignores_masked_positions(tiny_prior):
     import torch
 
-    lm = blm.FullLM(bf._trainable_copy(tiny_prior))
+    lm = blm.FullLM(bf.trainable_copy(tiny_prior))
     ids = torch.tensor([[1, 5, 9, 12, 7, 3]])
     labels = ids.clone()
     labels[0, :4] = blm.IGNORE
@@ -218,17 +222,26 @@ def test_masked_loss_ignores_masked_positions(tiny_prior):
     assert torch.isclose(base, expect, atol=1e-5)
 
 
-def test_random_control_changes_exactly_as_many_tokens(tiny_prior):
+def test_random_control_matches_each_kind_of_change(tiny_prior):
+    from toedit.editing import CHANGE_KINDS
+    from toedit.experiments.benefit.arms import _piece_test
+
     texts = [t[:600] for t in corpus_texts(12)]
     scores = score_texts(texts, tiny_prior, ScoreConfig(store_k=8), k=8)
     rng = np.random.default_rng(0)
     unsafe = frozenset(tiny_prior.special_ids())
+    usable = _piece_test(tiny_prior.piece, lambda p: "\ufffd" not in p)
     for text, sc in zip(texts, scores, strict=True):
-        for n in (0, 1, 5):
-            out, st = bf.random_edit(text, sc, n, rng, tiny_prior.piece, unsafe)
-            assert st.n_changed == n and (out == text) == (n == 0)
-    with pytest.raises(ValueError, match="positions can change"):
-        bf.random_edit(texts[0], scores[0], 10_000, rng, tiny_prior.piece, unsafe)
+        for want in ({}, {"word": 2}, {"word": 1, "fragment": 1, "punct": 1, "space": 1}):
+            out, st, short = bf.matched_random(text, sc, want, rng, tiny_prior.piece, usable, unsafe)
+            for k in CHANGE_KINDS:
+                assert getattr(st, f"n_changed_{k}") == want.get(k, 0) - short[k] and short[k] >= 0
+            assert (out == text) == (st.n_changed == 0)
+    # more than the document has: the shortfall says so, nothing of another kind fills it
+    out, st, short = bf.matched_random(
+        texts[0], scores[0], {"word": 10_000}, rng, tiny_prior.piece, usable, unsafe
+    )
+    assert short["word"] == 10_000 - st.n_changed_word > 0 and st.n_changed == st.n_changed_word
 
 
 def test_arms_come_from_one_scoring_pass(tiny_prior, monkeypatch):
@@ -238,7 +251,7 @@ def test_arms_come_from_one_scoring_pass(tiny_prior, monkeypatch):
     for where in (
         "toedit.scoring.score_texts",
         "toedit.pipeline.score_texts",
-        "toedit.experiments.benefit.score_texts",
+        "toedit.experiments.benefit.run.score_texts",
     ):
         monkeypatch.setattr(where, lambda *a, **k: calls.append(1))
     cfg = _config(rates="0.05")
@@ -247,7 +260,7 @@ def test_arms_come_from_one_scoring_pass(tiny_prior, monkeypatch):
     assert not calls
     assert arms["H"][0] == texts
     ref = arms["E-rate@5%"][1]
-    assert arms["R@5%"][1]["changed"] == ref["changed"] > 0
+    assert arms["R@5%"][1]["changed"] + sum(arms["R@5%"][1]["shortfall"].values()) == ref["changed"] > 0
     assert abs(ref["changed_rate"] - 0.05) < 0.03  # calibrated from the same scores
     assert abs(arms["E-word@5%"][1]["changed_rate"] - 0.05) < 0.03  # the boundary rule is calibrated too
     other = bf.build_arms(texts, [str(i) for i in range(10)], scores, tiny_prior, cfg, cal, seed=1)
@@ -377,14 +390,16 @@ def test_config_errors():
         bf.BenefitConfig(rates="2").validate()
 
 
-def test_write_section_replaces_only_the_marked_block(tmp_path):
+def test_write_marked_replaces_only_the_marked_block(tmp_path):
+    from toedit.experiments.common import marked_block, markers, write_marked
+
     page = tmp_path / "RESULTS.md"
     page.write_text("# Results\n\nother part\n")
-    bf.write_section(page, "first")
-    bf.write_section(page, "second")
+    write_marked(page, "benefit", "first")
+    write_marked(page, "benefit", "second")
     text = page.read_text()
     assert text.startswith("# Results\n\nother part\n") and "second" in text and "first" not in text
-    assert text.count(bf.START) == 1
+    assert text.count(markers("benefit")[0]) == 1 and marked_block(page, "benefit") == "second"
 
 
 def test_run_benefit_writes_json_page_and_rerenders(tiny_model_dir, pt_files, tmp_path):

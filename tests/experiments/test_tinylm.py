@@ -238,9 +238,9 @@ def test_cli_device_and_precision_reach_the_trainer(tmp_path, human_jsonl, monke
 
 
 def test_member_matches_benefits_trainer(toy_tokenizer, toy_rows):
-    """benefit's pretrain grid: decay on every parameter, its own batch order = `benefit_lm.train_lm` alone."""
-    from toedit.experiments import benefit_lm as blm
-    from toedit.experiments.benefit import _row_batches
+    """benefit's pretrain grid: decay on every parameter, its own batch order = `benefit.lm.train_lm` alone."""
+    from toedit.experiments.benefit import lm as blm
+    from toedit.experiments.benefit.settings import row_batches as _row_batches
     from toedit.experiments.tinylm import make_model
 
     cfg = _cfg(3, weight_decay=0.1)

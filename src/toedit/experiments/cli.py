@@ -72,7 +72,11 @@ class BenefitOptions:
     paired by seed: pretrain / cpt / sft, deltas vs H with 95 % intervals and verdicts."""
 
     output: str = opt("runs/benefit", "output directory", flags=("-o",), param="out_dir")
-    quick: bool = opt(False, "the quick setting (~45 min with --threads 1 on a 2-core CPU)", cli_only=True)
+    quick: bool = opt(
+        False,
+        "the quick setting: presets/benefit_quick.toml (estimated about an hour on 2 CPU cores)",
+        cli_only=True,
+    )
     results: str | None = opt(None, "write the marked benefit section of this page (e.g. docs/RESULTS.md)")
     command: str | None = opt(None, "the command shown on the results page (default: this command line)")
     config: BenefitConfig = section(BenefitConfig, "benefit options")
@@ -159,7 +163,7 @@ VERBS = (
     Verb(
         "experiment benefit",
         BenefitOptions,
-        "toedit.experiments.benefit:run_benefit",
+        "toedit.experiments.benefit.run:run_benefit",
         _show_benefit,
         _benefit_prepare,
     ),

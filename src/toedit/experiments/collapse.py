@@ -20,14 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..analysis.ngrams import NgramStats, bucket_entropy
-from ..config import ConfigError, EditConfig
+from ..config import EditConfig
 from ..pipeline import calibrate_threshold, edit_texts
 from ..verdicts import (
     BELOW_CONTROL,
@@ -41,24 +41,22 @@ from ..verdicts import (
     fmt_delta,
     paired_delta,
 )
-from .ensemble import Member, train_grid
-from .generate import GenerateConfig, generate_texts, opening_prompts
-from .human import load_human, sample, seed_summary, segments, split_heldout
-from .mix import (
+from .collapse_config import COLLAPSE_QUICK, SETTINGS, CollapseConfig  # noqa: F401  (re-exported)
+from .common import (
     finished_stamp,
     int_list,
-    lm_config,
     prepare,
-    sampling_config,
     stored_result,
     unigram_ppl,
     verdict_fields,
 )
-from .tinylm import TrainConfig, as_prior, build_tokenizer, evaluate, pack
+from .ensemble import Member, train_grid
+from .generate import generate_texts, opening_prompts
+from .human import load_human, sample, seed_summary, segments, split_heldout
+from .tinylm import as_prior, build_tokenizer, evaluate, pack
 
 log = logging.getLogger(__name__)
 
-SETTINGS = ("human", "replace", "accumulate", "toedit", "toedit_fixed")
 CONTROL = "human"
 TOEDIT_ARMS = ("toedit", "toedit_fixed")
 METRICS = {
@@ -67,89 +65,6 @@ METRICS = {
     "tail_share": "held-out tokens with p < 0.01",
     "ngram_entropy": "training-data n-gram entropy (nats)",
 }
-
-
-@dataclass
-class CollapseConfig:
-    """Chains, seeds, corpus sizes, the tiny LM, sampling and the edit rule."""
-
-    rounds: int = 5
-    settings: str = field(
-        default="human,replace,accumulate,toedit,toedit_fixed",
-        metadata={"help": "chains, comma-separated, among " + ", ".join(SETTINGS)},
-    )
-    seeds: str = "0,1,2"
-    heldout_share: float = 0.1
-    human_segments: int = 1000
-    heldout_segments: int = 200
-    segment_tokens: int = 128  # tiny-tokenizer tokens per segment
-    prompt_tokens: int = 16
-    own_docs: int = 100  # training documents scored for the PPL on its own data
-    temperature: float = 1.0
-    top_p: float = 0.95
-    top_k: int = 0
-    gen_batch_size: int = 32
-    change_rate: float = 0.05  # ToEdit: target share of tokens really changed per round
-    edit_top_k: int = 8
-    edit_beta: float = 1.5
-    tokens: int = 200_000
-    seq_len: int = 128
-    batch_size: int = 8
-    lr: float = 3e-3
-    hidden: int = 192
-    layers: int = 4
-    vocab: int = 4096
-    threads: int = 0
-    ppl_margin: float = field(
-        default=0.02,
-        metadata={
-            "help": "margin of no effect for held-out PPL differences, relative to the human control's mean at "
-            "the last round (0.02: 2 %, below the 3.4 % the paper calls 'barely moves')",
-            "verdict": True,
-        },
-    )
-
-    def validate(self) -> None:
-        if self.ppl_margin <= 0:
-            raise ConfigError("ppl_margin must be > 0")
-        if self.rounds < 1:
-            raise ConfigError("rounds must be >= 1")
-        bad = set(self.setting_list()) - set(SETTINGS)
-        if bad or not self.setting_list():
-            raise ConfigError(f"settings must be among {', '.join(SETTINGS)}, got {self.settings!r}")
-        if not int_list(self.seeds, "seeds"):
-            raise ConfigError("give at least one seed")
-        if self.segment_tokens <= self.prompt_tokens:
-            raise ConfigError("segment_tokens must exceed prompt_tokens")
-        if not 0 < self.change_rate < 1:
-            raise ConfigError("change_rate must be in (0, 1)")
-        self.train_config(0).validate()
-        self.generate_config(0).validate()
-
-    def setting_list(self) -> list[str]:
-        return [s.strip() for s in self.settings.split(",") if s.strip()]
-
-    def train_config(self, seed: int) -> TrainConfig:
-        return lm_config(self, seed, self.tokens)
-
-    def generate_config(self, seed: int) -> GenerateConfig:
-        return sampling_config(self, seed)
-
-
-# quick: 3 rounds of the human control, replace and both ToEdit arms (accumulate only in the full setting);
-# 200,000 tokens at batch 8 on 1,200 segments (~150K tokens of human text) gets the round-0 model to about half
-# the unigram level's PPL (probe: 1,500 segments / 250K tokens -> 263 vs ~600; the results page states both);
-# ~40 s per tiny LM with 1 thread, 39 models
-COLLAPSE_QUICK = dict(
-    rounds=3,
-    settings="human,replace,toedit,toedit_fixed",
-    human_segments=1200,
-    heldout_segments=80,
-    tokens=200_000,
-    hidden=128,
-    batch_size=8,
-    own_docs=50,
-)
 
 
 def _measure(

@@ -47,6 +47,13 @@ class GenerateConfig:
     seed: int = field(default=0, metadata={"help": "one random stream per (seed, prompt id)"})
     batch_size: int = field(default=8, metadata={"help": "prompts sampled together (same prompt length)"})
     limit: int | None = field(default=None, metadata={"help": "first N prompts only"})
+    device: str = field(
+        default="auto",
+        metadata={
+            "help": "where the prior generates: cpu | cuda | auto (cuda when available; bf16 on CUDA)",
+            "choices": ("auto", "cpu", "cuda"),
+        },
+    )
 
     def validate(self) -> None:
         if self.prompt_tokens < 1:
@@ -290,7 +297,9 @@ def run_generate(
     config.validate()
     if bool(inputs) == bool(topics):
         raise ConfigError("give either human INPUT files (their openings are the prompts) or --topics FILE")
-    prior = prior or load_prior(model)
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: CUDA is not available to this torch; use --device cpu or auto")
+    prior = prior or load_prior(model, device=None if config.device == "auto" else config.device)
     if topics:
         path = Path(topics)
         if not path.is_file():

@@ -13,9 +13,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,51 +23,66 @@ import torch
 from ..config import ConfigError
 from ..io import write_jsonl_atomic
 from ..verdicts import fmt_delta, paired_delta, slope_trend
+from .common import (
+    TinyLMOptions,
+    finished_stamp,
+    int_list,
+    lm_config,
+    prepare,
+    sampling_config,
+    stored_result,
+    unigram_ppl,
+    verdict_fields,
+)
 from .ensemble import Member, train_grid
 from .generate import GenerateConfig, continuation, generate_texts, opening_prompts, read_records
 from .human import load_human, sample, seed_summary, segments, split_heldout
 from .mixclaims import mix_statement
-from .tinylm import TrainConfig, as_prior, build_tokenizer, data_order, evaluate, pack
+from .tinylm import (
+    TrainConfig,
+    as_prior,
+    build_tokenizer,
+    data_order,
+    evaluate,
+    pack,
+    resolve_device,
+)
 
 log = logging.getLogger(__name__)
 
 
-def int_list(text: str | list, name: str) -> list[int]:
-    if isinstance(text, list):
-        return [int(x) for x in text]
-    try:
-        return [int(x) for x in str(text).split(",") if x.strip()]
-    except ValueError as exc:
-        raise ConfigError(f"{name}: expected comma-separated integers, got {text!r}") from exc
-
-
 @dataclass
-class MixConfig:
+class MixConfig(TinyLMOptions):
     """The mixing sweep: shares, seeds, corpus sizes, generation and the tiny LM."""
 
-    shares: str = "0,25,50,75,100"  # synthetic %, comma-separated
-    seeds: str = "0,1,2"
-    heldout_share: float = 0.1  # documents (chapters) held out, by id hash
-    human_segments: int = 2000  # training segments (human pool; the synthetic pool mirrors it)
-    heldout_segments: int = 200
-    segment_tokens: int = 288  # prior tokens per segment, prompt included
-    prompt_tokens: int = 32
-    temperature: float = 1.0
-    top_p: float = 0.95
-    top_k: int = 0
-    gen_batch_size: int = 16
-    gen_seed: int = 0
-    model: str = "default"  # the prior that writes the synthetic text
-    synthetic: str | None = None  # reuse a generated JSONL (records with `text` and `prompt`)
-    tokens: int = 0  # training tokens per run; 0: `epochs` passes over the smaller pool
-    epochs: float = 3.0
-    seq_len: int = 128
-    batch_size: int = 8
-    lr: float = 3e-3
-    hidden: int = 192
-    layers: int = 4
-    vocab: int = 4096  # BPE trained on both training pools
-    threads: int = 0  # torch threads (0: leave as is)
+    shares: str = field(
+        default="0,25,50,75,100",
+        metadata={"help": "synthetic shares of the training tokens in percent, comma-separated"},
+    )
+    seeds: str = field(
+        default="0,1,2",
+        metadata={"help": "seeds, comma-separated (one run per share and seed; runs of one seed are paired)"},
+    )
+    human_segments: int = field(
+        default=2000,
+        metadata={"help": "human training segments (the synthetic pool mirrors them one to one)"},
+    )
+    segment_tokens: int = field(default=288, metadata={"help": "prior tokens per segment, prompt included"})
+    prompt_tokens: int = field(
+        default=32,
+        metadata={"help": "prior tokens of each human segment that prompt its synthetic continuation"},
+    )
+    gen_batch_size: int = field(default=16, metadata={"help": "prompts generated together"})
+    gen_seed: int = field(default=0, metadata={"help": "seed of the synthetic pool's sampling"})
+    model: str = field(default="default", metadata={"help": "the prior that writes the synthetic text"})
+    synthetic: str | None = field(
+        default=None,
+        metadata={"help": "reuse a generated JSONL (records with `text` and `prompt`) instead of generating"},
+    )
+    tokens: int = field(
+        default=0, metadata={"help": "training tokens per run (0: `epochs` passes over the smaller pool)"}
+    )
+    epochs: float = field(default=3.0, metadata={"help": "passes over the smaller pool when tokens is 0"})
     ppl_margin: float = field(
         default=0.02,
         metadata={
@@ -110,34 +123,6 @@ class MixConfig:
         return sampling_config(self, self.gen_seed)
 
 
-def lm_config(exp: Any, seed: int, tokens: int) -> TrainConfig:
-    """The tiny LM of an experiment config (fields tokens, seq_len, batch_size, lr, hidden, layers, vocab)."""
-    return TrainConfig(
-        tokens=tokens,
-        seq_len=exp.seq_len,
-        batch_size=exp.batch_size,
-        lr=exp.lr,
-        hidden=exp.hidden,
-        layers=exp.layers,
-        intermediate=exp.hidden * 8 // 3 // 32 * 32 or 32,  # Llama's ~8/3 ratio, a multiple of 32
-        tokenizer=f"bpe:{exp.vocab}",
-        seed=seed,
-    )
-
-
-def sampling_config(exp: Any, seed: int) -> GenerateConfig:
-    """Length-matched continuations of `segment_tokens`-token segments prompted by their first tokens."""
-    return GenerateConfig(
-        prompt_tokens=exp.prompt_tokens,
-        max_new_tokens=exp.segment_tokens - exp.prompt_tokens,
-        temperature=exp.temperature,
-        top_p=exp.top_p,
-        top_k=exp.top_k,
-        seed=seed,
-        batch_size=exp.gen_batch_size,
-    )
-
-
 # quick: a 768-segment pool (the prior's generation is the slow part: ~175 tokens/s with 1 thread), 3 passes
 # at batch 8 (~300K training tokens per run), so the tiny LMs get well below the unigram level (the results
 # page states both); sized with the collapse preset for ~1 hour of `experiment all --quick --threads 1`
@@ -146,32 +131,13 @@ MIX_QUICK = dict(
 )
 
 
-def prepare(config: Any, out_dir: str | Path) -> Path:
-    """Set-up shared by the experiment runners: validate `config`, apply its `threads`, create `out_dir`."""
-    config.validate()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def preset(cls: type, quick: bool, presets: dict[str, Any], **overrides: Any):
-    """`cls()` with the quick preset (if asked) and then the given overrides applied."""
-    names = {f.name for f in fields(cls)}
-    unknown = set(overrides) - names
-    if unknown:
-        raise ConfigError(f"unknown option(s): {', '.join(sorted(unknown))}")
-    return replace(cls(), **{**(presets if quick else {}), **overrides})
-
-
 def build_pools(human: list[str], config: MixConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Held-out and training segments of the human corpus and the matched synthetic pool (generated or reused)."""
     from ..prior import load_prior
 
     docs = load_human(human)
     train_docs, held_docs = split_heldout(docs, config.heldout_share)
-    prior = load_prior(config.model)
+    prior = load_prior(config.model, device=resolve_device(config.device).type)
     train_segs = sample(
         segments(train_docs, prior.tokenizer, config.segment_tokens), config.human_segments, 0
     )
@@ -323,31 +289,6 @@ def run_mix(
     return _write_mix(result, out)
 
 
-def finished_stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def verdict_fields(config: Any) -> set[str]:
-    """Fields that only set verdict rules (margins): they do not change the runs, so a stored run is reused."""
-    return {f.name for f in fields(config) if f.metadata.get("verdict")}
-
-
-def stored_result(
-    path: Path, config: dict[str, Any], human: list[str], ignore: set[str] = frozenset()
-) -> dict[str, Any] | None:
-    """A result file written for the same configuration (and inputs, where recorded), else None; keys in
-    `ignore` (verdict-only settings) are not compared."""
-    if not path.is_file():
-        return None
-    stored = json.loads(path.read_text())
-    want = {k: v for k, v in json.loads(json.dumps(config)).items() if k not in ignore}
-    if {k: v for k, v in stored.get("config", {}).items() if k not in ignore} != want:
-        return None
-    if "human" in stored and stored["human"] != list(human):
-        return None
-    return stored
-
-
 def _write_mix(result: dict[str, Any], out: Path) -> dict[str, Any]:
     result["table"] = mix_table(result)
     (out / "mix.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -358,23 +299,6 @@ def _write_mix(result: dict[str, Any], out: Path) -> dict[str, Any]:
 
 def evaluate_tokens(texts: list[str], tokenizer) -> int:
     return sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
-
-
-def unigram_ppl(rows: torch.Tensor, heldout: list[str], tokenizer) -> float:
-    """Held-out PPL of an add-one unigram model of the training rows: the level a tiny LM must beat to have
-    learnt more than word frequencies (each document's first token is not scored, as in `evaluate`)."""
-    held = [x[1:] for x in tokenizer(heldout, add_special_tokens=False)["input_ids"]]
-    return unigram_ppl_ids(rows, held, len(tokenizer))
-
-
-def unigram_ppl_ids(rows: torch.Tensor, held: Sequence[Sequence[int]], vocab: int) -> float:
-    """`unigram_ppl` on held-out token ids, every one of them scored."""
-    ids = rows[rows >= 0].numpy()
-    counts = np.bincount(ids, minlength=vocab).astype(np.float64) + 1.0
-    logp = np.log(counts / counts.sum())
-    parts = [np.asarray(h, dtype=np.int64) for h in held if len(h)]
-    held_ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-    return float(math.exp(-logp[held_ids].mean())) if len(held_ids) else math.nan
 
 
 def _by_seed(runs: list[dict[str, Any]], share: int, key: str) -> dict[int, float]:

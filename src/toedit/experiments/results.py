@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import shutil
 import time
 from dataclasses import asdict, replace
@@ -18,6 +16,9 @@ from ..theory.claims import theory_verdicts
 from ..theory.scope import scope_markdown
 from ..verdicts import fmt_delta
 from .collapse import COLLAPSE_QUICK, CollapseConfig, collapse_verdicts, final_delta, run_collapse
+from .common import load_average as _load
+from .common import machine as _machine
+from .common import marked_block, preset, stored_result, verdict_fields, write_marked
 from .editrounds import (
     EDITROUNDS_QUICK,
     EditRoundsConfig,
@@ -27,14 +28,7 @@ from .editrounds import (
     run_edit_rounds,
     run_label,
 )
-from .mix import (
-    MIX_QUICK,
-    MixConfig,
-    preset,
-    run_mix,
-    stored_result,
-    verdict_fields,
-)
+from .mix import MIX_QUICK, MixConfig, run_mix
 from .mixclaims import claim_row, mix_claims, mix_family, mix_family_note
 
 # the theory's margins (increment_margin, bound_margin, in u) are set here, before the run, like the others
@@ -51,28 +45,6 @@ THEORY = dict(
     increment_margin=0.01,
     bound_margin=0.05,
 )
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
-        f"thread(s), Python {platform.python_version()}"
-    )
-
-
-def _load() -> str:
-    try:
-        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
 
 
 def run_all(
@@ -442,22 +414,10 @@ Collapse configuration: `{asdict_short(cc)}`
 
 Edit-rounds configuration: `{asdict_short(editrounds["config"])}`
 """
-    from .benefit import write_section
-
-    block = _benefit_block(path)
+    block = marked_block(path, "benefit")
     path.write_text(text)
     if block is not None:  # `experiment benefit` owns its marked section: keep it
-        write_section(path, block)
-
-
-def _benefit_block(path: Path) -> str | None:
-    """The text between the benefit markers of an existing page, if any."""
-    from .benefit import END, START
-
-    old = path.read_text() if path.exists() else ""
-    if START not in old or END not in old:
-        return None
-    return old.split(START, 1)[1].split(END, 1)[0].strip("\n")
+        write_marked(path, "benefit", block)
 
 
 def _full(cls: type, quick: dict[str, Any]) -> str:

@@ -14,12 +14,21 @@ import bisect
 import math
 import re
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .data import normalise_text
+
 IGNORE = -100
+
+
+def autocast(device: torch.device, bf16: bool | None = None):
+    """bf16 autocast (matmuls in bf16, fp32 weights) when `bf16` (None: on CUDA only); else nothing."""
+    on = device.type == "cuda" if bf16 is None else bf16
+    return torch.autocast(device.type, dtype=torch.bfloat16) if on else nullcontext()
 
 
 class FullLM:
@@ -28,9 +37,11 @@ class FullLM:
     def __init__(self, model: torch.nn.Module):
         self.model = model
         self.head = model.get_output_embeddings()
+        self.device = self.head.weight.device
+        self.bf16: bool | None = None  # autocast: None = on CUDA only
 
     def inputs(self, ids: torch.Tensor) -> torch.Tensor:
-        return ids
+        return ids.to(self.device)
 
     def hidden(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.model.model(input_ids=inputs).last_hidden_state
@@ -85,11 +96,14 @@ class TopLM:
         for p in self.parameters():
             p.requires_grad_(True)
         self.head = model.get_output_embeddings()
+        self.device = self.head.weight.device
+        self.bf16: bool | None = None  # autocast: None = on CUDA only
 
     @torch.no_grad()
     def lower(self, ids: torch.Tensor) -> torch.Tensor:
         """Output of the frozen layers (the top layers' input), float32 [B, T, H]."""
-        return self.low(ids=ids).float()
+        with autocast(self.device, self.bf16):
+            return self.low(ids=ids.to(self.device)).float()
 
     def inputs(self, ids: torch.Tensor) -> torch.Tensor:
         return self.lower(ids)
@@ -148,7 +162,8 @@ def train_lm(
     lm.train(True)
     losses = []
     for inputs, labels in batches:
-        loss = masked_loss(lm, inputs, labels)
+        with autocast(lm.device, lm.bf16):
+            loss = masked_loss(lm, inputs, labels.to(lm.device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -232,8 +247,7 @@ def matched_distractors(
 
 def _passages(text: str, context_words: int, min_words: int) -> list[tuple[str, str]]:
     """(context, last word) at every sentence end of `text` with >= `min_words` words before it."""
-    # paragraphs keep their breaks, whitespace inside them is normalised
-    doc = "\n\n".join(" ".join(p.split()) for p in re.split(r"\n\s*\n", text) if p.strip())
+    doc = normalise_text(text)  # the setting's one normalisation (idempotent on normalised texts)
     starts = [w.start() for w in re.finditer(r"\S+", doc)]
     out = []
     for m in SENTENCE_END.finditer(doc):
@@ -336,18 +350,22 @@ def sequence_logprobs(
             inputs = lm.inputs(ids)
             if cache is not None:
                 cache[key] = inputs
-        h = lm.hidden(inputs)
+        with autocast(lm.device, lm.bf16):
+            h = lm.hidden(inputs)
         firsts = [1 if full is None or i in full else seqs[i].start for i in idx]
         # one head call per batch: a per-row call re-reads the (vocab x hidden) head matrix for every row
         rows = torch.cat(
             [h[r, f - 1 : len(seqs[i].ids) - 1] for r, (i, f) in enumerate(zip(idx, firsts, strict=True))]
         )
-        tgt = torch.tensor([t for i, f in zip(idx, firsts, strict=True) for t in seqs[i].ids[f:]])
+        tgt = torch.tensor(
+            [t for i, f in zip(idx, firsts, strict=True) for t in seqs[i].ids[f:]], device=h.device
+        )
         lp = np.concatenate(
             [  # in chunks of HEAD_ROWS positions: never a [batch x seq, vocab] logits block
-                torch.log_softmax(lm.head(rows[a : a + HEAD_ROWS]).float(), dim=-1)
+                torch.log_softmax(lm.head(rows[a : a + HEAD_ROWS].float()).float(), dim=-1)
                 .gather(1, tgt[a : a + HEAD_ROWS, None])[:, 0]
                 .double()
+                .cpu()
                 .numpy()
                 for a in range(0, max(len(tgt), 1), HEAD_ROWS)
             ]
