@@ -19,7 +19,7 @@ import torch
 
 from ..config import ConfigError
 from .generate import GenerateConfig
-from .tinylm import DEVICES, TrainConfig
+from .tinylm import DEVICES, TrainConfig, mlp_width
 
 
 def _opt(default: Any, help_text: str) -> Any:
@@ -121,7 +121,7 @@ def lm_config(exp: Any, seed: int, tokens: int) -> TrainConfig:
         lr=exp.lr,
         hidden=exp.hidden,
         layers=exp.layers,
-        intermediate=exp.hidden * 8 // 3 // 32 * 32 or 32,  # Llama's ~8/3 ratio, a multiple of 32
+        intermediate=mlp_width(exp.hidden),
         tokenizer=f"bpe:{exp.vocab}",
         seed=seed,
         device=getattr(exp, "device", "auto"),

@@ -150,6 +150,11 @@ def pack(texts: Sequence[str], tokenizer, seq_len: int) -> torch.Tensor:
     return rows.view(n_rows, seq_len)
 
 
+def mlp_width(hidden: int) -> int:
+    """The MLP width of a tiny Llama of width `hidden`: Llama's ~8/3 ratio, a multiple of 32."""
+    return hidden * 8 // 3 // 32 * 32 or 32
+
+
 def make_model(config: TrainConfig, vocab_size: int) -> torch.nn.Module:
     """A Llama decoder with tied embeddings, initialised from `config.seed`."""
     from transformers import LlamaConfig, LlamaForCausalLM

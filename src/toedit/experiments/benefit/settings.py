@@ -97,7 +97,7 @@ def sft_batches(examples: Sequence[tuple[list[int], list[int]]], batch: int, lm)
 
 def pretrain_config(config: BenefitConfig, seed: int):
     """The tiny Llama of the pretrain setting as a `TrainConfig` (shape, budget, lr, device)."""
-    from ..tinylm import TrainConfig
+    from ..tinylm import TrainConfig, mlp_width
 
     return TrainConfig(
         tokens=config.pt_tokens,
@@ -107,7 +107,7 @@ def pretrain_config(config: BenefitConfig, seed: int):
         hidden=config.pt_hidden,
         layers=config.pt_layers,
         heads=max(1, config.pt_hidden // 64),
-        intermediate=config.pt_hidden * 8 // 3 // 32 * 32 or 32,
+        intermediate=mlp_width(config.pt_hidden),
         seed=seed,
         device=config.device,
     )
