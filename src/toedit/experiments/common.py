@@ -18,12 +18,9 @@ import numpy as np
 import torch
 
 from ..config import ConfigError
+from ..options import opt
 from .generate import GenerateConfig
 from .tinylm import DEVICES, TrainConfig, mlp_width
-
-
-def _opt(default: Any, help_text: str) -> Any:
-    return field(default=default, metadata={"help": help_text})
 
 
 @dataclass
@@ -38,18 +35,18 @@ class TinyLMOptions:
             "choices": DEVICES,
         },
     )
-    heldout_share: float = _opt(0.1, "share of human documents (chapters) held out for the PPL, by id hash")
-    heldout_segments: int = _opt(200, "held-out human segments the PPL is measured on")
-    temperature: float = _opt(1.0, "sampling temperature of the generated text")
-    top_p: float = _opt(0.95, "nucleus sampling mass (1 = off)")
-    top_k: int = _opt(0, "sample among the k most likely tokens only (0 = off)")
-    seq_len: int = _opt(128, "tiny LM: sequence length")
-    batch_size: int = _opt(8, "tiny LM: sequences per step")
-    lr: float = _opt(3e-3, "tiny LM: peak learning rate")
-    hidden: int = _opt(192, "tiny LM: hidden size")
-    layers: int = _opt(4, "tiny LM: decoder layers")
-    vocab: int = _opt(4096, "tiny LM: BPE size (trained on the training texts)")
-    threads: int = _opt(0, "torch threads (0: leave as is)")
+    heldout_share: float = opt(0.1, "share of human documents (chapters) held out for the PPL, by id hash")
+    heldout_segments: int = opt(200, "held-out human segments the PPL is measured on")
+    temperature: float = opt(1.0, "sampling temperature of the generated text")
+    top_p: float = opt(0.95, "nucleus sampling mass (1 = off)")
+    top_k: int = opt(0, "sample among the k most likely tokens only (0 = off)")
+    seq_len: int = opt(128, "tiny LM: sequence length")
+    batch_size: int = opt(8, "tiny LM: sequences per step")
+    lr: float = opt(3e-3, "tiny LM: peak learning rate")
+    hidden: int = opt(192, "tiny LM: hidden size")
+    layers: int = opt(4, "tiny LM: decoder layers")
+    vocab: int = opt(4096, "tiny LM: BPE size (trained on the training texts)")
+    threads: int = opt(0, "torch threads (0: leave as is)")
 
 
 def machine() -> str:
