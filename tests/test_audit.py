@@ -10,18 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import corpus_texts
-from toedit.audit import (
-    AuditError,
-    DocEdits,
-    Span,
-    load_edits,
-    original_text,
-    render_html,
-    render_terminal,
-    run_diff,
-)
+from toedit.audit import run_diff
+from toedit.audit.edits import AuditError, DocEdits, load_edits, original_text
+from toedit.audit.page import render_html
+from toedit.audit.terminal import render_terminal
 from toedit.config import EditConfig, IOConfig, RunConfig
-from toedit.runs import run_edit
+from toedit.runs import Span, run_edit
 
 QUIET = RunConfig(progress=False)
 XSS = 'Before <script>alert(1)</script> & "quotes" &amp; after.\n'

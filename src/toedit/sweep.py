@@ -24,8 +24,9 @@ from .io import list_shards
 from .optional import optional_import
 from .pipeline import check_settings, edit_scored_texts
 from .prior import Prior, load_prior
-from .runs.rundir import field_spec
+from .runs.rundir import RUN_DIRS
 from .runs.sample import sample_texts
+from .runs.schema import field_spec
 from .scoring import score_texts
 
 
@@ -56,7 +57,7 @@ def run_sweep(
         raise ValueError("sweeps need top-k > 0 (the full-vocabulary rule needs a forward pass per setting)")
     prior = prior or load_prior(run.model, run.device, run.dtype, run.trust_remote_code)
     check_settings(prior, score, EditConfig(top_k=max(top_ks)))
-    texts, ids = sample_texts(list_shards(inputs), field_spec(io), sample_docs, seed)
+    texts, ids = sample_texts(list_shards(inputs, fence=RUN_DIRS), field_spec(io), sample_docs, seed)
     scores = score_texts(texts, prior, score, k=max(max(top_ks), score.store_k))
     n_scored = sum(s.n_scored for s in scores)
     source = _ngrams(texts)

@@ -15,7 +15,7 @@ from toedit.analysis.features import bucket_of, wordpunct_tokenize
 from toedit.analysis.ngrams import bucket_entropy
 from toedit.config import RunConfig
 from toedit.runs import RunDirError, run_score
-from toedit.runs.rundir import field_spec
+from toedit.runs.schema import field_spec
 
 
 def test_repeated_sentence_has_the_entropy_of_one_sentence():

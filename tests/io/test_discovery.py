@@ -1,4 +1,4 @@
-"""Input discovery: never a RUN_DIR, no symlink cycle followed, broken links named, skipped files listed."""
+"""Input discovery: never a fenced directory (runs fence off RUN_DIRs), no symlink cycle followed, broken links named, skipped files listed."""
 
 from __future__ import annotations
 
@@ -8,25 +8,14 @@ import threading
 
 import pytest
 
-from toedit.io import FieldSpec, InputError, Record, list_shards, read_shard
-from toedit.io.discovery import RUN_DIR_REASON, discover, is_run_dir
-
-MANIFEST = {"kind": "edit", "fingerprint": "abc", "inputs": []}
+from toedit.io import Fence, FieldSpec, InputError, Record, list_shards, read_shard
+from toedit.io.discovery import discover
 
 
 def _touch(path, data: bytes = b'{"text": "x"}\n'):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
-
-
-def _fake_run(run):
-    """A RUN_DIR as `toedit edit` leaves it: its outputs are JSONL/parquet files a walk would read."""
-    _touch(run / "manifest.json", json.dumps(MANIFEST).encode())
-    _touch(run / "data" / "a.jsonl", b'{"text": "edited"}\n')
-    _touch(run / "errors.jsonl", b'{"file": "f", "line": 1, "reason": "r"}\n')
-    _touch(run / "stats.json", b"{}")
-    return run
 
 
 def _bounded(fn, *args, limit_s: float = 120):
@@ -48,34 +37,33 @@ def _bounded(fn, *args, limit_s: float = 120):
     return out["value"]
 
 
-def test_is_run_dir(tmp_path):
-    assert is_run_dir(_fake_run(tmp_path / "run"))
-    for i, body in enumerate([b'{"kind": "edit"}', b"[1]", b"{not json", b'{"fingerprint": 1}']):
-        assert not is_run_dir(_touch(tmp_path / f"other{i}" / "manifest.json", body).parent)
-    assert not is_run_dir(tmp_path / "missing")
-    assert not is_run_dir(_touch(tmp_path / "file.jsonl"))
+def _stop_fence():
+    """A toy fence: directories holding a STOP file (runs/ fences off run directories the same way)."""
+    return Fence(lambda d: os.path.isfile(os.path.join(d, "STOP")), "fenced", lambda d: f"{d} is fenced off")
 
 
-def test_walks_and_globs_never_read_a_run_dir(tmp_path):
+def test_a_fence_keeps_its_directories_out_of_walks_and_globs(tmp_path):
     corpus = tmp_path / "corpus"
     _touch(corpus / "a.jsonl")
-    run = _fake_run(corpus / "run")
-    _fake_run(corpus / "deep" / "older-run")
+    _touch(corpus / "out" / "STOP")
+    _touch(corpus / "out" / "b.jsonl")
+    _touch(corpus / "deep" / "older" / "STOP")
+    _touch(corpus / "deep" / "older" / "c.jsonl")
     for inputs in (
         [str(corpus)],
         [str(corpus / "**" / "*.jsonl")],
         [str(corpus / "*")],
         [str(corpus / "**")],
     ):
-        found = _bounded(discover, inputs)
+        found = _bounded(discover, inputs, None, (), _stop_fence())
         assert [s.path for s in found.shards] == [str(corpus / "a.jsonl")], inputs
-        runs = [s for s in found.skipped if s.reason == RUN_DIR_REASON]
-        assert [s.path for s in runs] == [str(corpus / "deep" / "older-run"), str(run)], inputs
-    # named explicitly, a run's outputs can be read (a second round of editing); the run dir itself cannot
-    assert [s.path for s in list_shards([str(run / "data")])] == [str(run / "data" / "a.jsonl")]
-    assert [s.path for s in list_shards([str(run / "data" / "*.jsonl")])] == [str(run / "data" / "a.jsonl")]
-    with pytest.raises(InputError, match="is a toedit run directory; to read its edited documents, pass"):
-        list_shards([str(run)])
+        fenced = [s.path for s in found.skipped if s.reason == "fenced"]
+        assert fenced == [str(corpus / "deep" / "older"), str(corpus / "out")], inputs
+    assert len(discover([str(corpus)]).shards) == 3  # io knows no fence of its own
+    # named, a fenced directory is refused; the files inside it can still be named
+    with pytest.raises(InputError, match="out is fenced off"):
+        list_shards([str(corpus / "out")], fence=_stop_fence())
+    assert [s.name for s in list_shards([str(corpus / "out" / "b.jsonl")], fence=_stop_fence())] == ["b"]
 
 
 def test_excluded_directory_is_not_read(tmp_path):
@@ -87,22 +75,6 @@ def test_excluded_directory_is_not_read(tmp_path):
     assert [(s.path, s.reason) for s in found.skipped] == [
         (str(corpus / "out"), "the run's own output directory")
     ]
-
-
-def test_rerun_with_run_dir_inside_the_input_dir_reads_only_the_inputs(tmp_path, tiny_prior):
-    from toedit.config import EditConfig, RunConfig
-    from toedit.runs import run_edit
-
-    corpus = tmp_path / "corpus"
-    _touch(corpus / "docs.jsonl", b"".join(b'{"text": "document %d"}\n' % i for i in range(3)))
-    out = str(corpus / "run")
-    summaries = [
-        run_edit([str(corpus)], out, EditConfig(), run=RunConfig(progress=False), prior=tiny_prior)
-        for _ in range(2)
-    ]
-    assert [s.stats["n_records"] for s in summaries] == [3, 3]
-    assert sorted(os.listdir(corpus / "run" / "data")) == ["docs.jsonl"]
-    assert not (corpus / "run" / "errors.jsonl").exists() or not (corpus / "run" / "errors.jsonl").read_text()
 
 
 def test_symlink_cycles_are_not_followed(tmp_path):

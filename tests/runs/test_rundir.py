@@ -1,5 +1,6 @@
 """RunDir: nothing written outside RUN_DIR or into an input, "done" only while the outputs match their marker,
-damaged run directories are exit 4 naming the file, report.md replaced atomically (issue #23)."""
+damaged run directories are exit 4 naming the file, report.md replaced atomically (issue #23); the layout
+contract of runs/layout, markers, schema, scorefiles and lock; input discovery never reads a RUN_DIR."""
 
 from __future__ import annotations
 
@@ -11,9 +12,22 @@ import pytest
 
 from tests.conftest import corpus_texts
 from toedit.cli import EXIT_CONFIG, EXIT_INPUT, EXIT_OK, main
-from toedit.config import EditConfig, RunConfig
-from toedit.io import Shard
-from toedit.runs import RunDir, RunDirError, run_edit, run_report, run_status
+from toedit.config import EditConfig, IOConfig, RunConfig, ScoreConfig
+from toedit.io import FieldSpec, InputError, Shard, discover, list_shards
+from toedit.runs import (
+    RunDir,
+    RunDirError,
+    RunLocked,
+    markers,
+    run_edit,
+    run_report,
+    run_status,
+    schema,
+    scorefiles,
+)
+from toedit.runs.layout import RunLayout
+from toedit.runs.lock import hold
+from toedit.runs.rundir import RUN_DIRS, is_run_dir
 
 QUIET = RunConfig(progress=False)
 EDIT = EditConfig(threshold=0.2, record_spans=True)
@@ -297,3 +311,135 @@ def test_done_markers_follow_their_outputs(tmp_path):
     assert "sha256 differs" in rd.outputs_problem(rd.marker("a"), deep=True)
     outputs[0].unlink()
     assert rd.outputs_problem(rd.marker("a")) == "data/a.jsonl is missing"
+
+
+def test_a_marker_without_stats_is_damaged_and_one_of_another_run_is_ignored(tmp_path):
+    path = tmp_path / "done" / "a.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"fingerprint": "fp"}))
+    assert markers.read_marker(path, "other") is None
+    with pytest.raises(RunDirError, match="a.json is not a completion marker"):
+        markers.read_marker(path, "fp")
+    assert markers.read_marker(tmp_path / "done" / "missing.json") is None
+    out = tmp_path / "x.bin"
+    out.write_bytes(b"abc")
+    described = markers.describe_outputs(tmp_path, [out])
+    assert described == {"x.bin": {"size": 3, "sha256": markers.sha256_of([out])[out]}}
+    assert markers.outputs_problem(tmp_path, {"outputs": described}, deep=True) is None
+    assert "records no outputs" in markers.outputs_problem(tmp_path, {"outputs": {}})
+
+
+def test_the_manifest_schema_and_its_typed_settings():
+    good = {"kind": "edit", "fingerprint": "f", "inputs": [{"name": "a", "path": "a.jsonl"}]}
+    assert schema.manifest_problem(good) is None
+    assert schema.manifest_problem({**good, "kind": "sort"}).startswith("kind 'sort'")
+    assert (
+        schema.manifest_problem({**good, "settings": {"io": 3}}) == "a section of 'settings' is not an object"
+    )
+    typed = schema.typed_settings({"score": {"window": 64, "from_the_future": 1}})
+    assert typed["edit"] is None and typed["io"] == IOConfig() and typed["score"].window == 64
+    assert isinstance(typed["score"], ScoreConfig)
+    spec = schema.field_spec({"messages_field": "msgs", "roles": "user, assistant"})
+    assert spec == FieldSpec("text", None, "msgs", ("user", "assistant"), None)
+    assert schema.field_spec(IOConfig()) == schema.field_spec({})
+
+
+def test_scores_files_and_spans_read_back(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "a.parquet"
+    spans = [[0, 1, "a", "b", 0.9], [2, 3, "c", "", 0.8, 1, [["c", 0.8], ["d", 0.1]]]]
+    table = {"id": ["d0", "d1"], "line": [1, 2], "spans": [json.dumps(spans), ""]}
+    pq.write_table(pa.table(table), path)
+    assert scorefiles.has_column(path, "spans") and not scorefiles.has_column(path, "topk_ids")
+    rows = list(scorefiles.iter_spans(path))
+    assert [(r, i, line, len(s)) for r, i, line, s in rows] == [(0, "d0", 1, 2), (1, "d1", 2, 0)]
+    old, new = rows[0][3]
+    assert (old.round, old.candidates, old.dropped) == (0, (), False)  # written by an older toedit
+    assert (new.round, new.candidates, new.dropped) == (1, (("c", 0.8), ("d", 0.1)), True)
+    assert list(scorefiles.iter_rows([path, path], ["id"], batch_size=1)) == [{"id": "d0"}, {"id": "d1"}] * 2
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(RunDirError, match="bad.parquet is not a readable parquet file"):
+        scorefiles.has_column(tmp_path / "bad.parquet", "spans")
+    pq.write_table(pa.table({"id": ["d0"], "line": [1], "spans": ["[[0, 1]]"]}), path)
+    with pytest.raises(RunDirError, match="row 1: its spans are damaged"):
+        list(scorefiles.iter_spans(path))
+
+
+def test_the_lock_files_name_their_holder(tmp_path):
+    layout = RunLayout(tmp_path / "r")
+    assert (layout.lock_path(), layout.lock_path(2)) == (layout.root / ".lock", layout.root / ".lock-rank-2")
+    with hold(layout, rank=2):
+        info = json.loads(layout.lock_path(2).read_text())
+        assert info["pid"] == os.getpid() and info["rank"] == 2
+        with pytest.raises(RunLocked, match=f"in use by pid {os.getpid()} .*\\(rank 2\\)"), hold(layout, 2):
+            pass
+    with hold(layout), pytest.raises(RunLocked, match="in use by"), hold(layout, 0):
+        pass
+
+
+# ------------------------------------------------------------------------ input discovery never reads RUN_DIRs
+
+
+def _fake_run(run: Path) -> Path:
+    """A RUN_DIR as `toedit edit` leaves it: its outputs are JSONL files a walk would read."""
+    for rel, body in (
+        ("manifest.json", json.dumps({"kind": "edit", "fingerprint": "abc", "inputs": []})),
+        ("data/a.jsonl", '{"text": "edited"}\n'),
+        ("errors.jsonl", '{"file": "f", "line": 1, "reason": "r"}\n'),
+        ("stats.json", "{}"),
+    ):
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_text(body)
+    return run
+
+
+def test_is_run_dir(tmp_path):
+    assert is_run_dir(_fake_run(tmp_path / "run"))
+    for i, body in enumerate(['{"kind": "edit"}', "[1]", "{not json", '{"fingerprint": 1}']):
+        (tmp_path / f"other{i}").mkdir()
+        (tmp_path / f"other{i}" / "manifest.json").write_text(body)
+        assert not is_run_dir(tmp_path / f"other{i}")
+    assert not is_run_dir(tmp_path / "missing")
+    (tmp_path / "file.jsonl").write_text("{}\n")
+    assert not is_run_dir(tmp_path / "file.jsonl")
+
+
+def test_walks_and_globs_never_read_a_run_dir(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.jsonl").write_text('{"text": "x"}\n')
+    run = _fake_run(corpus / "run")
+    _fake_run(corpus / "deep" / "older-run")
+    for inputs in (
+        [str(corpus)],
+        [str(corpus / "**" / "*.jsonl")],
+        [str(corpus / "*")],
+        [str(corpus / "**")],
+    ):
+        found = discover(inputs, fence=RUN_DIRS)
+        assert [s.path for s in found.shards] == [str(corpus / "a.jsonl")], inputs
+        runs = [s for s in found.skipped if s.reason == RUN_DIRS.reason]
+        assert [s.path for s in runs] == [str(corpus / "deep" / "older-run"), str(run)], inputs
+    assert RUN_DIRS.reason == "a toedit run directory (its outputs are never read as input)"
+    # named explicitly, a run's outputs can be read (a second round of editing); the run dir itself cannot
+    data = [str(run / "data" / "a.jsonl")]
+    assert [s.path for s in list_shards([str(run / "data")], fence=RUN_DIRS)] == data
+    assert [s.path for s in list_shards([str(run / "data" / "*.jsonl")], fence=RUN_DIRS)] == data
+    with pytest.raises(InputError, match="is a toedit run directory; to read its edited documents, pass"):
+        list_shards([str(run)], fence=RUN_DIRS)
+
+
+def test_rerun_with_run_dir_inside_the_input_dir_reads_only_the_inputs(tmp_path, tiny_prior):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "docs.jsonl").write_bytes(b"".join(b'{"text": "document %d"}\n' % i for i in range(3)))
+    out = str(corpus / "run")
+    summaries = [
+        run_edit([str(corpus)], out, EditConfig(), run=RunConfig(progress=False), prior=tiny_prior)
+        for _ in range(2)
+    ]
+    assert [s.stats["n_records"] for s in summaries] == [3, 3]
+    assert sorted(os.listdir(corpus / "run" / "data")) == ["docs.jsonl"]
+    assert not (corpus / "run" / "errors.jsonl").exists() or not (corpus / "run" / "errors.jsonl").read_text()

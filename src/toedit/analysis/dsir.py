@@ -32,6 +32,7 @@ import numpy as np
 from ..divergence import bucket_distribution, js_divergence, kl_divergence  # noqa: F401 (re-exported)
 from ..io import BadRecord, FieldSpec, InputError, extract_texts, list_shards, read_shard, write_jsonl_atomic
 from ..optional import optional_import
+from ..runs.rundir import RUN_DIRS
 from .features import HashedNgramFeaturizer
 
 sp = optional_import("scipy.sparse", purpose="DSIR selection (toedit select, analyze)")
@@ -268,7 +269,7 @@ def read_records(
     Parquet, txt, datasets dirs, directories, globs). A bad record raises InputError naming file and line:
     a selection must not silently skip documents."""
     spec = FieldSpec(text_field=text_field, id_field=None)
-    shards = [shard for p in paths for shard in list_shards([str(p)])]  # in the order given
+    shards = [shard for p in paths for shard in list_shards([str(p)], fence=RUN_DIRS)]  # in the order given
     for shard in shards:
         for rec in read_shard(shard, spec):
             if isinstance(rec, BadRecord):

@@ -19,8 +19,8 @@ import numpy as np
 
 from ..config import ConfigError, IOConfig, RunConfig, ScoreConfig
 from ..divergence import bucket_distribution, js_divergence, kl_divergence
-from ..io import is_run_dir, write_json_atomic
-from ..runs.rundir import RunDir
+from ..io import write_json_atomic
+from ..runs.rundir import RunDir, is_run_dir
 from ..runs.stats import rates
 from ..verdicts import shifted, u_shape
 from . import plots

@@ -23,6 +23,7 @@ from ..io import FieldSpec, InputError, list_shards, read_shard, write_jsonl_ato
 from ..io.records import BadRecord
 from ..prior import Prior
 from ..rng import doc_uniforms
+from ..runs.rundir import RUN_DIRS
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def read_records(
     """(id, record) of every record of `inputs`; a bad record is an InputError naming its file and line."""
     spec = FieldSpec(text_field=text_field, id_field=id_field)
     out = []
-    for shard in list_shards(inputs):
+    for shard in list_shards(inputs, fence=RUN_DIRS):
         for rec in read_shard(shard, spec):
             if isinstance(rec, BadRecord):
                 raise InputError(f"{rec.file}:{rec.line}: {rec.reason}")

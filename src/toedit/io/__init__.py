@@ -1,6 +1,6 @@
 """I/O layer: input discovery, decoding, per-format readers, field selection, and atomic writers."""
 
-from .discovery import Discovery, Skipped, discover, is_run_dir, list_shards, split_shards
+from .discovery import Discovery, Fence, Skipped, discover, list_shards, split_shards
 from .fields import FieldError, FieldSpec, extract_texts, free_key, record_id, replace_texts
 from .formats import count_records, read_shard
 from .hashing import content_hash, content_hashes
@@ -11,6 +11,7 @@ from .writers import ShardWriter, write_json_atomic, write_jsonl_atomic
 __all__ = [
     "BadRecord",
     "Discovery",
+    "Fence",
     "FieldError",
     "FieldSpec",
     "InputError",
@@ -25,7 +26,6 @@ __all__ = [
     "extract_texts",
     "free_key",
     "jsonl_line",
-    "is_run_dir",
     "list_shards",
     "read_shard",
     "record_id",

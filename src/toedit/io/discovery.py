@@ -10,7 +10,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .decoding import CORRUPT, NL, open_binary, unreadable
 from .fields import type_name
@@ -94,22 +94,17 @@ def _inside_datasets(path: str, root: str) -> bool:
     return False
 
 
-RUN_DIR_REASON = "a toedit run directory (its outputs are never read as input)"
 HIDDEN_REASON = "hidden (its name starts with '.'): pass it by name to read it"
 
 
-def is_run_dir(path: str | os.PathLike[str]) -> bool:
-    """True if `path` is a toedit RUN_DIR: a directory whose manifest.json is an object with
-    "fingerprint" and "kind" (discovery never reads one, so a run's outputs never become its inputs)."""
-    manifest = os.path.join(path, "manifest.json")
-    if not os.path.isfile(manifest):
-        return False
-    try:
-        with open(manifest, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and "fingerprint" in data and "kind" in data
+@dataclasses.dataclass(frozen=True)
+class Fence:
+    """Directories discovery never reads although they hold readable files: the caller says which (a run
+    fences off run directories, whose layout io does not know; see toedit.runs.rundir.RUN_DIRS)."""
+
+    holds: Callable[[str], bool]  # is this directory fenced off?
+    reason: str  # the Skipped reason of one met inside a directory or glob
+    refusal: Callable[[str], str]  # the InputError message for one named as an input
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,10 +146,11 @@ def _broken_link(path: str) -> InputError | None:
 
 class _Finder:
     """Walks input directories and globs: follows directory symlinks but never a cycle, never enters a
-    RUN_DIR or an excluded directory, and records every unsupported file it passes over."""
+    fenced or excluded directory, and records every unsupported file it passes over."""
 
-    def __init__(self, exclude: Sequence[str | os.PathLike[str]] = ()):
+    def __init__(self, exclude: Sequence[str | os.PathLike[str]] = (), fence: Fence | None = None):
         self.exclude = {os.path.realpath(p) for p in exclude}
+        self.fence = fence
         self.skipped: list[Skipped] = []
 
     def _listdir(self, d: str) -> list[str]:
@@ -176,8 +172,8 @@ class _Finder:
             self.skipped.append(Skipped(d, "symbolic link loop (points back to an enclosing directory)"))
         elif os.path.realpath(d) in self.exclude:
             self.skipped.append(Skipped(d, "the run's own output directory"))
-        elif is_run_dir(d):
-            self.skipped.append(Skipped(d, RUN_DIR_REASON))
+        elif self.fence is not None and self.fence.holds(d):
+            self.skipped.append(Skipped(d, self.fence.reason))
         else:
             return ancestors | {key}
         return None
@@ -290,10 +286,8 @@ def _skipped_note(skipped: list[Skipped], show: int = 3) -> str:
 def _expand(item: str, finder: _Finder) -> tuple[list[Entry], str]:
     """The entries one input names, and the root its shard names are relative to."""
     if os.path.isdir(item):
-        if is_run_dir(item):
-            raise InputError(
-                f"{item} is a toedit run directory; to read its edited documents, pass {os.path.join(item, 'data')}"
-            )
+        if finder.fence is not None and finder.fence.holds(item):
+            raise InputError(finder.fence.refusal(item))
         if _datasets_kind(item):
             if not (found := _datasets_entries(item)):
                 raise InputError(f"no splits found in the datasets directory {item}")
@@ -329,16 +323,20 @@ def _shard_name(name_path: str, root: str) -> str:
 
 
 def discover(
-    inputs: Sequence[str], shard_lines: int | None = None, exclude: Sequence[str | os.PathLike[str]] = ()
+    inputs: Sequence[str],
+    shard_lines: int | None = None,
+    exclude: Sequence[str | os.PathLike[str]] = (),
+    fence: Fence | None = None,
 ) -> Discovery:
     """Expand files, dirs, globs, datasets dirs and "-" (stdin JSONL) into shards sorted by path, and list
-    what directories and globs contained but will not be read (unsupported files, RUN_DIRs, symlink loops).
+    what directories and globs contained but will not be read (unsupported files, fenced dirs, symlink loops).
 
-    `exclude`: directories never read (a run passes its own RUN_DIR). With `shard_lines`, JSONL files
-    longer than that are split into line-range parts (`split_shards`)."""
+    `exclude`: directories never read (a run passes its own RUN_DIR); `fence`: a kind of directory never
+    read, skipped inside an input and refused as one. With `shard_lines`, JSONL files longer than that are
+    split into line-range parts (`split_shards`)."""
     if not inputs:
         raise InputError("no inputs given")
-    finder = _Finder(exclude)
+    finder = _Finder(exclude, fence)
     entries: list[Entry] = []
     roots: list[str] = []
     stdin = False
@@ -372,9 +370,11 @@ def discover(
     return Discovery(shards, sorted(skipped, key=lambda s: s.path))
 
 
-def list_shards(inputs: Sequence[str], shard_lines: int | None = None) -> list[Shard]:
+def list_shards(
+    inputs: Sequence[str], shard_lines: int | None = None, fence: Fence | None = None
+) -> list[Shard]:
     """The shards of `discover` (what was skipped is dropped: use discover to report it)."""
-    return discover(inputs, shard_lines).shards
+    return discover(inputs, shard_lines, fence=fence).shards
 
 
 def split_shards(shards: Sequence[Shard], lines: int) -> list[Shard]:

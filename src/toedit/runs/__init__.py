@@ -1,10 +1,13 @@
 """Resumable sharded runs over files: run directories, markers, manifests, merged stats."""
 
-from ..io import is_run_dir
+from .layout import RunDirError
+from .lock import RunLocked
 from .report import run_report
-from .run import format_status, run_edit, run_score, run_status
-from .rundir import RunDir, RunDirError, RunLocked, Span
+from .run import run_edit, run_score
+from .rundir import RunDir, is_run_dir
+from .scorefiles import Span
 from .shard import TooManyErrors
+from .status import format_status, run_status
 from .summary import RunSummary
 
 __all__ = [

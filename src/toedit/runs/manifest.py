@@ -13,9 +13,6 @@ from ..compiling import resolved_compile
 from ..config import EditConfig, IOConfig, ScoreConfig
 from ..prior import Prior
 from ..scoring import context_id
-from .rundir import RunDirError, read_json
-
-__all__ = ["RunDirError", "fingerprint", "fingerprint_payload", "read_json", "versions"]
 
 # score settings that change results (token_budget and head_chunk only change speed)
 _SCORE_KEYS = ("window", "stride", "store_k", "entropy")

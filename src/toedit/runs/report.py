@@ -9,7 +9,8 @@ from __future__ import annotations
 import html
 import re
 
-from .rundir import RunDir, RunDirError
+from .layout import RunDirError
+from .rundir import RunDir
 from .stats import PROB_BINS, new_stats, rates
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")

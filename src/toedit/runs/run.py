@@ -1,4 +1,4 @@
-"""Resumable sharded runs: `run_edit`, `run_score` and `run_status` (what the CLI verbs call)."""
+"""Resumable sharded runs: `run_edit` and `run_score` (what the CLI verbs call)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +24,11 @@ from ..pipeline import calibrate_threshold, check_settings
 from ..prior import Prior, load_prior
 from . import stats as run_stats
 from .executors import Job, make_executor, parse_devices, uses_workers
+from .layout import RunDirError
 from .manifest import fingerprint, fingerprint_payload, versions
-from .rundir import RunDir, RunDirError, field_spec
+from .rundir import RUN_DIRS, RunDir
 from .sample import sample_texts
+from .schema import field_spec
 from .shard import RunContext, RunSpec
 from .summary import RunSummary
 
@@ -184,7 +186,8 @@ def _execute(
             cfg.validate()
     rank = resolve_rank(run)
     run_dir = None if output == "-" else Path(output)
-    found = discover(inputs, run.shard_lines, exclude=[run_dir] if run_dir is not None else ())
+    exclude = [run_dir] if run_dir is not None else []
+    found = discover(inputs, run.shard_lines, exclude=exclude, fence=RUN_DIRS)
     shards = found.shards
     skipped = [s.to_json() for s in found.skipped]
     _check_paths(run_dir, shards, rank[0] if rank and rank[1] > 1 else None)
@@ -217,10 +220,29 @@ def _execute(
             # whatever happens, this process leaves none of its own temp files behind
             stack.callback(rd.remove_temp_files, pid=os.getpid())
         shards = _spool_stdin(shards, rd, stack)
-        return _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank)
+        return _run_locked(RunRequest(kind, rd, shards, skipped, score, io, run, edit, rank), prior)
 
 
-def _run_locked(kind, rd, shards, skipped, edit, score, io, run, prior, rank) -> RunSummary:
+@dataclass(frozen=True)
+class RunRequest:
+    """A run as `_execute` hands it on once RUN_DIR is locked: the verb, where it writes, its inputs (stdin
+    spooled) and its validated settings."""
+
+    kind: str  # "edit" | "score"
+    rd: RunDir | None  # None: stream edited records to stdout
+    shards: list[Shard]
+    skipped: list[dict[str, str]]  # found in the inputs but not read (Skipped.to_json), for the manifest
+    score: ScoreConfig
+    io: IOConfig
+    run: RunConfig
+    edit: EditConfig | None
+    rank: tuple[int, int] | None  # (rank, world size) of a manual launch
+
+
+def _run_locked(req: RunRequest, prior: Prior | None) -> RunSummary:
+    """Plan, fingerprint, write the manifest, run the shards still to do, merge; `prior`: None loads --model."""
+    kind, rd, shards, skipped, rank = req.kind, req.rd, req.shards, req.skipped, req.rank
+    score, io, run, edit = req.score, req.io, req.run, req.edit
     digests = content_hashes([s.path for s in shards])
     plan = [_plan_item(s) | {"sha256": digests[s.path]} for s in shards]
     for item, shard in zip(plan, shards, strict=True):
@@ -435,53 +457,3 @@ def run_score(
 ) -> RunSummary:
     """Score every document of `inputs` into RUN_DIR/scores (for analysis); resumable."""
     return _execute("score", inputs, output, None, score, io, run, dry_run, prior)
-
-
-def run_status(run_dir: str) -> dict[str, Any]:
-    """Progress of a run directory: shards done / pending, merged stats so far (per round), errors."""
-    rd = RunDir(run_dir)
-    manifest = rd.manifest
-    names = rd.shard_names()
-    markers = rd.done_markers()
-    merged = run_stats.merge(m["stats"] for m in markers.values())
-    seconds = sum(m.get("seconds", 0.0) for m in markers.values())
-    return {
-        "run_dir": str(rd.root),
-        "kind": manifest.get("kind"),
-        "model": manifest.get("model", {}).get("name"),
-        "fingerprint": manifest["fingerprint"],
-        "shards": len(names),
-        "shards_done": len(markers),
-        "pending": [n for n in names if n not in markers],
-        "failed": [f for f in rd.failures() if f["shard"] not in markers],
-        "stale": rd.stale_markers(),
-        "stats": merged,
-        "rates": run_stats.rates(merged),
-        "rounds": [rnd | {"rates": run_stats.rates(rnd)} for rnd in merged.get("rounds") or []],
-        "tokens_per_second": merged["n_tokens"] / seconds if seconds else None,
-        "errors_file": str(rd.errors_path),
-    }
-
-
-def format_status(status: dict[str, Any]) -> str:
-    s, r = status["stats"], status["rates"]
-    lines = [
-        f"{status['run_dir']}: {status['kind']} run, model {status['model']}",
-        f"shards {status['shards_done']}/{status['shards']} done"
-        + (f"; pending: {', '.join(status['pending'][:10])}" if status["pending"] else ""),
-        f"documents {s['n_records']:,}  tokens {s['n_tokens']:,}  bad records {s['n_errors']:,}",
-        f"above threshold {100 * r['above_rate']:.2f} %  changed {100 * r['change_rate']:.3f} %",
-    ]
-    for i, rnd in enumerate(status.get("rounds") or []):
-        lines.append(
-            f"round {i + 1}: above threshold {100 * rnd['rates']['above_rate']:.2f} %  changed "
-            f"{100 * rnd['rates']['change_rate']:.3f} % of {rnd['n_scored']:,} scored tokens"
-        )
-    for name, why in list((status.get("stale") or {}).items())[:10]:
-        lines.append(f"NOT done after all: {name} ({why}); rerun the same command to run it again")
-    if status.get("failed"):
-        lines.append(
-            f"FAILED after every retry: {', '.join(f['shard'] for f in status['failed'][:10])} "
-            f"(rerun the same command to try them again; reasons in {status['run_dir']}/failed/)"
-        )
-    return "\n".join(lines)

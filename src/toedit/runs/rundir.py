@@ -1,142 +1,26 @@
-"""`RunDir`: the one owner of a run directory's layout, for writing and for reading.
+"""`RunDir`: the one owner of a run directory, for writing and for reading.
 
-```
-RUN_DIR/
-  manifest.json           kind, fingerprint, settings, model, inputs (with content hashes), versions
-  data/<shard><suffix>    edited records (edit runs), mirroring the input shard's format
-  scores/<shard>.parquet  per-record stats, token ids and log-probs (+ top-k, spans when asked for)
-  done/<shard>.json       completion marker (fingerprint, input hash, stats, size and sha256 of each output),
-                          written last; a shard is done only while its outputs still match it
-  errors/<shard>.jsonl    bad records of the shard; errors.jsonl merges them in shard order
-  failed/<shard>.json     a shard that failed every retry (removed when a later try succeeds)
-  stdin.jsonl             the spooled standard input of a `-` run (read once, hashed, then resumable)
-  stats.json              merged counts and histograms (per round with --rounds N)
-  .lock, .lock-rank-N     advisory locks naming their holder (one writer per RUN_DIR, or per rank)
-```
-Nothing else builds these paths, and none of them may lead outside RUN_DIR or into an input
-(`check_confined`: symlinks are resolved first).
+The paths are `RunLayout`'s (runs/layout.py, which draws the tree); this class adds what they hold: the
+manifest (checked by runs/schema.py), the completion markers (runs/markers.py), the scores files
+(runs/scorefiles.py), the edited records and the lock (runs/lock.py). Nothing else opens these files.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import fcntl
 import json
 import os
-import shutil
-import socket
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from ..config import EditConfig, IOConfig, RunConfig, ScoreConfig
-from ..io import FieldSpec, Shard, ShardWriter, content_hashes, list_shards, write_json_atomic
-
-SUBDIRS = ("data", "scores", "done", "errors", "failed")
-MANIFEST = "manifest.json"
-STDIN_SPOOL = "stdin.jsonl"
-# edited-output suffixes a shard can have (Shard.out_suffix): (suffix, format, compression)
-OUTPUT_SUFFIXES = (
-    (".jsonl", "jsonl", None),
-    (".jsonl.gz", "jsonl", "gzip"),
-    (".jsonl.zst", "jsonl", "zstd"),
-    (".parquet", "parquet", None),
-    (".txt", "txt", None),
-)
-_SECTIONS = {"edit": EditConfig, "score": ScoreConfig, "io": IOConfig, "run": RunConfig}
-
-
-class RunDirError(RuntimeError):
-    """RUN_DIR holds a different run (or is otherwise unusable)."""
-
-
-class RunLocked(RunDirError):
-    """Another live process holds RUN_DIR (or the same rank of it)."""
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A run directory's JSON object file (None if absent); anything else is a RunDirError naming it."""
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunDirError(f"{path} is not valid JSON ({exc}); remove it or use --overwrite") from exc
-    if not isinstance(data, dict):
-        raise RunDirError(
-            f"{path} holds a JSON {type(data).__name__}, not an object: it is damaged; remove it or use --overwrite"
-        )
-    return data
-
-
-def _manifest_problem(data: dict[str, Any]) -> str | None:
-    """What makes a manifest unusable (None if it has the shape `RunDir` reads)."""
-    if not isinstance(data.get("fingerprint"), str):
-        return "no fingerprint"
-    if data.get("kind") not in ("edit", "score"):
-        return f"kind {str(data.get('kind'))[:40]!r} is neither edit nor score"
-    inputs = data.get("inputs")
-    if not isinstance(inputs, list) or not all(
-        isinstance(i, dict) and isinstance(i.get("name"), str) and isinstance(i.get("path"), str)
-        for i in inputs
-    ):
-        return "'inputs' is not a list of {name, path} objects"
-    for key in ("settings", "model"):
-        if not isinstance(data.get(key) or {}, dict):
-            return f"{key!r} is not an object"
-    if not all(isinstance(v or {}, dict) for v in (data.get("settings") or {}).values()):
-        return "a section of 'settings' is not an object"
-    return None
-
-
-def sha256_of(paths: list[Path]) -> dict[Path, str]:
-    """sha256 of each file's bytes (cached by path and identity, see toedit.io.hashing)."""
-    digests = content_hashes([str(p) for p in paths])
-    return {p: digests[str(p)] for p in paths}
-
-
-def field_spec(io: IOConfig | dict[str, Any]) -> FieldSpec:
-    """Where a run's editable text lives (from its IOConfig or the manifest's io settings)."""
-    io = io if isinstance(io, dict) else dataclasses.asdict(io)
-    roles = tuple(r.strip() for r in str(io.get("roles") or "assistant").split(",") if r.strip())
-    return FieldSpec(
-        io.get("text_field") or "text",
-        io.get("id_field"),
-        io.get("messages_field"),
-        roles,
-        io.get("response_field"),
-    )
-
-
-@dataclass(frozen=True)
-class Span:
-    """One recorded edit: [start, end) in that round's input text, the old and new token text, p(old)."""
-
-    start: int
-    end: int
-    old: str
-    new: str  # "" for a dropped token
-    p: float
-    round: int = 0
-    candidates: tuple[tuple[str, float], ...] = ()  # the prior's top-k at this position, descending
-
-    @classmethod
-    def from_json(cls, raw: list) -> Span:
-        # [start, end, old, new, p, round, candidates]; older runs lack round and candidates
-        rnd = int(raw[5]) if len(raw) > 5 else 0
-        cands = tuple((str(t), float(q)) for t, q in raw[6]) if len(raw) > 6 else ()
-        return cls(int(raw[0]), int(raw[1]), str(raw[2]), str(raw[3]), float(raw[4]), rnd, cands)
-
-    @property
-    def dropped(self) -> bool:
-        return self.new == ""
+from ..io import Fence, FieldSpec, Shard, ShardWriter, list_shards, write_json_atomic
+from . import markers, scorefiles
+from .layout import MANIFEST, OUTPUT_SUFFIXES, RunDirError, RunLayout, read_json
+from .lock import hold
+from .schema import field_spec, manifest_problem, typed_settings
+from .scorefiles import Span
 
 
 @dataclass(frozen=True)
@@ -148,70 +32,37 @@ class ShardFiles:
     texts: list[Shard]
 
 
-class RunDir:
-    """A run directory: its paths, manifest, markers, outputs, locks and clean-up."""
+def is_run_dir(path: str | os.PathLike[str]) -> bool:
+    """True if `path` is a toedit RUN_DIR: a directory whose manifest.json is an object with "fingerprint" and
+    "kind" (lenient: a damaged manifest is not one; `RunDir.manifest` is strict)."""
+    manifest = Path(path) / MANIFEST
+    if not manifest.is_file():
+        return False
+    try:
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "fingerprint" in data and "kind" in data
 
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
 
-    def __repr__(self) -> str:
-        return f"RunDir({str(self.root)!r})"
+def _refusal(path: str) -> str:
+    return (
+        f"{path} is a toedit run directory; to read its edited documents, pass {os.path.join(path, 'data')}"
+    )
 
-    # ------------------------------------------------------------------------------------------- paths
-    @property
-    def manifest_path(self) -> Path:
-        return self.root / MANIFEST
 
-    @property
-    def stats_path(self) -> Path:
-        return self.root / "stats.json"
+# what input discovery never reads: a run's outputs never become another run's inputs (pass it as `fence`)
+RUN_DIRS = Fence(is_run_dir, "a toedit run directory (its outputs are never read as input)", _refusal)
 
-    @property
-    def errors_path(self) -> Path:
-        return self.root / "errors.jsonl"
 
-    @property
-    def report_path(self) -> Path:
-        return self.root / "report.md"
-
-    @property
-    def stdin_path(self) -> Path:
-        return self.root / STDIN_SPOOL
-
-    def data_path(self, shard: Shard) -> Path:
-        return self.root / "data" / f"{shard.name}{shard.out_suffix}"
-
-    def scores_path(self, name: str) -> Path:
-        return self.root / "scores" / f"{name}.parquet"
-
-    def marker_path(self, name: str) -> Path:
-        return self.root / "done" / f"{name}.json"
-
-    def shard_errors_path(self, name: str) -> Path:
-        return self.root / "errors" / f"{name}.jsonl"
-
-    def failed_path(self, name: str) -> Path:
-        return self.root / "failed" / f"{name}.json"
-
-    def output_names(self, shard: Shard) -> tuple[str, ...]:
-        """File names a shard's outputs have in the subdirectories (temp files add `.tmp-<pid>`)."""
-        return tuple(p.name for p in self._shard_paths(shard))
-
-    def _shard_paths(self, shard: Shard) -> tuple[Path, ...]:
-        n = shard.name
-        return (
-            self.data_path(shard),
-            self.scores_path(n),
-            self.marker_path(n),
-            self.shard_errors_path(n),
-            self.failed_path(n),
-        )
+class RunDir(RunLayout):
+    """A run directory: its manifest, markers, outputs and lock (its paths and clean-up: `RunLayout`)."""
 
     # ---------------------------------------------------------------------------------------- manifest
     def read_manifest(self) -> dict[str, Any] | None:
         """The manifest (None if there is none); a damaged one is a RunDirError naming the file."""
         data = read_json(self.manifest_path)
-        if data is not None and (problem := _manifest_problem(data)) is not None:
+        if data is not None and (problem := manifest_problem(data)) is not None:
             raise RunDirError(
                 f"{self.manifest_path} is not a toedit manifest ({problem}): the run directory is damaged; "
                 "rerun its command with --overwrite, or use another RUN_DIR"
@@ -231,16 +82,7 @@ class RunDir:
     def settings(self) -> dict[str, Any]:
         """The run's settings as typed configs: {"edit": EditConfig | None, "score", "io", "run"}
         (keys unknown to this version are ignored, missing ones take their defaults)."""
-        raw = self.manifest.get("settings") or {}
-        out: dict[str, Any] = {}
-        for name, cls in _SECTIONS.items():
-            values = raw.get(name)
-            if values is None:
-                out[name] = None if name == "edit" else cls()
-                continue
-            known = {f.name for f in dataclasses.fields(cls)}
-            out[name] = cls(**{k: v for k, v in values.items() if k in known})
-        return out
+        return typed_settings(self.manifest.get("settings") or {})
 
     def field_spec(self) -> FieldSpec:
         return field_spec((self.manifest.get("settings") or {}).get("io") or {})
@@ -256,15 +98,7 @@ class RunDir:
     def marker(self, name: str, fingerprint: str | None = None) -> dict[str, Any] | None:
         """The shard's completion marker, if it is there and (when given) matches `fingerprint`; its outputs
         are not looked at (see `done_marker`)."""
-        path = self.marker_path(name)
-        marker = read_json(path)
-        if marker is None or (fingerprint is not None and marker.get("fingerprint") != fingerprint):
-            return None
-        if not isinstance(marker.get("stats"), dict):
-            raise RunDirError(
-                f"{path} is not a completion marker (no stats): remove it and rerun the run's command"
-            )
-        return marker
+        return markers.read_marker(self.marker_path(name), fingerprint)
 
     def done_marker(
         self, name: str, fingerprint: str | None = None, deep: bool = False
@@ -279,39 +113,13 @@ class RunDir:
     def is_done(self, name: str, fingerprint: str) -> bool:
         return self.done_marker(name, fingerprint) is not None
 
-    def shard_outputs(self, shard: Shard, kind: str) -> list[Path]:
-        """The files a finished shard leaves (its marker records each one's size and sha256)."""
-        data = [self.data_path(shard)] if kind == "edit" else []
-        return [*data, self.scores_path(shard.name), self.shard_errors_path(shard.name)]
-
     def describe_outputs(self, paths: list[Path]) -> dict[str, dict[str, Any]]:
         """{path relative to RUN_DIR: {"size", "sha256"}} of freshly written outputs, for their marker."""
-        digests = sha256_of(paths)
-        return {
-            p.relative_to(self.root).as_posix(): {"size": p.stat().st_size, "sha256": digests[p]}
-            for p in paths
-        }
+        return markers.describe_outputs(self.root, paths)
 
     def outputs_problem(self, marker: dict[str, Any], deep: bool = False) -> str | None:
         """Why a marker's shard is not done after all (an output missing, resized or, `deep`, changed), or None."""
-        outputs = marker.get("outputs")
-        if not isinstance(outputs, dict) or not outputs:
-            return "its marker records no outputs (written by an older toedit)"
-        found: dict[Path, str] = {}
-        for rel, info in outputs.items():
-            path = self.root / rel
-            if not path.is_file():
-                return f"{rel} is missing"
-            size = path.stat().st_size
-            if not isinstance(info, dict) or size != info.get("size"):
-                want = info.get("size") if isinstance(info, dict) else "?"
-                return f"{rel} has {size:,} bytes where its marker recorded {want}"
-            found[path] = str(info.get("sha256"))
-        if deep:
-            for path, digest in sha256_of(list(found)).items():
-                if digest != found[path]:
-                    return f"{path.relative_to(self.root).as_posix()} changed after the shard finished (sha256 differs)"
-        return None
+        return markers.outputs_problem(self.root, marker, deep)
 
     def write_marker(self, name: str, marker: dict[str, Any]) -> None:
         write_json_atomic(self.marker_path(name), marker)
@@ -351,29 +159,16 @@ class RunDir:
 
     def iter_scores(self, columns: list[str], batch_size: int = 256) -> Iterator[dict[str, Any]]:
         """One dict per record of scores/ (the asked-for columns), in shard and input order."""
-        for path in self.scores_files():
-            for batch in _batches(path, columns, batch_size):
-                cols = batch.to_pydict()
-                for i in range(batch.num_rows):
-                    yield {c: cols[c][i] for c in columns}
+        return scorefiles.iter_rows(self.scores_files(), columns, batch_size)
 
     def has_spans(self) -> bool:
         files = self.scores_files()
-        return bool(files) and all("spans" in _schema(p).names for p in files)
+        return bool(files) and all(scorefiles.has_column(p, "spans") for p in files)
 
     @staticmethod
     def iter_spans(path: Path) -> Iterator[tuple[int, str, int, list[Span]]]:
         """(row, id, line, spans) of every record of one scores file that has a spans column."""
-        row = 0
-        for batch in _batches(path, ["id", "line", "spans"], 4096):
-            cols = batch.to_pydict()
-            for doc_id, line, raw in zip(cols["id"], cols["line"], cols["spans"], strict=True):
-                try:
-                    spans = [Span.from_json(s) for s in (json.loads(raw) if raw else [])]
-                except (ValueError, TypeError, IndexError) as exc:
-                    raise RunDirError(f"{path} row {row + 1}: its spans are damaged ({exc})") from exc
-                yield row, doc_id, int(line), spans
-                row += 1
+        return scorefiles.iter_spans(path)
 
     def edited_shard(self, entry: dict[str, Any]) -> Shard:
         """The shard of edited records the run wrote for one input entry of its manifest."""
@@ -404,7 +199,7 @@ class RunDir:
             elif entry["path"] == "-":
                 texts = [Shard(str(self.stdin_path), entry["name"], "jsonl")]
             else:
-                texts = list_shards([entry["path"]])
+                texts = list_shards([entry["path"]], fence=RUN_DIRS)
             out.append(ShardFiles(entry["name"], self.scores_path(entry["name"]), texts))
         if not out:
             raise RunDirError(f"{self.root} has no input shards")
@@ -418,142 +213,8 @@ class RunDir:
         with ShardWriter(self.report_path, "txt") as out:
             out.write({"text": text})
 
-    # ------------------------------------------------------------------------------------------- safety
-    def written_paths(self, shards: list[Shard], rank: int | None = None) -> list[Path]:
-        """Every path a run over `shards` writes in RUN_DIR (temp files go beside them)."""
-        top = [self.manifest_path, self.stats_path, self.errors_path, self.report_path, self.stdin_path]
-        top += [self.root / ".lock"] + ([self.root / f".lock-rank-{rank}"] if rank is not None else [])
-        subdirs = [self.root / sub for sub in SUBDIRS]
-        return top + subdirs + [p for s in shards for p in self._shard_paths(s)]
-
-    def check_confined(self, shards: list[Shard], rank: int | None = None) -> None:
-        """Refuse to run when a path RUN_DIR writes, symlinks resolved, leads outside RUN_DIR or to an input
-        (a file, or a directory holding one): `data -> ../in` would overwrite the input."""
-        root = self.root.resolve()
-        inputs = [Path(s.path).resolve() for s in shards if s.path != "-"]
-        for path in self.written_paths(shards, rank):
-            real = path.resolve()
-            rel = path.relative_to(self.root).as_posix()
-            if real != root and root not in real.parents:
-                raise RunDirError(
-                    f"{self.root}: {rel} leads outside the run directory (to {real}) through a symbolic link; "
-                    "a run writes only inside RUN_DIR: remove the link, or put the whole RUN_DIR where you want "
-                    "its outputs"
-                )
-            hit = next((i for i in inputs if real == i or real in i.parents or i in real.parents), None)
-            if hit is not None:
-                raise RunDirError(
-                    f"{self.root}: {rel} leads to the input {hit}; writing it would overwrite the input: "
-                    "use another RUN_DIR"
-                )
-
-    # -------------------------------------------------------------------------------------- maintenance
-    def reset(self) -> None:
-        """Remove every output (keeps the directory, its lock files and a spooled stdin)."""
-        for sub in SUBDIRS:
-            shutil.rmtree(self.root / sub, ignore_errors=True)
-        for path in (self.stats_path, self.errors_path, self.report_path):
-            path.unlink(missing_ok=True)
-
-    def make_dirs(self) -> None:
-        for sub in SUBDIRS:
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
-
-    def remove_temp_files(self, pid: int | None = None, shards: list[Shard] | None = None) -> None:
-        """Delete temp files (`*.tmp-<pid>`) left by a killed process: those of `pid`, or all of them, or only
-        those of `shards` (other launches' shards may be in flight)."""
-        mine = None if shards is None else {n for s in shards for n in self.output_names(s)}
-        pattern = f"*.tmp-{pid}" if pid is not None else "*.tmp-*"
-        for path in [*self.root.glob(f"*/{pattern}"), *self.root.glob(pattern)]:
-            if mine is None or path.name.rpartition(".tmp-")[0] in mine:
-                path.unlink(missing_ok=True)
-
     # --------------------------------------------------------------------------------------------- lock
-    @contextlib.contextmanager
-    def lock(self, rank: int | None = None) -> Iterator[None]:
+    def lock(self, rank: int | None = None) -> contextlib.AbstractContextManager[None]:
         """Hold RUN_DIR for this process: exclusively, or shared with the other ranks plus this rank's own
         lock. Another live holder makes this raise RunLocked naming it; a dead holder's lock is free."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        held: list[Any] = []
-        try:
-            main = self._acquire(self.root / ".lock", exclusive=rank is None)
-            held.append(main)
-            if rank is not None:
-                held.append(self._acquire(self.root / f".lock-rank-{rank}", exclusive=True))
-            _write_holder(held[-1], rank)
-            yield
-        finally:
-            for fh in reversed(held):
-                with contextlib.suppress(OSError):
-                    fcntl.flock(fh, fcntl.LOCK_UN)
-                fh.close()
-
-    def _acquire(self, path: Path, exclusive: bool):
-        fh = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (held until the run ends)
-        try:
-            fcntl.flock(fh, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.close()
-            raise RunLocked(
-                f"{self.root} is in use by {self._holders(path)}; wait for it to finish, or use another "
-                "RUN_DIR (ranks of one run: pass distinct --rank values)"
-            ) from None
-        return fh
-
-    def _holders(self, path: Path) -> str:
-        """Who holds a lock, from the holder lines the lock files carry."""
-        files = [path] if path.name != ".lock" else [path, *sorted(self.root.glob(".lock-rank-*"))]
-        who = []
-        for f in files:
-            with contextlib.suppress(OSError, ValueError):
-                info = json.loads(f.read_text(encoding="utf-8") or "{}")
-                if info and _alive_here(info):
-                    who.append(_describe(info))
-        return "; ".join(who) or "another process"
-
-
-def _schema(path: Path) -> pa.Schema:
-    try:
-        return pq.read_schema(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise RunDirError(f"{path} is not a readable parquet file ({exc}); rerun the run's command") from exc
-
-
-def _batches(path: Path, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
-    """A scores file's batches; a damaged file is a RunDirError naming it."""
-    try:
-        yield from pq.ParquetFile(path).iter_batches(columns=columns, batch_size=batch_size)
-    except (pa.ArrowException, OSError) as exc:
-        raise RunDirError(f"{path} is not a readable parquet file ({exc}); rerun the run's command") from exc
-
-
-def _write_holder(fh, rank: int | None) -> None:
-    info = {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "rank": rank,
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": " ".join(sys.argv),
-    }
-    fh.seek(0)
-    fh.truncate()
-    fh.write(json.dumps(info))
-    fh.flush()
-
-
-def _alive_here(info: dict[str, Any]) -> bool:
-    """False only for a holder known to be dead (same host, no such process)."""
-    if info.get("host") != socket.gethostname():
-        return True
-    try:
-        os.kill(int(info["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, KeyError, ValueError, TypeError):
-        return True
-    return True
-
-
-def _describe(info: dict[str, Any]) -> str:
-    rank = f" (rank {info['rank']})" if info.get("rank") is not None else ""
-    return f"pid {info.get('pid')} on {info.get('host')}{rank} since {info.get('started')}: {info.get('command')}"
+        return hold(self, rank)

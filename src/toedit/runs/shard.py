@@ -35,8 +35,9 @@ from ..io import (
 from ..pipeline import edit_texts
 from ..prior import Prior
 from ..scoring import TokenScores, score_texts
-from .rundir import RunDir, field_spec
+from .rundir import RunDir
 from .sample import unit_ids
+from .schema import field_spec
 from .stats import PROB_BINS, add_hist, new_round, new_stats, prob_histogram
 
 

@@ -23,7 +23,8 @@ from typing import Any
 
 from ...io import InputError, Shard
 from ...prior import PriorError, load_prior
-from ..rundir import RunDir, RunDirError
+from ..layout import RunDirError
+from ..rundir import RunDir
 from ..shard import RunContext, RunSpec, TooManyErrors, process_shard
 from . import faults
 
