@@ -1,4 +1,5 @@
-"""Input discovery: never a fenced directory (runs fence off RUN_DIRs), no symlink cycle followed, broken links named, skipped files listed."""
+"""Input discovery: never a fenced directory (a run fences off RUN_DIRs), no symlink cycle followed, broken
+links named, skipped files listed."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ contract of runs/layout, markers, schema, scorefiles and lock; input discovery n
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -341,7 +342,8 @@ def test_the_manifest_schema_and_its_typed_settings():
     assert isinstance(typed["score"], ScoreConfig)
     spec = schema.field_spec({"messages_field": "msgs", "roles": "user, assistant"})
     assert spec == FieldSpec("text", None, "msgs", ("user", "assistant"), None)
-    assert schema.field_spec(IOConfig()) == schema.field_spec({})
+    io = IOConfig(text_field="body", roles="user")
+    assert schema.field_spec(io) == schema.field_spec(dataclasses.asdict(io))  # a config or its manifest
 
 
 def test_scores_files_and_spans_read_back(tmp_path):

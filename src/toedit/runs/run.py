@@ -220,7 +220,18 @@ def _execute(
             # whatever happens, this process leaves none of its own temp files behind
             stack.callback(rd.remove_temp_files, pid=os.getpid())
         shards = _spool_stdin(shards, rd, stack)
-        return _run_locked(RunRequest(kind, rd, shards, skipped, score, io, run, edit, rank), prior)
+        request = RunRequest(
+            kind=kind,
+            run_dir=rd,
+            shards=shards,
+            skipped=skipped,
+            score=score,
+            io=io,
+            run=run,
+            edit=edit,
+            rank=rank,
+        )
+        return _run_locked(request, prior)
 
 
 @dataclass(frozen=True)
@@ -229,7 +240,7 @@ class RunRequest:
     spooled) and its validated settings."""
 
     kind: str  # "edit" | "score"
-    rd: RunDir | None  # None: stream edited records to stdout
+    run_dir: RunDir | None  # None: stream edited records to stdout
     shards: list[Shard]
     skipped: list[dict[str, str]]  # found in the inputs but not read (Skipped.to_json), for the manifest
     score: ScoreConfig
@@ -241,7 +252,7 @@ class RunRequest:
 
 def _run_locked(req: RunRequest, prior: Prior | None) -> RunSummary:
     """Plan, fingerprint, write the manifest, run the shards still to do, merge; `prior`: None loads --model."""
-    kind, rd, shards, skipped, rank = req.kind, req.rd, req.shards, req.skipped, req.rank
+    kind, rd, shards, skipped, rank = req.kind, req.run_dir, req.shards, req.skipped, req.rank
     score, io, run, edit = req.score, req.io, req.run, req.edit
     digests = content_hashes([s.path for s in shards])
     plan = [_plan_item(s) | {"sha256": digests[s.path]} for s in shards]
