@@ -35,6 +35,7 @@ from ..io import (
 from ..pipeline import edit_texts
 from ..prior import Prior
 from ..scoring import TokenScores, score_texts
+from . import arrow
 from .rundir import RunDir, field_spec
 from .sample import unit_ids
 from .stats import PROB_BINS, add_hist, new_round, new_stats, prob_histogram
@@ -143,7 +144,7 @@ class _ScoresWriter:
             self._flush()
 
     def _flush(self) -> None:
-        self.writer.write_table(pa.Table.from_pydict(self.rows, schema=self.schema))
+        self.writer.write_table(arrow.table(self.rows, self.schema))  # pandas-free pa.Table.from_pydict
         self.rows = {name: [] for name in self.schema.names}
 
     def commit(self) -> None:
