@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 from .config import EditConfig, IOConfig, RunConfig, ScoreConfig
 from .options import ConfigError, Verb, add_flags, build, given_values, opt, read_config_file, section
 
@@ -285,13 +285,40 @@ def _sigterm(signum, frame) -> None:
     raise KeyboardInterrupt  # the same clean-up as Ctrl-C: temp files removed, no completion marker
 
 
-def main(argv: list[str] | None = None) -> int:
-    from .io import InputError
-    from .optional import MissingExtra
-    from .prior import PriorError
-    from .runs import RunDirError, RunLocked, TooManyErrors
+def _verbs_for(argv: Sequence[str]) -> list[Verb] | None:
+    """Only the core verb named by `argv` when it names one (`toedit edit ...`): the analysis and experiment
+    verbs' modules are then not imported. None (every verb) otherwise, e.g. for `toedit --help`."""
+    words = [a for a in argv if not a.startswith("-")]
+    named = [v for v in CORE_VERBS if words and v.name == words[0]]
+    return named or None
 
-    args = build_parser().parse_args(argv)
+
+def _exit_code(exc: BaseException) -> int | None:
+    """The exit code of an error main() reports, None for others. The error classes are looked up only in
+    modules already imported (one not imported cannot have raised): `toedit.cli` imports no torch."""
+
+    def raised(module: str, *names: str) -> bool:
+        found = sys.modules.get(module)
+        return found is not None and isinstance(exc, tuple(getattr(found, n) for n in names))
+
+    if isinstance(exc, ConfigError) or raised("toedit.optional", "MissingExtra"):
+        return EXIT_CONFIG
+    if raised("toedit.prior", "PriorError"):
+        return EXIT_MODEL
+    if (
+        isinstance(exc, FileNotFoundError)
+        or raised("toedit.io.records", "InputError")
+        or raised("toedit.runs.rundir", "RunDirError", "RunLocked")
+    ):
+        return EXIT_INPUT
+    if raised("toedit.runs.shard", "TooManyErrors"):
+        return EXIT_TOO_MANY_ERRORS
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_verbs_for(argv)).parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
@@ -302,18 +329,6 @@ def main(argv: list[str] | None = None) -> int:
         previous = None
     try:
         return args._verb.run(parse_options(args._verb, args))
-    except (ConfigError, MissingExtra) as exc:
-        print(f"toedit: config error: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    except PriorError as exc:
-        print(f"toedit: model error: {exc}", file=sys.stderr)
-        return EXIT_MODEL
-    except (InputError, RunDirError, RunLocked, FileNotFoundError) as exc:
-        print(f"toedit: {exc}", file=sys.stderr)
-        return EXIT_INPUT
-    except TooManyErrors as exc:
-        print(f"toedit: {exc}", file=sys.stderr)
-        return EXIT_TOO_MANY_ERRORS
     except KeyboardInterrupt:
         # If the interrupt passed through code run by exec() of a string (a lazy import building dataclasses,
         # torch.compile's first use), CPython flagged it as unhandled and would end the process by SIGINT
@@ -321,14 +336,22 @@ def main(argv: list[str] | None = None) -> int:
         exec("None")  # noqa: S102
         print("toedit: interrupted; rerun the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
-            raise
-        print(f"toedit: cannot write: {exc}; rerun the same command to resume", file=sys.stderr)
-        return EXIT_INPUT
+    except Exception as exc:
+        code = _exit_code(exc)
+        if code is None:
+            if not isinstance(exc, OSError) or exc.errno not in _WRITE_ERRNOS:
+                raise
+            print(f"toedit: cannot write: {exc}; rerun the same command to resume", file=sys.stderr)
+            return EXIT_INPUT
+        prefix = {EXIT_CONFIG: "config error: ", EXIT_MODEL: "model error: "}.get(code, "")
+        print(f"toedit: {prefix}{exc}", file=sys.stderr)
+        return code
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from ..io import (
 from ..pipeline import edit_texts
 from ..prior import Prior
 from ..scoring import TokenScores, score_texts
+from . import arrow
 from .rundir import RunDir
 from .sample import unit_ids
 from .schema import field_spec
@@ -144,7 +145,7 @@ class _ScoresWriter:
             self._flush()
 
     def _flush(self) -> None:
-        self.writer.write_table(pa.Table.from_pydict(self.rows, schema=self.schema))
+        self.writer.write_table(arrow.table(self.rows, self.schema))  # pandas-free pa.Table.from_pydict
         self.rows = {name: [] for name in self.schema.names}
 
     def commit(self) -> None:
