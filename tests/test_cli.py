@@ -207,3 +207,15 @@ def test_an_interrupt_inside_exec_still_exits_130(tmp_path):
     )
     assert proc.returncode == 130, proc.stderr
     assert "interrupted" in proc.stderr
+
+
+def test_every_exit_error_names_a_real_exception_class():
+    """cli.EXIT_ERRORS looks classes up by module and name (no torch import in toedit.cli): a class that moves
+    must move here too, or its errors would exit with a traceback."""
+    import importlib
+
+    from toedit import cli
+
+    for module, name, _code in cli.EXIT_ERRORS:
+        found = getattr(importlib.import_module(module), name)
+        assert isinstance(found, type) and issubclass(found, Exception), (module, name)

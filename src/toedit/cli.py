@@ -293,26 +293,28 @@ def _verbs_for(argv: Sequence[str]) -> list[Verb] | None:
     return named or None
 
 
+# The error classes main() maps to exit codes, by module, so that `toedit.cli` imports no torch: a class is
+# looked up only when its module is already imported (one not imported cannot have raised).
+# tests/test_cli.py checks that every name here exists.
+EXIT_ERRORS: tuple[tuple[str, str, int], ...] = (
+    ("toedit.optional", "MissingExtra", EXIT_CONFIG),
+    ("toedit.prior", "PriorError", EXIT_MODEL),
+    ("toedit.io.records", "InputError", EXIT_INPUT),
+    ("toedit.runs.layout", "RunDirError", EXIT_INPUT),  # RunLocked is one too
+    ("toedit.runs.shard", "TooManyErrors", EXIT_TOO_MANY_ERRORS),
+)
+
+
 def _exit_code(exc: BaseException) -> int | None:
-    """The exit code of an error main() reports, None for others. The error classes are looked up only in
-    modules already imported (one not imported cannot have raised): `toedit.cli` imports no torch."""
-
-    def raised(module: str, *names: str) -> bool:
-        found = sys.modules.get(module)
-        return found is not None and isinstance(exc, tuple(getattr(found, n) for n in names))
-
-    if isinstance(exc, ConfigError) or raised("toedit.optional", "MissingExtra"):
+    """The exit code of an error main() reports, None for others."""
+    if isinstance(exc, ConfigError):
         return EXIT_CONFIG
-    if raised("toedit.prior", "PriorError"):
-        return EXIT_MODEL
-    if (
-        isinstance(exc, FileNotFoundError)
-        or raised("toedit.io.records", "InputError")
-        or raised("toedit.runs.rundir", "RunDirError", "RunLocked")
-    ):
+    if isinstance(exc, FileNotFoundError):
         return EXIT_INPUT
-    if raised("toedit.runs.shard", "TooManyErrors"):
-        return EXIT_TOO_MANY_ERRORS
+    for module, name, code in EXIT_ERRORS:
+        found = sys.modules.get(module)
+        if found is not None and isinstance(exc, getattr(found, name)):
+            return code
     return None
 
 
