@@ -197,35 +197,3 @@ def test_a_run_resolves_auto_by_the_input_size(tmp_path, tiny_prior, monkeypatch
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert summary.compile == manifest["model"]["compile"] == expected
     assert seen and set(seen) == {expected}
-
-
-@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="torch built without oneDNN")
-def test_onednn_fp32_linears_score_as_mkl_and_are_restored(tiny_prior, monkeypatch):
-    texts, config = corpus_texts(3), ScoreConfig(window=64, compile="off")
-    monkeypatch.setattr(compiling, "cpu_vendor", lambda: "GenuineIntel")
-    mkl_prior = _as(tiny_prior, "cpu", torch.float32)
-    assert not compiling.onednn_fp32(mkl_prior)
-    mkl = score_texts(texts, mkl_prior, config)
-    monkeypatch.setattr(compiling, "cpu_vendor", lambda: "AuthenticAMD")
-    prior = _as(tiny_prior, "cpu", torch.float32)
-    assert compiling.onednn_fp32(prior) and not compiling.onednn_fp32(_as(tiny_prior, "cpu", torch.bfloat16))
-    seen = []
-    real = scoring._score_batch
-
-    def spy(*a):
-        seen.append(real(*a))
-        return seen[-1]
-
-    def linears():
-        return [type(m) for m in prior.model.base_model.modules() if isinstance(m, torch.nn.Linear)]
-
-    with compiling.onednn_linears(prior), compiling.onednn_linears(prior):  # reentrant
-        assert set(linears()) == {compiling._OneDnnLinear}
-    assert set(linears()) == {torch.nn.Linear}
-    monkeypatch.setattr(scoring, "_score_batch", spy)
-    got = score_texts(texts, prior, config)
-    assert seen and prior.head.linear is compiling.onednn_linear
-    assert set(linears()) == {torch.nn.Linear} and prior.compile_state.onednn_users == 0
-    for m, g in zip(mkl, got, strict=True):
-        np.testing.assert_allclose(g.logprob, m.logprob, atol=1e-4)  # fp32, another summation order
-        assert (g.topk_ids[:, 0] == m.topk_ids[:, 0]).mean() > 0.99

@@ -12,7 +12,6 @@ import torch
 
 from tests.conftest import TRICKY_TEXTS, corpus_texts, make_tiny_model
 from toedit import prior as prior_mod
-from toedit.compiling import body_math
 from toedit.config import EditConfig
 from toedit.pipeline import edit_texts
 from toedit.prior import PriorError, context_token_id, load_prior, looks_like_path, prior_from_model
@@ -173,7 +172,7 @@ def test_embedded_prior_loads_and_scores_exactly(default_prior):
     text = "It is a truth universally acknowledged, that a single man in possession of a good fortune"
     (sc,) = score_texts([text], default_prior)
     seq = torch.tensor([[default_prior.context_id, *sc.token_ids.tolist()]])
-    with torch.no_grad(), body_math(default_prior):  # the fp32 GEMMs scoring's body uses (oneDNN or MKL)
+    with torch.no_grad():
         logp = default_prior.model(seq).logits.float().log_softmax(-1)[0, :-1]
     np.testing.assert_allclose(sc.logprob, logp.gather(1, seq[0, 1:, None])[:, 0].numpy(), atol=1e-4)
     assert np.exp(sc.logprob).max() > 0.9  # the real model is confident somewhere

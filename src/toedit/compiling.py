@@ -11,8 +11,7 @@ intermediates in fp32. With a bf16 body that is faster and closer to fp32 than e
 reference and CUDA runs eager. Given the input's size (runs pass an estimate from the input files' bytes,
 `estimate_tokens`), `auto` also needs at least COMPILE_MIN_TOKENS tokens: compilation costs seconds (and the
 inductor import), more than it saves on a few short documents. If compilation fails (an architecture dynamo cannot trace), scoring warns once
-and continues eagerly. `body_math` sets the bf16 matmul math of a bf32 prior (`--dtype bf32`), and runs an
-eager fp32 body's linears through oneDNN where that is the faster fp32 GEMM (`onednn_fp32`).
+and continues eagerly. `body_math` sets the bf16 matmul math of a bf32 prior (`--dtype bf32`).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from collections.abc import Iterator
 import torch
 
 from .config import COMPILE_MODES
-from .prior import Prior, cpu_vendor
+from .prior import Prior
 
 log = logging.getLogger(__name__)
 
@@ -144,71 +143,9 @@ def bf16_matmul_math() -> Iterator[None]:
                 matmul.fp32_precision = _bf32["saved"]
 
 
-def body_math(prior: Prior, eager: bool = True) -> contextlib.AbstractContextManager:
-    """The body's matmul math: `bf16_matmul_math` for a bf32 prior (`--dtype bf32`), `onednn_linears` for an
-    eager fp32 body where `onednn_fp32` holds, nothing for any other."""
-    if prior.dtype_name == "bf32":
-        return bf16_matmul_math()
-    if eager and onednn_fp32(prior):
-        return onednn_linears(prior)
-    return contextlib.nullcontext()
-
-
-# CPU vendors whose fp32 linears run through oneDNN instead of MKL. Measured on an AMD EPYC (Zen 4), 1 thread:
-# oneDNN's fp32 GEMM 1.1-1.5x MKL's at the prior's shapes (M 57-1,677), fp32 scoring ~1.08x end to end; MKL
-# dispatches its tuned AVX-512 kernels on Intel CPUs only. Intel keeps MKL (not measured).
-ONEDNN_FP32_VENDORS = frozenset({"AuthenticAMD"})
-
-
-def onednn_fp32(prior: Prior) -> bool:
-    """Whether fp32 scoring on this prior runs its linears (body and LM head) through oneDNN: an fp32 prior on
-    a CPU of ONEDNN_FP32_VENDORS with oneDNN built into torch. Still fp32 math (fp32 inputs, products and
-    accumulation), in another summation order: log-probs move by fp32 rounding (mean |delta| vs an fp64
-    forward 6.2e-6 against MKL's 3.9e-6 on the bench's corpus)."""
-    return (
-        prior.device.type == "cpu"
-        and prior.dtype_name == "float32"
-        and cpu_vendor() in ONEDNN_FP32_VENDORS
-        and torch.backends.mkldnn.is_available()
-        and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-    )
-
-
-def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """`F.linear` through oneDNN's fp32 matmul (CPU, fp32 tensors, no autograd)."""
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [None], "")
-
-
-class _OneDnnLinear(torch.nn.Linear):
-    """An nn.Linear whose inference forward is `onednn_linear` (swapped in by class, `onednn_linears`)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() or x.dtype != torch.float32 or x.device.type != "cpu":
-            return super().forward(x)
-        return onednn_linear(x, self.weight, self.bias)
-
-
-@contextlib.contextmanager
-def onednn_linears(prior: Prior) -> Iterator[None]:
-    """Inside, the plain nn.Linear modules of the prior's body run through oneDNN (`_OneDnnLinear`: the same
-    module, parameters and state dict, another class); outside they are plain again. Reentrant and safe for
-    threads sharing a prior (the last one out restores them)."""
-    state = prior.compile_state
-    with _swap_lock:
-        if not state.onednn_users:
-            for m in prior.model.base_model.modules():
-                if type(m) is torch.nn.Linear:
-                    m.__class__ = _OneDnnLinear
-        state.onednn_users += 1
-    try:
-        yield
-    finally:
-        with _swap_lock:
-            state.onednn_users -= 1
-            if not state.onednn_users:
-                for m in prior.model.base_model.modules():
-                    if type(m) is _OneDnnLinear:
-                        m.__class__ = torch.nn.Linear
+def body_math(prior: Prior) -> contextlib.AbstractContextManager:
+    """`bf16_matmul_math` for a bf32 prior (`--dtype bf32`), nothing for any other."""
+    return bf16_matmul_math() if prior.dtype_name == "bf32" else contextlib.nullcontext()
 
 
 def give_up(prior: Prior, error: BaseException) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.util
 import json
@@ -40,16 +39,13 @@ class PriorError(RuntimeError):
 @dataclass
 class CompileState:
     """How scoring runs a prior's body: its compiled decoder layers (`compiling.compiled_layers`,
-    `compiling.give_up`) and the oneDNN linears of an fp32 body (`compiling.onednn_linears`)."""
+    `compiling.give_up`)."""
 
     compiled: list[torch.nn.Module] | None = None  # the compiled wrappers, made once per prior
     eager: list[torch.nn.Module] | None = None  # the layers they wrap (restored when the last user leaves)
     users: int = 0  # scorers running through the compiled wrappers now
     failed: bool = False  # a compilation failed: this prior scores eagerly from now on
     warned: bool = False  # no decoder-layer list was found (warned once)
-    onednn_users: int = (
-        0  # scorers running the body's linears through oneDNN now (`compiling.onednn_linears`)
-    )
 
 
 @dataclass
@@ -125,19 +121,6 @@ def cpu_flags() -> frozenset[str]:
         pass
     probes = {"amx_bf16": "_is_amx_tile_supported", "avx512_bf16": "_is_avx512_bf16_supported"}
     return frozenset(flag for flag, fn in probes.items() if getattr(torch.cpu, fn, lambda: False)())
-
-
-@functools.cache
-def cpu_vendor() -> str:
-    """The CPU's vendor id (Linux /proc/cpuinfo: GenuineIntel, AuthenticAMD, ...; "" where unknown)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("vendor_id"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 def auto_dtype(device: torch.device, flags: frozenset[str] | None = None) -> str:

@@ -171,8 +171,6 @@ class _Head:
         bias = getattr(head, "bias", None)
         self.bias = None if bias is None else bias.detach().float()
         self.softcap = getattr(prior.model.config, "final_logit_softcapping", None)
-        # an fp32 prior's head runs through oneDNN where its body does (`compiling.onednn_fp32`)
-        self.linear = compiling.onednn_linear if compiling.onednn_fp32(prior) else F.linear
         vocab = self.weight.shape[0]
         self.slice = vocab_slice or (vocab if prior.device.type != "cpu" else self.CPU_VOCAB_SLICE)
 
@@ -182,7 +180,7 @@ class _Head:
     def logits(self, hidden: torch.Tensor, lo: int = 0, hi: int | None = None) -> torch.Tensor:
         """fp32 logits of vocabulary entries lo:hi."""
         bias = None if self.bias is None else self.bias[lo:hi]
-        return self._cap(self.linear(hidden.float(), self.exact[lo:hi], bias))
+        return self._cap(F.linear(hidden.float(), self.exact[lo:hi], bias))
 
     def _slice_logits(self, hidden: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
         """The slice's logits in the head's dtype (a bf16 block is converted by the statistics)."""
@@ -474,8 +472,7 @@ def _score_batch(batch: list[_Segment], job: _Job, fused: bool = False) -> None:
     # is needed, and without one SDPA takes its fused causal kernel instead of materialising a masked
     # [rows, heads, width, width] score tensor. Pad positions' outputs are never read.
     # use_cache=False: a KV cache would copy every layer's keys and values for nothing
-    # bf32: bf16 matmul math in the body only (the head stays exact); fp32: oneDNN linears where faster
-    with compiling.body_math(prior, eager=not fused):
+    with compiling.body_math(prior):  # bf32: bf16 matmul math in the body only (the head stays exact)
         hidden = prior.model.base_model(input_ids=ids, use_cache=False).last_hidden_state
     hidden = hidden[rows_t, cols_t]  # [N, H]: only the positions that are scored here
     targets = ids[rows_t, cols_t + 1]
