@@ -33,7 +33,7 @@ def test_auto_compiles_a_bf16_or_bf32_body_on_cpu_only(tiny_prior):
     assert not compiling.use_compile("auto", _as(tiny_prior, "cuda", torch.bfloat16))
     assert compiling.use_compile("on", tiny_prior) and not compiling.use_compile("off", tiny_prior)
     failed = _as(tiny_prior, "cpu", torch.bfloat16)
-    failed.cache["compile_failed"] = True
+    failed.compile_state.failed = True
     assert not compiling.use_compile("auto", failed)
     with pytest.raises(ValueError, match="compile must be one of"):
         compiling.use_compile("yes", tiny_prior)
@@ -75,7 +75,7 @@ def test_fused_head_statistics_match_the_eager_ones(tiny_prior, dtype, monkeypat
 def test_compile_on_scores_through_compiled_layers_like_eager(tiny_prior, monkeypatch):
     texts = corpus_texts(6)
     eager = score_texts(texts, tiny_prior, ScoreConfig(window=64, compile="off"))
-    assert "compiled_layers" not in tiny_prior.cache
+    assert tiny_prior.compile_state.compiled is None
     seen = []
     real = scoring._score_batch
 
@@ -105,7 +105,7 @@ def test_a_compilation_failure_falls_back_to_eager(tiny_prior, monkeypatch, capl
     monkeypatch.setattr(compiling, "compiled_layers", broken)
     with caplog.at_level(logging.WARNING, logger="toedit.compiling"):
         again = score_texts(texts, prior, ScoreConfig(window=64, compile="on"))
-    assert "compile failed" in caplog.text and prior.cache["compile_failed"]
+    assert "compile failed" in caplog.text and prior.compile_state.failed
     for e, a in zip(eager, again, strict=True):
         np.testing.assert_array_equal(a.logprob, e.logprob)
 
@@ -187,8 +187,8 @@ def test_a_run_resolves_auto_by_the_input_size(tmp_path, tiny_prior, monkeypatch
     src.write_text(line * copies)
     seen = []
 
-    def spy(batch, seqs, results, prior, head, config, *a):
-        seen.append(config.compile)  # score nothing: only the mode that reaches the scorer matters here
+    def spy(batch, job):
+        seen.append(job.config.compile)  # score nothing: only the mode that reaches the scorer matters here
 
     monkeypatch.setattr(scoring, "_score_batch_compiled", spy)
     quiet = RunConfig(progress=False)

@@ -63,7 +63,7 @@ def use_compile(mode: str, prior: Prior, tokens: int | None = None) -> bool:
     and, when the input's size is given (`tokens`, an estimate), at least COMPILE_MIN_TOKENS of it."""
     if mode not in COMPILE_MODES:
         raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
-    if prior.cache.get("compile_failed"):
+    if prior.compile_state.failed:
         return False
     if mode == "auto":
         large = tokens is None or tokens >= COMPILE_MIN_TOKENS
@@ -97,28 +97,28 @@ def compiled_layers(prior: Prior) -> Iterator[bool]:
     for threads sharing a prior (the last one out restores the eager layers). Yields whether compiled layers
     are in place (False for a model without a decoder-layer list we know, with a warning once)."""
     layers = decoder_layers(prior.model)
+    state = prior.compile_state
     if layers is None:
-        if not prior.cache.get("compile_warned"):
-            prior.cache["compile_warned"] = True
+        if not state.warned:
+            state.warned = True
             log.warning("compile: no decoder-layer list found in %s; scoring runs eagerly", prior.name)
         yield False
         return
     with _swap_lock:
-        if "compiled_layers" not in prior.cache:
-            prior.cache["eager_layers"] = eager = list(layers)
-            prior.cache["compiled_layers"] = [torch.compile(m, dynamic=True) for m in eager]
-        users = prior.cache.get("compiled_users", 0)
-        if not users:
-            for i, m in enumerate(prior.cache["compiled_layers"]):
+        if state.compiled is None:
+            state.eager = list(layers)
+            state.compiled = [torch.compile(m, dynamic=True) for m in state.eager]
+        if not state.users:
+            for i, m in enumerate(state.compiled):
                 layers[i] = m
-        prior.cache["compiled_users"] = users + 1
+        state.users += 1
     try:
         yield True
     finally:
         with _swap_lock:
-            prior.cache["compiled_users"] -= 1
-            if not prior.cache["compiled_users"]:
-                for i, m in enumerate(prior.cache["eager_layers"]):
+            state.users -= 1
+            if not state.users:
+                for i, m in enumerate(state.eager):
                     layers[i] = m
 
 
@@ -150,5 +150,5 @@ def body_math(prior: Prior) -> contextlib.AbstractContextManager:
 
 def give_up(prior: Prior, error: BaseException) -> None:
     """Record a compilation failure: this prior scores eagerly from now on."""
-    prior.cache["compile_failed"] = True
+    prior.compile_state.failed = True
     log.warning("compile failed (%s: %s); scoring continues eagerly", type(error).__name__, error)

@@ -37,8 +37,23 @@ class PriorError(RuntimeError):
 
 
 @dataclass
+class CompileState:
+    """How scoring runs a prior's body: its compiled decoder layers (`compiling.compiled_layers`,
+    `compiling.give_up`)."""
+
+    compiled: list[torch.nn.Module] | None = None  # the compiled wrappers, made once per prior
+    eager: list[torch.nn.Module] | None = None  # the layers they wrap (restored when the last user leaves)
+    users: int = 0  # scorers running through the compiled wrappers now
+    failed: bool = False  # a compilation failed: this prior scores eagerly from now on
+    warned: bool = False  # no decoder-layer list was found (warned once)
+
+
+@dataclass
 class Prior:
-    """A causal LM with its tokenizer, the token used as left context, and a content fingerprint."""
+    """A causal LM with its tokenizer, the token used as left context, and a content fingerprint.
+
+    `head` and `compile_state` are derived state made on first use (scoring's LM head, the compiled layers);
+    a `dataclasses.replace` copy starts with its own."""
 
     model: torch.nn.Module
     tokenizer: object
@@ -50,7 +65,9 @@ class Prior:
     max_positions: int
     dtype_name: str = ""  # the resolved --dtype of the body: float32 | bfloat16 | float16
     _pieces: dict[int, str] = field(default_factory=dict, repr=False)
-    cache: dict[str, object] = field(default_factory=dict, repr=False)  # derived state (scoring's fp32 head)
+    cache: dict[tuple, object] = field(default_factory=dict, repr=False)  # memoised values (context ids, ...)
+    head: object | None = field(default=None, init=False, repr=False, compare=False)  # scoring._Head
+    compile_state: CompileState = field(default_factory=CompileState, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.dtype_name = self.dtype_name or str(self.dtype).removeprefix("torch.")

@@ -299,7 +299,7 @@ def _fused_slice_stats(logits: torch.Tensor, k: int):
 def head_dtype(prior: Prior) -> torch.dtype:
     """The LM head's slice matmul dtype: bf16 for a bf16 body on CPU (the target and candidates then refined in
     fp32, `_Head`), else fp32. A plain bf16 head (no refinement) had moved the p > 0.99 selection (IoU with
-    fp32 0.964 against 0.982 for an fp32 head, `bench_edit.py --variants`, AMX CPU); on CUDA the fp32 head is
+    fp32 0.964 against 0.982 for an fp32 head, `bench_trials.py bf16`, AMX CPU); on CUDA the fp32 head is
     a small share of the time."""
     if prior.dtype == torch.bfloat16 and prior.device.type == "cpu":
         return torch.bfloat16
@@ -342,9 +342,9 @@ def score_texts(
     uniforms = [draw.uniforms(d, len(ids)) for d, (ids, _) in enumerate(toks)] if draw else None
     if not segments:
         return results
-    head = prior.cache.get("head")
-    if head is None:  # the fp32 head copy (bf16 models) is made once per prior
-        head = prior.cache["head"] = _Head(prior)
+    if prior.head is None:  # the fp32 head copy (bf16 models) is made once per prior
+        prior.head = _Head(prior)
+    job = _Job(seqs, results, prior, prior.head, config, k, draw, uniforms, off)
     budget = config.token_budget
     if prior.device.type == "cuda" and budget == _DEFAULT_BUDGET:
         key = ("gpu_budget", window, config.head_chunk)
@@ -357,7 +357,7 @@ def score_texts(
                 pending.extend(_halves(batch))
                 continue
             try:
-                _score_batch_compiled(batch, seqs, results, prior, head, config, k, draw, uniforms, off)
+                _score_batch_compiled(batch, job)
             except torch.cuda.OutOfMemoryError:
                 if len(batch) == 1:
                     raise
@@ -419,19 +419,37 @@ def gpu_token_budget(prior: Prior, config: ScoreConfig | None = None) -> int:
     )
 
 
-def _score_batch_compiled(batch, seqs, results, prior, head, config, k, draw, uniforms, off) -> None:
+@dataclass(frozen=True)
+class _Job:
+    """What every batch of one `score_texts` call shares."""
+
+    seqs: list[np.ndarray]  # each document's ids, context-prefixed when `off` is 1
+    results: list[TokenScores]  # filled in place, one per document
+    prior: Prior
+    head: _Head
+    config: ScoreConfig
+    k: int  # top candidates kept per position
+    draw: FullVocabDraw | None
+    uniforms: list[np.ndarray] | None  # the draw's uniforms per document
+    off: int  # 1 when a context token is prepended, else 0
+
+
+def _score_batch_compiled(batch: list[_Segment], job: _Job) -> None:
     """`_score_batch` with compiled decoder layers and head statistics where `config.compile` asks for them;
     a compilation error switches this prior to eager scoring and the batch is scored again."""
-    if compiling.use_compile(config.compile, prior):
+    if compiling.use_compile(job.config.compile, job.prior):
         try:
-            with compiling.compiled_layers(prior):
-                return _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, off, True)
+            with compiling.compiled_layers(job.prior):
+                return _score_batch(batch, job, True)
         except compiling.CompileError as error:
-            compiling.give_up(prior, error)
-    _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, off, False)
+            compiling.give_up(job.prior, error)
+    _score_batch(batch, job, False)
 
 
-def _score_batch(batch, seqs, results, prior, head, config, k, draw, uniforms, off, fused=False) -> None:
+def _score_batch(batch: list[_Segment], job: _Job, fused: bool = False) -> None:
+    """Score one batch of segments into `job.results`."""
+    prior, head, config, k, seqs, off = job.prior, job.head, job.config, job.k, job.seqs, job.off
+    results, draw, uniforms = job.results, job.draw, job.uniforms
     dev = prior.device
     width = max(s.hi - s.start for s in batch)
     ids = torch.zeros((len(batch), width), dtype=torch.long)
