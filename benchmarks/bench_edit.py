@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from toedit import EditConfig, ScoreConfig, load_prior, pipeline, run_edit, score_texts, scoring
+from toedit import EditConfig, ScoreConfig, lmhead, load_prior, pipeline, run_edit, score_texts, scoring
 from toedit.agreement import AGREEMENT_TARGET, compare_scorings
 from toedit.compiling import bf16_matmul_math
 from toedit.config import RunConfig
@@ -212,7 +212,7 @@ class Timers:
             (pipeline, "score_texts", "scoring"),
             (pipeline, "edit_scored", "editing"),
             (scoring, "tokenize", "tokenisation"),
-            (scoring._Head, "stats", "head"),
+            (lmhead.LMHead, "stats", "head"),
         ]
         saved = []
         for owner, name, label in patches:
@@ -237,18 +237,18 @@ def body_op_classes(prior, texts: list[str], config: ScoreConfig) -> dict[str, f
     """Self CPU time of the body's ops by class (torch.profiler), as shares of the body's op time."""
     from torch.profiler import ProfilerActivity, profile, record_function
 
-    orig = scoring._Head.stats
+    orig = lmhead.LMHead.stats
 
     def stats(self, *a, **kw):
         with record_function("toedit::head"):
             return orig(self, *a, **kw)
 
-    scoring._Head.stats = stats
+    lmhead.LMHead.stats = stats
     try:
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             score_texts(texts, prior, config)
     finally:
-        scoring._Head.stats = orig
+        lmhead.LMHead.stats = orig
     out: dict[str, float] = defaultdict(float)
     for ev in prof.events():
         anc, in_head = ev, False

@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_edit import corpus, fmt_agreement, make_prior  # noqa: E402  (the bench's corpus and priors)
 
-from toedit import ScoreConfig, score_texts, scoring  # noqa: E402
+from toedit import ScoreConfig, lmhead, score_texts  # noqa: E402
 from toedit.agreement import compare_scorings  # noqa: E402
 from toedit.scoring import tokenize  # noqa: E402
 
@@ -102,7 +102,7 @@ def bf16_variants(args) -> None:
 
     def setup(dtype=torch.float32, vocab_slice=None, attn="sdpa", compiled=None):
         def apply() -> None:
-            bf16.head = scoring._Head(bf16, dtype, vocab_slice)
+            bf16.head = lmhead.LMHead(bf16, dtype, vocab_slice)
             bf16.model.set_attn_implementation(attn)
             bf16.model.model = compiled if compiled is not None else body
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch._dynamo
 
-from toedit import compiling, scoring
+from toedit import compiling, lmhead, scoring
 from toedit.config import IOConfig, ScoreConfig
 from toedit.runs.manifest import fingerprint_payload
 from toedit.scoring import score_texts
@@ -51,12 +51,12 @@ def test_the_fingerprint_records_the_resolved_mode(tiny_prior):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_fused_head_statistics_match_the_eager_ones(tiny_prior, dtype, monkeypatch):
     # slices of 256 tile into 32-column blocks (fused); the last slice of 144 does not (eager fallback)
-    head = scoring._Head(tiny_prior, dtype, vocab_slice=256)
+    head = lmhead.LMHead(tiny_prior, dtype, vocab_slice=256)
     gen = torch.Generator().manual_seed(0)
     hidden = torch.randn(37, tiny_prior.model.config.hidden_size, generator=gen)
     targets = torch.randint(0, tiny_prior.vocab_size, (37,), generator=gen)
     calls = []
-    real = scoring._fused_slice_stats
+    real = lmhead._fused_slice_stats
 
     def counted(*a):
         calls.append(a[0].dtype)
@@ -64,7 +64,7 @@ def test_fused_head_statistics_match_the_eager_ones(tiny_prior, dtype, monkeypat
 
     with torch.inference_mode():
         eager = head.stats(hidden, targets, 3)
-        monkeypatch.setattr(scoring, "_fused_slice_stats", counted)
+        monkeypatch.setattr(lmhead, "_fused_slice_stats", counted)
         fused = head.stats(hidden, targets, 3, fused=True)
     assert calls == [dtype] * (tiny_prior.vocab_size // 256)  # the raw slice, not an fp32 copy
     torch.testing.assert_close(fused[0], eager[0], atol=1e-5, rtol=0)

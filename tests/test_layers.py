@@ -28,6 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "toedit.io",
             "toedit.prior",
             "toedit.compiling",
+            "toedit.lmhead",
             "toedit.scoring",
             "toedit.editing",
             "toedit.calibrate",

@@ -22,10 +22,10 @@ def reference_logprobs(prior, ids: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("vocab_slice,block", [(4096, 32), (64, 4), (64, 32), (7, 32)])
 def test_logprobs_and_topk_match_a_full_forward(tiny_prior, vocab_slice, block, monkeypatch):
-    from toedit import scoring
+    from toedit import lmhead
 
-    monkeypatch.setattr(scoring._Head, "CPU_VOCAB_SLICE", vocab_slice)  # vocabulary slices merge exactly
-    monkeypatch.setattr(scoring, "TOPK_BLOCK", block)  # the block top-k filter and its fallback
+    monkeypatch.setattr(lmhead.LMHead, "CPU_VOCAB_SLICE", vocab_slice)  # vocabulary slices merge exactly
+    monkeypatch.setattr(lmhead, "TOPK_BLOCK", block)  # the block top-k filter and its fallback
     texts = corpus_texts(4)
     texts = [t[:300] for t in texts]  # within one window (the tiny model has 256 positions)
     for sc in score_texts(texts, tiny_prior, ScoreConfig(store_k=5)):
@@ -129,7 +129,7 @@ def test_context_token_by_name_or_id(tiny_prior):
 
 @pytest.mark.parametrize("width,k", [(4096, 8), (4096, 1), (256, 8), (100, 8), (64, 3), (4096, 0)])
 def test_slice_stats_equal_logsumexp_and_topk(width, k):
-    from toedit.scoring import slice_stats
+    from toedit.lmhead import slice_stats
 
     g = torch.Generator().manual_seed(width + k)
     logits = torch.randn(37, width, generator=g) * 4
@@ -149,7 +149,7 @@ def test_bf16_head_refines_the_target_and_candidates_in_fp32(tiny_prior):
     """A bf16 head's log-probs differ from the fp32 head's only through the bf16 logits of the tokens it does
     not refine: by at most their probability mass x the largest bf16 error of a logit (inputs and output
     rounded: 2^-7 x sum |h w|, x 2 for slack); the candidates and the p > 0.99 decisions are the fp32 head's."""
-    from toedit.scoring import _Head
+    from toedit.lmhead import LMHead as _Head
 
     exact, fast = _Head(tiny_prior, torch.float32), _Head(tiny_prior, torch.bfloat16)
     g = torch.Generator().manual_seed(0)

@@ -1,5 +1,5 @@
 """torch.compile for CPU scoring (the prior's decoder layers; the head's slice statistics are compiled in
-`scoring._fused_slice_stats`), whether it is on, and the bf16 matmul math of `--dtype bf32`.
+`lmhead._fused_slice_stats`), whether it is on, and the bf16 matmul math of `--dtype bf32`.
 
 Inductor fuses what eager runs as separate passes over memory (RMSNorm, rotary embeddings, SiLU x up, the
 residual adds; the head's bf16 -> fp32 conversion, block maxima and exp-sum) and keeps the fused

@@ -66,7 +66,7 @@ class Prior:
     dtype_name: str = ""  # the resolved --dtype of the body: float32 | bfloat16 | float16
     _pieces: dict[int, str] = field(default_factory=dict, repr=False)
     cache: dict[tuple, object] = field(default_factory=dict, repr=False)  # memoised values (context ids, ...)
-    head: object | None = field(default=None, init=False, repr=False, compare=False)  # scoring._Head
+    head: object | None = field(default=None, init=False, repr=False, compare=False)  # lmhead.LMHead
     compile_state: CompileState = field(default_factory=CompileState, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
