@@ -259,11 +259,26 @@ def test_grid_compiles_large_shape_groups(toy_tokenizer, toy_rows, monkeypatch):
     import toedit.experiments.ensemble as ens
 
     compiled = []
-    monkeypatch.setattr(torch, "compile", lambda module: compiled.append(module) or module)
+    monkeypatch.setattr(torch, "compile", lambda fn: compiled.append(fn) or fn)
     members = [Member(toy_rows, _cfg(s, tokens=2 * 8 * 32)) for s in range(3)]
     monkeypatch.setattr(ens, "COMPILE_TOKENS", 3 * 2 * 8 * 32)
     out = train_grid(members, len(toy_tokenizer), max_members=2)
-    assert len(compiled) == 2 and all(s["compiled"] for _, s in out)  # both chunks: the group is large
+    # both chunks (the group is large) compile their hidden states, loss and update
+    assert len(compiled) == 2 * 3 and all(s["compiled"] for _, s in out)
     monkeypatch.setattr(ens, "COMPILE_TOKENS", 3 * 2 * 8 * 32 + 1)
     out = train_grid(members, len(toy_tokenizer), max_members=2)
-    assert len(compiled) == 2 and not any(s["compiled"] for _, s in out)
+    assert len(compiled) == 2 * 3 and not any(s["compiled"] for _, s in out)
+
+
+def test_ce_grad_matches_autograd():
+    """The head's loss and its forward-pass gradient = F.cross_entropy's mean over kept targets and autograd."""
+    from toedit.experiments.ensemble import ce_grad
+
+    logits = torch.randn(12, 50, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(50, (12,))
+    target[[2, 7]] = -1
+    ref = torch.nn.functional.cross_entropy(logits, target, ignore_index=-1)
+    ref.backward()
+    loss, grad = ce_grad(logits.detach(), target)
+    assert float(loss) == pytest.approx(float(ref), abs=1e-6)
+    assert torch.allclose(grad.double(), logits.grad, atol=1e-6)

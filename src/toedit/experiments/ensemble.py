@@ -85,6 +85,58 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sdpa: bool) ->
     return torch.matmul(probs.to(v.dtype), v)
 
 
+def ce_grad(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy (in fp32) of logits [N, V] at target [N] (-1 = ignored) and its gradient with respect
+    to the logits, in the logits' dtype."""
+    x = logits.float()
+    lse = torch.logsumexp(x, -1, keepdim=True)
+    keep = target >= 0
+    t = target.clamp(min=0)[:, None]
+    count = keep.sum().clamp(min=1)
+    loss = ((lse - x.gather(1, t))[:, 0] * keep).sum() / count
+    prob = (x - lse).exp()
+    hot = torch.arange(x.shape[1], device=x.device)[None] == t
+    grad = torch.where(hot, prob - 1, prob) * (keep / count)[:, None]
+    return loss, grad.to(logits.dtype)
+
+
+class _HeadLoss(torch.autograd.Function):
+    """The tied head and the loss, member by member, with the gradients computed in the forward pass (the
+    loss is linear in its output gradient): the [E, N, V] logits are never stored, and the largest temporary
+    is one member's logits (large buffers cost page faults on every allocation)."""
+
+    @staticmethod
+    def forward(ctx, h, w, target, dtype, ce):
+        with torch.autocast(h.device.type, enabled=False):
+            hc, wc = h.to(dtype), w.to(dtype)
+            dh, dw = torch.empty_like(hc), torch.empty_like(wc)
+            losses = []
+            for e in range(h.shape[0]):
+                loss, grad = ce(torch.mm(hc[e], wc[e].T), target[e])
+                torch.mm(grad, wc[e], out=dh[e])
+                torch.mm(grad.T, hc[e], out=dw[e])
+                losses.append(loss)
+        ctx.save_for_backward(dh, dw)
+        ctx.dtypes = h.dtype, w.dtype
+        return torch.stack(losses)
+
+    @staticmethod
+    def backward(ctx, grad):
+        dh, dw = ctx.saved_tensors
+        g = grad.float().view(-1, 1, 1)
+        return (dh.float() * g).to(ctx.dtypes[0]), (dw.float() * g).to(ctx.dtypes[1]), None, None, None
+
+
+def head_loss(
+    h: torch.Tensor, embed: torch.Tensor, ids: torch.Tensor, dtype: torch.dtype, ce
+) -> torch.Tensor:
+    """Each member's mean next-token loss [E] from its final hidden states h [E, B * T, H] and tied embedding
+    [E, V, H] on ids [E, B, T] (-1 = padding); `ce`: `ce_grad` or a compiled copy of it."""
+    E, B, T = ids.shape
+    target = F.pad(ids[:, :, 1:], (0, 1), value=-1).reshape(E, B * T)
+    return _HeadLoss.apply(h, embed, target, dtype, ce)
+
+
 class Ensemble(torch.nn.Module):
     """Stacked weights of E Llama models of one shape (tied embeddings); `forward` returns each member's mean
     next-token loss [E] on ids [E, B, T] (-1 = padding)."""
@@ -144,7 +196,8 @@ class Ensemble(torch.nn.Module):
     def vectors(self) -> list[torch.nn.Parameter]:
         return [self.norm, *self.ln1, *self.ln2]
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def hidden(self, ids: torch.Tensor) -> torch.Tensor:
+        """The final normed hidden states [E, B * T, H] of ids [E, B, T] (-1 = padding)."""
         E, B, T = ids.shape
         V, H = self.embed.shape[1:]
         nh, hd = self.heads, H // self.heads
@@ -164,14 +217,12 @@ class Ensemble(torch.nn.Module):
             h = _rms(x, self.ln2[i], self.eps)
             gate, up = torch.bmm(h, self.wgu[i]).chunk(2, dim=-1)
             x = x + torch.bmm(F.silu(gate) * up, self.wd[i])
-        h = _rms(x, self.norm, self.eps)
-        logits = torch.bmm(h, self.embed.transpose(1, 2))  # [E, BT, V]
-        target = F.pad(ids[:, :, 1:], (0, 1), value=-1).reshape(E, B * T)
-        ce = F.cross_entropy(
-            logits.float().view(E * B * T, V), target.clamp(min=0).view(-1), reduction="none"
-        ).view(E, B * T)
-        keep = (target >= 0).to(ce.dtype)
-        return (ce * keep).sum(1) / keep.sum(1).clamp(min=1)
+        return _rms(x, self.norm, self.eps)
+
+    def forward(self, ids: torch.Tensor, dtype: torch.dtype = torch.float32, ce=None) -> torch.Tensor:
+        """Each member's mean next-token loss [E] on ids [E, B, T] (-1 = padding), the tied head's matmuls in
+        `dtype`; `ce`: `ce_grad` or a compiled copy of it."""
+        return head_loss(self.hidden(ids), self.embed, ids, dtype, ce or ce_grad)
 
     def unstack(self, models: Sequence[torch.nn.Module]) -> None:
         """Copy member e's weights into `models[e]` (Llama modules of the same shape)."""
@@ -196,40 +247,50 @@ class Ensemble(torch.nn.Module):
 
 
 class StackedAdamW:
-    """torch's AdamW (betas 0.9/0.95, eps 1e-8) on stacked parameters, per-member lr [E] and grad clipping."""
+    """torch's AdamW (betas 0.9/0.95, eps 1e-8) on stacked parameters, per-member lr [E] and grad clipping;
+    `compile`: the whole update (clipping + AdamW) as one compiled, fused graph."""
 
-    def __init__(self, groups: Sequence[tuple[Sequence[torch.nn.Parameter], torch.Tensor]]):
+    def __init__(
+        self, groups: Sequence[tuple[Sequence[torch.nn.Parameter], torch.Tensor]], compile: bool = False
+    ):
         """`groups`: (parameters, per-member weight decay [E])."""
         self.groups = [(list(ps), wd) for ps, wd in groups]
         self.state = {id(p): (torch.zeros_like(p), torch.zeros_like(p)) for ps, _ in self.groups for p in ps}
+        self.decay = [wd for ps, wd in self.groups for _ in ps]
         self.t = 0
+        self._update = torch.compile(_clip_adamw) if compile else _clip_adamw
 
     def params(self) -> list[torch.nn.Parameter]:
         return [p for ps, _ in self.groups for p in ps]
 
-    def clip_(self, max_norm: float = 1.0) -> torch.Tensor:
-        """Per-member global gradient-norm clipping (`clip_grad_norm_` of each member alone); returns norms."""
-        sq = sum(p.grad.pow(2).flatten(1).sum(1) for p in self.params())
-        norm = sq.sqrt()
-        coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-        for p in self.params():
-            p.grad.mul_(coef.view(-1, *[1] * (p.ndim - 1)))
-        return norm
-
-    @torch.no_grad()
-    def step(self, lr: torch.Tensor) -> None:
+    def step(self, lr: torch.Tensor, max_norm: float = 1.0) -> torch.Tensor:
+        """Per-member global gradient-norm clipping (`clip_grad_norm_` of each member alone), then AdamW with
+        per-member `lr` [E]; returns the gradient norms."""
         self.t += 1
         b1, b2 = BETAS
         bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
-        for ps, wd in self.groups:
-            for p in ps:
-                shape = (-1, *[1] * (p.ndim - 1))
-                m, v = self.state[id(p)]
-                p.mul_((1 - lr * wd).view(shape))
-                m.lerp_(p.grad, 1 - b1)
-                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                denom = (v.sqrt() / math.sqrt(bc2)).add_(EPS)
-                p.sub_((lr / bc1).view(shape) * m / denom)
+        ps = self.params()
+        m, v = zip(*(self.state[id(p)] for p in ps), strict=True)
+        return self._update(
+            ps, [p.grad for p in ps], m, v, self.decay, lr, lr / bc1, lr.new_tensor(math.sqrt(bc2)), max_norm
+        )
+
+
+@torch.no_grad()
+def _clip_adamw(ps, grads, ms, vs, decay, lr, step_size, bc2_sqrt, max_norm: float) -> torch.Tensor:
+    """`StackedAdamW.step`'s arithmetic (torch's single-tensor AdamW after `clip_grad_norm_`), per member."""
+    b1, b2 = BETAS
+    norm = sum(g.pow(2).flatten(1).sum(1) for g in grads).sqrt()
+    coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+    for p, g, m, v, wd in zip(ps, grads, ms, vs, decay, strict=True):
+        shape = (-1, *[1] * (p.ndim - 1))
+        g = g * coef.view(shape)
+        p.mul_((1 - lr * wd).view(shape))
+        m.lerp_(g, 1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        denom = (v.sqrt() / bc2_sqrt).add_(EPS)
+        p.sub_(step_size.view(shape) * m / denom)
+    return norm
 
 
 def _batches(members: Sequence[Member], steps: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -278,21 +339,23 @@ def train_ensemble(
     rows, index = rows.to(dev), index.to(dev)
     lrs = torch.tensor([lr_curve(m.config) for m in members], dtype=torch.float32, device=dev)  # [E, steps]
     wd = torch.tensor([m.config.weight_decay for m in members], dtype=torch.float32, device=dev)
-    opt = StackedAdamW([(ens.matrices(), wd), (ens.vectors(), wd if decay_vectors else torch.zeros_like(wd))])
+    groups = [(ens.matrices(), wd), (ens.vectors(), wd if decay_vectors else torch.zeros_like(wd))]
     if compile is None:
         compile = len(members) * steps * batch * c0.seq_len >= COMPILE_TOKENS
-    loss_fn = torch.compile(ens) if compile else ens
+    opt = StackedAdamW(groups, compile=compile)
+    hidden = torch.compile(ens.hidden) if compile else ens.hidden
+    ce = torch.compile(ce_grad) if compile else ce_grad
     autocast = torch.autocast(dev.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
     losses = torch.zeros(len(members), steps, dtype=torch.float32)
     t0 = time.perf_counter()
     for step in range(steps):
         ids = rows[index[:, step]]  # [E, B, T]
         with autocast:
-            member_loss = loss_fn(ids)
+            h = hidden(ids)
+        member_loss = head_loss(h, ens.embed, ids, dtype, ce)
         for p in opt.params():
             p.grad = None
         member_loss.sum().backward()
-        opt.clip_(1.0)
         opt.step(lrs[:, step])
         losses[:, step] = member_loss.detach().float().cpu()
         if step == 0:
