@@ -9,7 +9,7 @@ import math
 import os
 import platform
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,13 +27,11 @@ from .tinylm import DEVICES, TrainConfig, mlp_width
 class TinyLMOptions:
     """Options shared by the tiny-LM experiments (mix, collapse): device, held-out set, sampling, the tiny LM."""
 
-    device: str = field(
-        default="auto",
-        metadata={
-            "help": "where the prior generates/scores and the tiny LMs train: cpu | cuda | auto (cuda when "
-            "available; on CUDA the matmuls run in bf16)",
-            "choices": DEVICES,
-        },
+    device: str = opt(
+        "auto",
+        "where the prior generates/scores and the tiny LMs train: cpu | cuda | auto (cuda when available; on "
+        "CUDA the matmuls run in bf16)",
+        choices=DEVICES,
     )
     heldout_share: float = opt(0.1, "share of human documents (chapters) held out for the PPL, by id hash")
     heldout_segments: int = opt(200, "held-out human segments the PPL is measured on")
