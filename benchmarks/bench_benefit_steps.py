@@ -56,7 +56,7 @@ def main() -> None:
         sft_example(c, r, tok, tok.eos_token_id, q.sft_max_len)
         for c, r in zip(sft.contexts, sft.texts, strict=True)
     ]
-    sft_b = sft_batches(ex[: q.ft_batch * (args.steps + 1)], q.ft_batch, top)
+    sft_b = sft_batches(ex[: q.ft_batch * (args.steps + 1)], q.ft_batch, top, q.sft_max_len)
     res = {
         k: (step_seconds(top, b, False), step_seconds(top, b, True))
         for k, b in (("cpt", cpt_b), ("sft", sft_b))

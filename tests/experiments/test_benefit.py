@@ -184,6 +184,50 @@ def test_top_lm_computes_the_same_logits_as_the_model(tiny_prior):
     assert torch.allclose(got_shared, ref, atol=1e-4)
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_top_lm_encode_does_not_depend_on_block_mates_and_is_memoised(tiny_prior, bf16):
+    import torch
+
+    top = blm.TopLM(bf.trainable_copy(tiny_prior), 1, frozen=tiny_prior.model)
+    top.bf16 = bf16
+    ids = tiny_prior.tokenizer(corpus_texts(3)[2], add_special_tokens=False)["input_ids"]
+    a, b, c = ids[:20], ids[5:37], ids[40:47]
+    alone = top.encode([a], 40)[0]
+    mixed = top.encode([b, a, c, a], 40)
+    assert mixed[1].equal(alone) and mixed[3].equal(alone) and len(mixed[2]) == 7
+    # the same as the frozen stack on the sequence by itself (no padding), up to bf16 rounding
+    with torch.no_grad(), blm.autocast(top.device, bf16):
+        plain = top.low(ids=torch.tensor([a]))[0]
+    assert torch.allclose(alone.float(), plain.float(), atol=3e-2 if bf16 else 1e-5)
+    calls = []
+    hook = top.low.register_forward_hook(lambda *_: calls.append(1))
+    top.memo = {}
+    first = top.encode([a, b], 40)
+    again = top.encode([b, a, a], 40)
+    hook.remove()
+    assert len(calls) == 1  # each distinct sequence computed once, in one block
+    assert again[0].equal(first[1]) and again[1].equal(alone) and again[2].equal(alone)
+    with pytest.raises(ValueError, match="longer than width"):
+        top.encode([ids[:41]], 40)
+
+
+def test_top_lm_scores_targets_with_the_priors_head(tiny_prior):
+    import torch
+
+    from toedit.lmhead import LMHead
+
+    top = blm.TopLM(bf.trainable_copy(tiny_prior), 1, frozen=tiny_prior.model)
+    ids = tiny_prior.tokenizer(corpus_texts(3)[2], return_tensors="pt")["input_ids"][:, :40]
+    with torch.no_grad():
+        h = top.hidden(top.inputs(ids))[0, :-1]
+        tgt = ids[0, 1:]
+        plain = top.logprobs(h, tgt)
+        top.scorer = LMHead(tiny_prior)  # an fp32 prior: its head is exact
+        scored = top.logprobs(h, tgt)
+        ref = torch.log_softmax(top.head(h), -1).gather(1, tgt[:, None])[:, 0]
+    assert torch.allclose(plain, ref, atol=1e-5) and torch.allclose(scored, ref, atol=1e-5)
+
+
 def test_sft_end_to_end(tiny_prior, chitchat_json):
     cfg = _config(setting="sft", data=chitchat_json, arms="H,E,E-word", rates="0.1")
     res = bf.run_setting("sft", cfg, tiny_prior, progress=False)

@@ -4,8 +4,10 @@ Two ways to train a causal LM here:
 - `FullLM`: every weight trains (the tiny Llama from scratch, pre-training setting);
 - `TopLM`: the prior with its lower layers, embeddings and head frozen and its top `n` decoder layers (+ the
   final norm) trained. The frozen stack's output is computed once per text (`TopLM.lower`) and reused by every
-  epoch and evaluation, so CPU fine-tuning of a 135M model costs the top layers and the LM head only.
-Both expose `hidden(inputs)` (final normed hidden states) and `head`, so one evaluation routine serves both.
+  epoch and evaluation, so CPU fine-tuning of a 135M model costs the top layers and the LM head only; with
+  `TopLM.memo` once per distinct sequence across runs (sft: an unedited reply is shared by every arm and seed).
+Both expose `inputs`/`encode` (what the model reads), `hidden(inputs)` (final normed hidden states), `head` and
+`logprobs` (the log-probs of targets), so one training and one evaluation routine serve both.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import torch
 from .data import normalise_text
 
 IGNORE = -100
+LOWER_ROWS = 64  # sequences per block of the frozen stack (`TopLM.lower`, `TopLM.encode`)
+HEAD_ROWS = 256  # positions per LM-head call in `head_logprobs`
 
 
 def autocast(device: torch.device, bf16: bool | None = None):
@@ -43,8 +47,16 @@ class FullLM:
     def inputs(self, ids: torch.Tensor) -> torch.Tensor:
         return ids.to(self.device)
 
+    def encode(self, seqs: Sequence[Sequence[int]], width: int) -> list[torch.Tensor]:
+        """Per sequence what `hidden` reads of it: its token ids."""
+        return [torch.tensor(list(s), dtype=torch.long) for s in seqs]
+
     def hidden(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.model.model(input_ids=inputs).last_hidden_state
+
+    def logprobs(self, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Log-probs of `targets` after final hidden states `rows` (fp32, exact)."""
+        return head_logprobs(self.head, rows, targets)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return list(self.model.parameters())
@@ -98,15 +110,60 @@ class TopLM:
         self.head = model.get_output_embeddings()
         self.device = self.head.weight.device
         self.bf16: bool | None = None  # autocast: None = on CUDA only
+        self.memo: dict[tuple[int, ...], torch.Tensor] | None = None  # `encode`: per distinct sequence
+        self.scorer = None  # an `lmhead.LMHead` of the prior for `logprobs` (None: the fp32 head)
 
     @torch.no_grad()
+    def _blocks(self, ids: torch.Tensor) -> list[torch.Tensor]:
+        """The frozen stack on `ids` [B, T] in blocks of exactly LOWER_ROWS rows (the last filled with zero
+        rows): every block has one shape, so a row's output does not depend on the rows beside it."""
+        out = []
+        for a in range(0, len(ids), LOWER_ROWS):
+            block = torch.zeros((LOWER_ROWS, ids.shape[1]), dtype=torch.long)
+            part = ids[a : a + LOWER_ROWS]
+            block[: len(part)] = part
+            with autocast(self.device, self.bf16):
+                out.append(self.low(ids=block.to(self.device))[: len(part)])
+        return out
+
     def lower(self, ids: torch.Tensor) -> torch.Tensor:
         """Output of the frozen layers (the top layers' input), float32 [B, T, H]."""
-        with autocast(self.device, self.bf16):
-            return self.low(ids=ids.to(self.device)).float()
+        return torch.cat(self._blocks(ids)).float()
 
     def inputs(self, ids: torch.Tensor) -> torch.Tensor:
         return self.lower(ids)
+
+    def encode(self, seqs: Sequence[Sequence[int]], width: int) -> list[torch.Tensor]:
+        """Per sequence (at most `width` ids) the frozen stack's output [len, H] in its own dtype, computed in
+        blocks of [LOWER_ROWS, width] (right padding: causal attention never sees it). With `memo` (a dict)
+        each distinct sequence is computed once and kept there for later calls."""
+        keys = [tuple(int(t) for t in s) for s in seqs]
+        if any(len(k) > width for k in keys):
+            raise ValueError(f"a sequence is longer than width={width}")
+        got = self.memo if self.memo is not None else {}
+        todo = [k for k in dict.fromkeys(keys) if k not in got]
+        ids = torch.zeros((len(todo), width), dtype=torch.long)
+        for r, k in enumerate(todo):
+            ids[r, : len(k)] = torch.tensor(k, dtype=torch.long)
+        at = 0
+        for block in self._blocks(ids):
+            for r in range(len(block)):
+                k = todo[at + r]
+                got[k] = block[r, : len(k)].clone()
+            at += len(block)
+        return [got[k] for k in keys]
+
+    def logprobs(self, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Log-probs of `targets` after final hidden states `rows`: through `scorer` (the prior's LM head as
+        scoring runs it: exact in fp32, bf16 slices refined in fp32 for a bf16 prior) when set, else fp32."""
+        if self.scorer is None:
+            return head_logprobs(self.head, rows, targets)
+        return torch.cat(
+            [
+                self.scorer.stats(rows[a : a + HEAD_ROWS], targets[a : a + HEAD_ROWS], k=0)[0]
+                for a in range(0, max(len(targets), 1), HEAD_ROWS)
+            ]
+        )
 
     def hidden(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.top(hidden=inputs)
@@ -129,6 +186,29 @@ class TopLM:
         """Restore the trainable weights (every arm and seed starts from the same prior)."""
         self.top.layers.load_state_dict({k[7:]: v for k, v in state.items() if k.startswith("layers.")})
         self.top.norm.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("norm.")})
+
+
+def head_logprobs(head: torch.nn.Module, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """fp32 log-probs of `targets` after hidden states `rows`, in chunks of HEAD_ROWS positions: never a
+    [positions, vocab] block of the whole input."""
+    return torch.cat(
+        [
+            torch.log_softmax(head(rows[a : a + HEAD_ROWS].float()).float(), dim=-1).gather(
+                1, targets[a : a + HEAD_ROWS, None]
+            )[:, 0]
+            for a in range(0, max(len(targets), 1), HEAD_ROWS)
+        ]
+    )
+
+
+def pad_stack(parts: Sequence[torch.Tensor], width: int) -> torch.Tensor:
+    """`parts` ([len_i, ...] each) right-padded with zeros to `width` and stacked; hidden states as float32."""
+    first = parts[0]
+    dtype = first.dtype if not first.is_floating_point() else torch.float32
+    out = torch.zeros((len(parts), width, *first.shape[1:]), dtype=dtype, device=first.device)
+    for r, p in enumerate(parts):
+        out[r, : len(p)] = p
+    return out
 
 
 def masked_loss(lm, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -210,7 +290,6 @@ class Item:
     normalise: bool  # score by mean log-prob per token (True) or by the sum (False)
 
 
-HEAD_ROWS = 256  # positions per LM-head call in `sequence_logprobs`
 WORD = re.compile(r"[A-Za-z]+")
 # a word of >= 3 letters closing a sentence: followed by sentence punctuation (closing quotes allowed), then
 # whitespace or the end of the paragraph
@@ -327,7 +406,11 @@ def item_sequences(items: Sequence[Item], tokenizer, bos: int, max_len: int) -> 
 
 @torch.no_grad()
 def sequence_logprobs(
-    lm, seqs: Sequence[EvalSeq], cache: dict | None = None, batch: int = 16, full: set[int] | None = None
+    lm,
+    seqs: Sequence[EvalSeq],
+    cache: dict | None = None,
+    batch: int = LOWER_ROWS,
+    full: set[int] | None = None,
 ) -> list:
     """Per sequence: the log-probs (float64 numpy) of its tokens 1.. (the first is the bos context); for a
     sequence not in `full` only the tokens from its `start` on (NaN before: the LM head runs only there).
@@ -360,16 +443,7 @@ def sequence_logprobs(
         tgt = torch.tensor(
             [t for i, f in zip(idx, firsts, strict=True) for t in seqs[i].ids[f:]], device=h.device
         )
-        lp = np.concatenate(
-            [  # in chunks of HEAD_ROWS positions: never a [batch x seq, vocab] logits block
-                torch.log_softmax(lm.head(rows[a : a + HEAD_ROWS].float()).float(), dim=-1)
-                .gather(1, tgt[a : a + HEAD_ROWS, None])[:, 0]
-                .double()
-                .cpu()
-                .numpy()
-                for a in range(0, max(len(tgt), 1), HEAD_ROWS)
-            ]
-        )
+        lp = lm.logprobs(rows, tgt).double().cpu().numpy()
         at = 0
         for i, f in zip(idx, firsts, strict=True):
             n = len(seqs[i].ids)

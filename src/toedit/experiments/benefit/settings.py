@@ -59,9 +59,11 @@ def n_rows(tokens: int, seq_len: int, batch: int) -> int:
 
 
 def row_batches(rows: torch.Tensor, batch: int, seed: int, to_inputs) -> list:
+    """(inputs, labels) batches of `rows` in the seed's order; `to_inputs` runs once over all rows."""
     perm = torch.from_numpy(np.random.default_rng([seed, 15485863]).permutation(len(rows)))
     rows = rows[perm]
-    return [(to_inputs(rows[i : i + batch]), rows[i : i + batch]) for i in range(0, len(rows), batch)]
+    inputs = to_inputs(rows)
+    return [(inputs[i : i + batch], rows[i : i + batch]) for i in range(0, len(rows), batch)]
 
 
 def trainable_copy(prior, device: torch.device | None = None) -> torch.nn.Module:
@@ -81,17 +83,18 @@ def sft_example(context: str, reply: str, tokenizer, eos: int, max_len: int) -> 
     return ids, labels
 
 
-def sft_batches(examples: Sequence[tuple[list[int], list[int]]], batch: int, lm) -> list:
+def sft_batches(examples: Sequence[tuple[list[int], list[int]]], batch: int, lm, max_len: int) -> list:
+    """(inputs, labels) batches in the given order, right-padded to the batch's longest example (causal
+    attention never sees the padding); `lm.encode` runs once over all examples (at most `max_len` ids)."""
+    feats = lm.encode([x for x, _ in examples], max_len)
     out = []
     for i in range(0, len(examples), batch):
         chunk = examples[i : i + batch]
         width = max(len(x) for x, _ in chunk)
-        ids = torch.zeros((len(chunk), width), dtype=torch.long)
         labels = torch.full((len(chunk), width), blm.IGNORE, dtype=torch.long)
-        for r, (x, y) in enumerate(chunk):
-            ids[r, : len(x)] = torch.tensor(x)
+        for r, (_, y) in enumerate(chunk):
             labels[r, : len(y)] = torch.tensor(y)
-        out.append((lm.inputs(ids), labels))  # right padding: causal attention never sees it
+        out.append((blm.pad_stack(feats[i : i + len(chunk)], width), labels))
     return out
 
 
@@ -186,6 +189,11 @@ class _Prior(Setting):
         from ..ensemble import resolve_precision
 
         self.top.bf16 = resolve_precision(ctx.config.ft_precision, ctx.device) == torch.bfloat16
+        # the prior's LM head as scoring runs it scores the evaluation; frozen-stack outputs are kept per
+        # distinct sequence in sft (`TopLM.memo`), where most replies are unedited in every arm and seed
+        from ...lmhead import LMHead
+
+        self.top.scorer = LMHead(ctx.prior)
         ctx.cache = {}
 
     def before(self, ctx: Context) -> None:
@@ -233,6 +241,7 @@ class Sft(_Prior):
         self._top(ctx)
         ctx.items = blm.reply_items(ctx.data.held, c.ft_items, 0)
         ctx.seq_len, ctx.ppl_on = c.sft_max_len, "choice"
+        self.top.memo = {}
         self.before(ctx)
 
     def train(self, ctx: Context, seed: int, name: str, texts: list[str], order: np.ndarray) -> Trained:
@@ -240,7 +249,8 @@ class Sft(_Prior):
         ctxs = ctx.data.contexts
         examples = [sft_example(ctxs[i], texts[i], ctx.tok, ctx.eos, c.sft_max_len) for i in order]
         self.top.reset(self.state)
-        stats = blm.train_lm(self.top, sft_batches(examples, c.ft_batch, self.top), c.ft_lr, seed=seed)
+        batches = sft_batches(examples, c.ft_batch, self.top, c.sft_max_len)
+        stats = blm.train_lm(self.top, batches, c.ft_lr, seed=seed)
         tokens = sum(sum(x != blm.IGNORE for x in lab) for _, lab in examples)
         return Trained(self.top, stats, int(tokens), [ctx.data.ids[i] for i in order])
 
