@@ -83,6 +83,16 @@ def test_four_outcomes_each_way():
         v.judge(_test([1.0, 2.0], margin=0.0))
 
 
+def test_resolution_floor_of_the_equivalence_interval_both_ways():
+    same = v.interval([0.0, 0.0, 0.0])  # identical decisions in every seed: sd 0, a point interval
+    coarse = v.judge(v.Test("acc", same, 0.0025, resolution=1 / 275))  # one item of 275 = 0.36 points
+    assert coarse.word == v.INCONCLUSIVE and "widened to ±0.00364" in coarse.rule
+    fine = v.judge(v.Test("acc", same, 0.0025, resolution=1 / 1000))
+    assert fine.word == v.NO_EFFECT and "widened" in fine.rule
+    wide = v.judge(v.Test("acc", v.interval([0.001, -0.002, 0.0015, 0.0, -0.001]), 0.01, resolution=1e-4))
+    assert wide.word == v.NO_EFFECT and "widened" not in wide.rule  # the t-interval is wider: no floor
+
+
 def test_holm_turns_a_raw_improvement_into_inconclusive():
     # the benefit section's E-rate@2 %: -52.5 ± 34.3 over 5 seeds (p about 0.013), one of four tests
     arm = v.Test("E-rate - H", v.interval([-87.3, -69.9, -52.5, -35.1, -17.7]), 5.0, sign=-1, words=v.EFFECT)

@@ -242,6 +242,9 @@ class Test:
     sign x mean > 0; `margin` (> 0, the units of `delta`) bounds a difference too small to matter and
     `margin_reason` says why; `words` = (the claim holds, the opposite holds) and `none_word` the word for
     "no effect"; `paper` is the paper's effect in the same units, printed beside the minimum detectable effect.
+    `resolution` (>= 0, the units of `delta`) is the smallest difference the measurement can show (accuracy
+    over N items: 1/N): the equivalence interval is never narrower than ±resolution, so identical decisions
+    in every seed (sd 0) show "no effect" only within a margin of at least one item.
     """
 
     name: str
@@ -253,6 +256,7 @@ class Test:
     paper: str | None = None
     digits: int = 3
     none_word: str = NO_EFFECT
+    resolution: float = 0.0
 
 
 def _p(p: float) -> str:
@@ -281,9 +285,13 @@ def judge(test: Test, p_adjusted: float | None = None, family_size: int = 1, alp
     nums.update(p=p, p_adjusted=padj, family_size=family_size)
     level = 1 - alpha / family_size  # the family-level (Bonferroni) interval for the equivalence check
     half = t_quantile(1 - alpha / (2 * family_size), n - 1) * se
+    floor = test.resolution > half
+    half = max(half, test.resolution)
     lo, hi = mean - half, mean + half
     nums["equivalence_interval"] = (lo, hi)
     band = f"the {100 * level:.4g} % interval [{_g(lo, k)}, {_g(hi, k)}]"
+    if floor:
+        band += f" (widened to ±{test.resolution:.{k}g}, the measurement's resolution)"
     why = f" ({test.margin_reason})" if test.margin_reason else ""
     below = f"{text}, {'below' if padj < alpha else 'not below'} {alpha:g}"
     inside = -test.margin <= lo and hi <= test.margin

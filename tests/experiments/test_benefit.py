@@ -348,6 +348,11 @@ def test_benefit_family_four_outcomes_with_margins_from_the_config():
     # a margin wider than the spread turns the wide arm into "no effect": the margin reaches the rule
     apply_family(arms, ppl_margin=0.9, acc_margin=0.0025)
     assert by["E-rate"]["d_ppl"]["verdict"] == "no effect"
+    # identical decisions over 275 items cannot show a difference below one item (0.36 points): inconclusive
+    apply_family(arms, ppl_margin=0.02, acc_margin=0.0025, items=275)
+    assert by["E"]["d_acc"]["verdict"] == "inconclusive" and "resolution" in by["E"]["d_acc"]["rule"]
+    apply_family(arms, ppl_margin=0.02, acc_margin=0.0025, items=400)  # one item = 0.25 points: inside
+    assert by["E"]["d_acc"]["verdict"] == "no effect"
 
 
 def test_item_bootstrap_both_ways():

@@ -29,9 +29,12 @@ def seed_delta(arm: Sequence[float], base: Sequence[float]) -> dict[str, Any]:
     return {**paired_delta(a.tolist(), b.tolist()), "per_seed": (a - b).tolist()}
 
 
-def benefit_tests(per_arm: list[dict[str, Any]], ppl_margin: float, acc_margin: float) -> list[Test]:
+def benefit_tests(
+    per_arm: list[dict[str, Any]], ppl_margin: float, acc_margin: float, items: int = 0
+) -> list[Test]:
     """One setting's family: Δ(arm − H) of held-out PPL (lower is better; margin relative to H's mean) and of
-    accuracy (higher is better; margin in accuracy units) for every arm but H."""
+    accuracy (higher is better; margin in accuracy units; over `items` items the interval is at least one item
+    wide, `Test.resolution`) for every arm but H."""
     h = next(a for a in per_arm if a["arm"] == "H")
     tests = []
     for a in per_arm:
@@ -56,6 +59,7 @@ def benefit_tests(per_arm: list[dict[str, Any]], ppl_margin: float, acc_margin: 
                 sign=1,
                 words=EFFECT,
                 paper=PAPER_ACC,
+                resolution=1 / items if items else 0.0,
             )
         )
     return tests
@@ -67,12 +71,13 @@ def apply_family(
     acc_margin: float,
     primary: str = "E - H, acc",
     members: list[str] | None = None,
+    items: int = 0,
 ) -> str:
     """Judge the setting's declared family (Holm) into each arm's d_ppl / d_acc ("verdict", "rule", "mde",
     "exploratory"); tests outside `members` (None: every test) are judged alone and labelled exploratory.
     Returns the family sentence for the page (its primary endpoint: `primary`, or the first test when the
-    primary's arm is not run)."""
-    tests = benefit_tests(per_arm, ppl_margin, acc_margin)
+    primary's arm is not run). `items`: the evaluation items behind each accuracy (its resolution)."""
+    tests = benefit_tests(per_arm, ppl_margin, acc_margin, items)
     if not tests:
         return ""
     fam = [t for t in tests if members is None or t.name in members]
@@ -167,7 +172,12 @@ def summarize(
     note = ""
     if len(seeds) > 1:
         note = apply_family(
-            per_arm, config.ppl_margin, config.acc_margin, config.primary(setting), config.family(setting)
+            per_arm,
+            config.ppl_margin,
+            config.acc_margin,
+            config.primary(setting),
+            config.family(setting),
+            items=len(runs[0]["correct"]),
         )
     gate = None
     if before is not None:
