@@ -152,7 +152,9 @@ def test_cpt_end_to_end(tiny_prior):
     assert res["items"] > 0 and all(math.isfinite(r["ppl"]) for r in res["runs"])
     assert math.isfinite(res["before"]["ppl"]) and len(res["before"]["correct"]) == res["items"]
     assert res["moved"]["word"] in ("moved", "not informative: the model barely moved")
-    assert "the prior before training" in bf.setting_markdown({**res, "description": "d"})
+    md = bf.setting_markdown({**res, "description": "d"})
+    assert "the prior before training" in md
+    assert {r["precision"] for r in res["runs"]} <= {"bfloat16", "float32"} and ", matmuls in " in md
 
 
 def test_cpt_trains_only_the_top_layers_and_leaves_the_prior_alone(tiny_prior):

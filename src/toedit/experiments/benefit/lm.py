@@ -252,7 +252,14 @@ def train_lm(
         losses.append(float(loss.detach()))
     lm.train(False)
     tail = losses[-max(1, steps // 10) :]
-    return {"steps": steps, "first_loss": losses[0], "final_loss": float(np.mean(tail))}
+    on = lm.device.type == "cuda" if lm.bf16 is None else lm.bf16  # as `autocast` decides
+    precision = "bfloat16" if on else "float32"
+    return {
+        "steps": steps,
+        "first_loss": losses[0],
+        "final_loss": float(np.mean(tail)),
+        "precision": precision,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- packing

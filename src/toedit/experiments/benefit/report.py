@@ -80,7 +80,7 @@ def setting_markdown(res: dict[str, Any]) -> str:
         f"- Paper: {PAPER[s]}",
         _kinds_line(res),
         _format_line(res),
-        f"- Training per run: {', '.join(f'{t:,}' for t in toks)} tokens "
+        f"- Training per run: {', '.join(f'{t:,}' for t in toks)} tokens{_precision(res)} "
         f"({'identical in every arm' if len(toks) == 1 else 'trained reply tokens; every arm sees the same pairs in the same order'}); "
         f"arm corpora {min(corpus):,.0f}-{max(corpus):,.0f} tokens "
         f"(spread {100 * (max(corpus) - min(corpus)) / min(corpus):.2f} %). H reaches held-out PPL "
@@ -181,13 +181,22 @@ DESCRIPTIONS = {
     "text nearest to it in frequency rank (sum of log-probs; a model that knows only word frequencies is at "
     "25 %).",
     "cpt": "The prior (SmolLM2-135M) continually trained on the Python documentation (`pydoc_data.topics`; "
-    "20 % of topics held out by name hash): its top decoder layers + final norm train in float32, the rest "
-    "is frozen and runs in the prior's own bfloat16 (full fine-tuning of the 135M prior is too slow on 2 CPU cores for the quick setting). Items: last word "
-    "of held-out sentences against 3 frequency-matched words of the held-out topics.",
+    "20 % of topics held out by name hash): its top decoder layers + final norm train (float32 weights), the "
+    "rest is frozen and runs in the prior's own dtype (full fine-tuning of the 135M prior is too slow on 2 CPU "
+    "cores for the quick setting); every model is evaluated through the prior's LM head as scoring computes it. "
+    "Items: last word of held-out sentences against 3 frequency-matched words of the held-out topics.",
     "sft": "The prior fine-tuned on human conversations (chitchat-dataset; 10 % of conversations held out): "
     "context = the previous turns, loss and edits on the reply only; top decoder layers train (as in cpt). Items: the "
     "true next reply against 3 replies from other held-out conversations (mean log-prob per token).",
 }
+
+
+def _precision(res: dict[str, Any]) -> str:
+    """ ", matmuls in bfloat16 (float32 weights)" from the runs' recorded precision (older results: "")."""
+    kinds = sorted({r.get("precision") or "" for r in res["runs"]} - {""})
+    if not kinds:
+        return ""
+    return f", matmuls in {' / '.join(kinds)}" + (" (float32 weights)" if "bfloat16" in kinds else "")
 
 
 def benefit_markdown(result: dict[str, Any]) -> str:

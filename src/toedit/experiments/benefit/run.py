@@ -82,6 +82,7 @@ def run_setting(setting: str, config: BenefitConfig, prior, progress: bool = Tru
                     "doc_order": hashlib.sha256("\n".join(trained.seen).encode()).hexdigest()[:16],
                     "final_loss": stats["final_loss"],
                     "steps": stats["steps"],
+                    "precision": stats.get("precision", ""),
                     "seconds": round(time.perf_counter() - ts + stats.get("member_seconds", 0.0), 1),
                 }
             )
