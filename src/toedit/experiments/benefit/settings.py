@@ -189,8 +189,7 @@ class _Prior(Setting):
         from ..ensemble import resolve_precision
 
         self.top.bf16 = resolve_precision(ctx.config.ft_precision, ctx.device) == torch.bfloat16
-        # the prior's LM head as scoring runs it scores the evaluation; frozen-stack outputs are kept per
-        # distinct sequence in sft (`TopLM.memo`), where most replies are unedited in every arm and seed
+        # every model (and the untrained prior) is evaluated through the prior's LM head as scoring runs it
         from ...lmhead import LMHead
 
         self.top.scorer = LMHead(ctx.prior)
@@ -241,7 +240,7 @@ class Sft(_Prior):
         self._top(ctx)
         ctx.items = blm.reply_items(ctx.data.held, c.ft_items, 0)
         ctx.seq_len, ctx.ppl_on = c.sft_max_len, "choice"
-        self.top.memo = {}
+        self.top.memo = {}  # frozen-stack outputs per distinct example: most replies are unedited in every arm
         self.before(ctx)
 
     def train(self, ctx: Context, seed: int, name: str, texts: list[str], order: np.ndarray) -> Trained:
