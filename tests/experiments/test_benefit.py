@@ -239,6 +239,31 @@ def test_sft_end_to_end(tiny_prior, chitchat_json):
         assert len({r["doc_order"] for r in runs}) == 1
 
 
+def test_sft_memo_changes_the_time_not_the_numbers(tiny_prior, chitchat_json, monkeypatch):
+    cfg = _config(setting="sft", data=chitchat_json, arms="H,E-rate", rates="0.1")
+    computed: list[int] = []
+    encode = blm.TopLM.encode
+
+    def counting(self, seqs, width, keep=True):
+        if not keep:
+            self.memo = None
+        before = len(self.memo) if self.memo is not None else 0
+        out = encode(self, seqs, width)
+        computed.append(len(self.memo) - before if self.memo is not None else len(set(map(tuple, seqs))))
+        return out
+
+    monkeypatch.setattr(blm.TopLM, "encode", counting)
+    memo = bf.run_setting("sft", cfg, tiny_prior, progress=False)
+    reused, computed[:] = sum(computed), []
+    monkeypatch.setattr(blm.TopLM, "encode", lambda self, s, w: counting(self, s, w, keep=False))
+    plain = bf.run_setting("sft", cfg, tiny_prior, progress=False)
+    # H's 16 examples are computed once for both seeds (and E-rate's unedited replies are H's)
+    assert len(computed) == 4 and reused <= sum(computed) - 16
+    assert [(r["ppl"], r["correct"], r["final_loss"]) for r in memo["runs"]] == [
+        (r["ppl"], r["correct"], r["final_loss"]) for r in plain["runs"]
+    ]
+
+
 def test_sft_loss_masks_everything_but_the_response(tiny_tokenizer):
     eos = tiny_tokenizer.convert_tokens_to_ids("<|endoftext|>")
     ids, labels = bf.sft_example("A: hello there\nB:", "fine thanks", tiny_tokenizer, eos, 64)
