@@ -2,10 +2,11 @@
 
 One run measures on this machine, with the quick preset's shapes: the prior's scoring rate (tokens/s), the
 cpt and sft optimizer steps of the prior's top layer(s) in float32 and under bf16 autocast (their ratio is the
-speed claim), and one tiny-Llama pretrain step (sequential trainer, an upper bound for the grid trainer).
-It then prints the estimate: scoring tokens / rate + steps x seconds per step x runs (+ evaluation, measured
-as one pass over the items) per setting. The load average is printed beside it: on a shared machine every
-number scales with it.
+speed claim), and the frozen stack's forward rate (`TopLM.lower`, blocks of `LOWER_ROWS` rows). It then prints
+the estimate per setting: scoring tokens / rate + runs x (steps x seconds per step + the run's frozen forward;
+for sft an upper bound, since the memo computes each distinct example once) + evaluations not counted. The
+load average is printed beside it: on a shared machine every number scales with it. Pretrain:
+benchmarks/bench_tinylm.py.
 Usage:
     python benchmarks/bench_benefit_steps.py [--steps 6] [--threads 1]
 """
@@ -46,12 +47,18 @@ def main() -> None:
     cpt = bf.load_setting_data("cpt", q.for_setting("cpt"))
     sft = bf.load_setting_data("sft", q.for_setting("sft"))
     sample = cpt.texts[:2]
+    score_texts(sample[:1], prior, ScoreConfig(store_k=8), k=8)  # warm-up: first call, compilation
     t0 = time.perf_counter()
     n = sum(s.n_scored for s in score_texts(sample, prior, ScoreConfig(store_k=8), k=8))
     rate = n / (time.perf_counter() - t0)
     top = blm.TopLM(trainable_copy(prior), q.ft_layers, frozen=prior.model)
     rows = blm.pack_stream(cpt.texts, tok, tok.eos_token_id, q.cpt_seq_len, q.ft_batch * (args.steps + 1))
     cpt_b = row_batches(rows, q.ft_batch, 0, top.inputs)
+    block = blm.pack_stream(cpt.texts, tok, tok.eos_token_id, q.cpt_seq_len, 2 * blm.LOWER_ROWS)
+    top.lower(block[: blm.LOWER_ROWS])  # warm-up
+    t0 = time.perf_counter()
+    top.lower(block[blm.LOWER_ROWS :])
+    lower_rate = blm.LOWER_ROWS * q.cpt_seq_len / (time.perf_counter() - t0)
     ex = [
         sft_example(c, r, tok, tok.eos_token_id, q.sft_max_len)
         for c, r in zip(sft.contexts, sft.texts, strict=True)
@@ -63,7 +70,8 @@ def main() -> None:
     }
     for k, (f32, b16) in res.items():
         print(f"{k}: {f32:.3f} s/step fp32, {b16:.3f} s/step bf16 autocast (bf16 {f32 / b16:.2f}x faster)")
-    print(f"scoring: {rate:.0f} tokens/s; load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"scoring: {rate:.0f} tokens/s; frozen stack: {lower_rate:.0f} tokens/s; load average {load}")
     tokens = {"cpt": sum(len(x) for x in tok(cpt.texts, add_special_tokens=False)["input_ids"])}
     tokens["sft"] = sum(len(x) for x in tok(sft.texts, add_special_tokens=False)["input_ids"])
     total = 0.0
@@ -71,10 +79,12 @@ def main() -> None:
         c = q.for_setting(k)
         runs = len(c.arm_names()) * len(c.seed_list(k))
         steps = c.cpt_tokens // c.cpt_seq_len // c.ft_batch if k == "cpt" else c.sft_pairs // c.ft_batch
-        minutes = (tokens[k] / rate + runs * steps * res[k][1]) / 60
+        frozen = (c.cpt_tokens if k == "cpt" else c.sft_pairs * c.sft_max_len) / lower_rate
+        minutes = (tokens[k] / rate + runs * (steps * res[k][1] + frozen)) / 60
         total += minutes
         print(
-            f"{k}: {tokens[k]:,} tokens scored + {runs} runs x {steps} steps: {minutes:.1f} min (+ evaluations)"
+            f"{k}: {tokens[k]:,} tokens scored + {runs} runs x ({steps} steps + {frozen:.0f} s frozen forward"
+            f"{', upper bound' if k == 'sft' else ''}): {minutes:.1f} min (+ evaluations)"
         )
     print(f"cpt + sft: {total:.1f} min before evaluations; pretrain: see benchmarks/bench_tinylm.py")
 
