@@ -29,10 +29,25 @@ LOWER_ROWS = 64  # sequences per block of the frozen stack (`TopLM.lower`, `TopL
 HEAD_ROWS = 256  # positions per LM-head call in `head_logprobs`
 
 
+def bf16_on(device: torch.device, bf16: bool | None = None) -> bool:
+    """Whether `autocast` runs matmuls in bf16: `bf16`, or on CUDA only when it is None."""
+    return device.type == "cuda" if bf16 is None else bf16
+
+
 def autocast(device: torch.device, bf16: bool | None = None):
-    """bf16 autocast (matmuls in bf16, fp32 weights) when `bf16` (None: on CUDA only); else nothing."""
-    on = device.type == "cuda" if bf16 is None else bf16
-    return torch.autocast(device.type, dtype=torch.bfloat16) if on else nullcontext()
+    """bf16 autocast (matmuls in bf16, fp32 weights) when `bf16_on`; else nothing."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16_on(device, bf16) else nullcontext()
+
+
+def in_chunks(fn, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """`fn(rows, targets)` over chunks of HEAD_ROWS positions, concatenated: never a [positions, vocab]
+    block of the whole input."""
+    return torch.cat(
+        [
+            fn(rows[a : a + HEAD_ROWS], targets[a : a + HEAD_ROWS])
+            for a in range(0, max(len(targets), 1), HEAD_ROWS)
+        ]
+    )
 
 
 class FullLM:
@@ -158,12 +173,7 @@ class TopLM:
         scoring runs it: exact in fp32, bf16 slices refined in fp32 for a bf16 prior) when set, else fp32."""
         if self.scorer is None:
             return head_logprobs(self.head, rows, targets)
-        return torch.cat(
-            [
-                self.scorer.stats(rows[a : a + HEAD_ROWS], targets[a : a + HEAD_ROWS], k=0)[0]
-                for a in range(0, max(len(targets), 1), HEAD_ROWS)
-            ]
-        )
+        return in_chunks(lambda r, t: self.scorer.stats(r, t, k=0)[0], rows, targets)
 
     def hidden(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.top(hidden=inputs)
@@ -189,15 +199,11 @@ class TopLM:
 
 
 def head_logprobs(head: torch.nn.Module, rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """fp32 log-probs of `targets` after hidden states `rows`, in chunks of HEAD_ROWS positions: never a
-    [positions, vocab] block of the whole input."""
-    return torch.cat(
-        [
-            torch.log_softmax(head(rows[a : a + HEAD_ROWS].float()).float(), dim=-1).gather(
-                1, targets[a : a + HEAD_ROWS, None]
-            )[:, 0]
-            for a in range(0, max(len(targets), 1), HEAD_ROWS)
-        ]
+    """fp32 log-probs of `targets` after hidden states `rows` (`in_chunks` of positions)."""
+    return in_chunks(
+        lambda r, t: torch.log_softmax(head(r.float()).float(), dim=-1).gather(1, t[:, None])[:, 0],
+        rows,
+        targets,
     )
 
 
@@ -252,8 +258,7 @@ def train_lm(
         losses.append(float(loss.detach()))
     lm.train(False)
     tail = losses[-max(1, steps // 10) :]
-    on = lm.device.type == "cuda" if lm.bf16 is None else lm.bf16  # as `autocast` decides
-    precision = "bfloat16" if on else "float32"
+    precision = "bfloat16" if bf16_on(lm.device, lm.bf16) else "float32"
     return {
         "steps": steps,
         "first_loss": losses[0],
