@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import corpus_texts
 from tests.test_rule import random_scores
-from toedit.agreement import compare_scorings, iou
+from toedit.agreement import AGREEMENT_TARGET, compare_scorings, iou
 from toedit.prior import load_prior
 from toedit.scoring import score_texts
 
@@ -42,7 +42,18 @@ def test_moved_positions_lower_the_iou_exactly():
     assert agr.iou_threshold == pytest.approx((len(sel) - 2) / len(sel))
     assert agr.mean_abs_logprob_diff > 0
     # the verdict follows the number, both ways
-    assert agr.meets(target=agr.iou) and not agr.meets(target=agr.iou + 1e-9)
+    assert agr.meets(target=agr.iou_threshold) and not agr.meets(target=agr.iou_threshold + 1e-9)
+
+
+def test_the_target_is_held_against_the_fixed_threshold_iou():
+    ref = [random_scores(np.random.default_rng(2), n=2000)]
+    other = copy.deepcopy(ref)
+    lp = other[0].logprob
+    lp[1::2] = np.minimum(lp[1::2] + 0.5, 0.0)  # every other position more likely: another calibration
+    agr = compare_scorings(ref, other, threshold=0.9)
+    assert agr.iou_calibrated < agr.iou_threshold  # the calibrated IoU does not decide
+    assert agr.meets(target=agr.iou_threshold) and not agr.meets(target=agr.iou_threshold + 1e-9)
+    assert AGREEMENT_TARGET == 0.98
 
 
 def test_different_tokenisations_are_refused():

@@ -17,7 +17,9 @@ from .calibrate import calibrate
 from .rule import above
 from .scoring import TokenScores
 
-AGREEMENT_TARGET = 0.995  # IoU of selected positions a reduced-precision path must reach
+# IoU at p > 0.99 a reduced-precision path must reach against fp32 (settled in issue 14: a bf16 body agrees
+# with itself in other batches only to ~0.99, so 0.995 was out of reach; the self-agreement is printed beside it)
+AGREEMENT_TARGET = 0.98
 
 
 @dataclass
@@ -38,11 +40,12 @@ class Agreement:
 
     @property
     def iou(self) -> float:
-        """The worse of the two IoUs: the figure held against AGREEMENT_TARGET."""
+        """The worse of the two IoUs (fixed and calibrated threshold)."""
         return min(self.iou_threshold, self.iou_calibrated)
 
     def meets(self, target: float = AGREEMENT_TARGET) -> bool:
-        return self.iou >= target
+        """The IoU at the fixed threshold (p > 0.99 by default) reaches `target`."""
+        return self.iou_threshold >= target
 
     def to_dict(self) -> dict:
         return {**asdict(self), "iou": self.iou}
