@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import corpus_texts
 from toedit.config import ConfigError, ScoreConfig
 from toedit.experiments import benefit as bf
+from toedit.experiments.benefit import items as bitems
 from toedit.experiments.benefit import lm as blm
 from toedit.experiments.benefit.stats import apply_family, item_bootstrap, seed_delta
 from toedit.scoring import score_texts
@@ -412,9 +413,9 @@ def _zipf_text(seed: int = 0) -> tuple[str, dict[str, int]]:
 
 def test_lambada_distractors_are_frequency_matched_and_deterministic():
     text, counts = _zipf_text()
-    items = blm.lambada_items([text], 200, seed=3)
+    items = bitems.lambada_items([text], 200, seed=3)
     assert len(items) == 200
-    forms, ranks = blm.word_ranks([text], np.random.default_rng(3))  # the ranking the items drew from
+    forms, ranks = bitems.word_ranks([text], np.random.default_rng(3))  # the ranking the items drew from
     assert [counts[f.lower()] for f in forms] == sorted(counts.values(), reverse=True)
     freq_pick = 0
     for it in items:
@@ -425,11 +426,11 @@ def test_lambada_distractors_are_frequency_matched_and_deterministic():
         freq_pick += max(range(4), key=lambda i: counts[it.choices[i].strip().lower()]) == it.answer
     # a model that knows only word frequencies is near chance (25 %), not far above or below it
     assert 0.12 < freq_pick / len(items) < 0.4, freq_pick
-    again = blm.lambada_items([text], 200, seed=3)
+    again = bitems.lambada_items([text], 200, seed=3)
     assert [(i.context, i.choices, i.answer) for i in again] == [
         (i.context, i.choices, i.answer) for i in items
     ]
-    other = blm.lambada_items([text], 200, seed=4)
+    other = bitems.lambada_items([text], 200, seed=4)
     assert [i.choices for i in other] != [i.choices for i in items]
 
 
@@ -438,14 +439,14 @@ def test_matched_distractors_skip_the_answer_and_its_case_variants():
     forms[5] = "Wf"  # the answer's type, shown capitalised
     ranks = {f.lower(): i for i, f in enumerate(forms)}
     for seed in range(20):
-        got = blm.matched_distractors("wF", forms, ranks, np.random.default_rng(seed), window=4)
+        got = bitems.matched_distractors("wF", forms, ranks, np.random.default_rng(seed), window=4)
         assert len(set(got)) == 3 and "Wf" not in got
         assert all(abs(ranks[g.lower()] - 5) <= 2 for g in got)  # the 4 nearest ranks: 3, 4, 6, 7
 
 
 def test_lambada_items_end_sentences_and_keep_the_text_before():
     text = " ".join(f"alpha{'' if i % 2 else 'x'} beta gamma delta." for i in range(12))
-    items = blm.lambada_items([text], 50, 0, context_words=10, min_words=8)
+    items = bitems.lambada_items([text], 50, 0, context_words=10, min_words=8)
     assert items
     for it in items:
         true = it.choices[it.answer].strip()

@@ -21,6 +21,7 @@ from ...config import ConfigError, ScoreConfig
 from ...scoring import score_texts
 from ..common import load_average, machine, prepare, write_marked
 from ..tinylm import resolve_device
+from . import items as bitems
 from . import lm as blm
 from .arms import build_arms, calibrate_arms
 from .config import BenefitConfig, _pct
@@ -50,7 +51,7 @@ def run_setting(setting: str, config: BenefitConfig, prior, progress: bool = Tru
     if not ctx.items:
         raise ConfigError(f"{setting}: the held-out data gives no evaluation items")
     if not ctx.seqs:
-        ctx.seqs = blm.item_sequences(ctx.items, ctx.tok, ctx.eos, ctx.seq_len)
+        ctx.seqs = bitems.item_sequences(ctx.items, ctx.tok, ctx.eos, ctx.seq_len)
 
     te = time.perf_counter()
     arms_of = {seed: build_arms(data.texts, data.ids, scores, prior, config, cal, seed) for seed in seeds}

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..common import unigram_ppl_ids
+from . import items as bitems
 from . import lm as blm
 from .config import BenefitConfig
 from .data import SettingData
@@ -145,7 +146,7 @@ class Pretrain(Setting):
         c = ctx.config
         ctx.tok = build_tokenizer(f"bpe:{c.pt_vocab}", ctx.data.texts)  # human training texts, every arm
         ctx.eos = ctx.tok.convert_tokens_to_ids(EOT)
-        ctx.items = blm.lambada_items(ctx.data.held, c.items, 0, c.item_words)
+        ctx.items = bitems.lambada_items(ctx.data.held, c.items, 0, c.item_words)
         ctx.seq_len, ctx.ppl_on = c.pt_seq_len, "sequence"
 
     def prepare(self, ctx: Context, arms_of: dict[int, dict]) -> None:
@@ -197,7 +198,7 @@ class _Prior(Setting):
 
     def before(self, ctx: Context) -> None:
         """The untrained prior on the evaluation set: how far did training move it?"""
-        ctx.seqs = blm.item_sequences(ctx.items, ctx.tok, ctx.eos, ctx.seq_len)
+        ctx.seqs = bitems.item_sequences(ctx.items, ctx.tok, ctx.eos, ctx.seq_len)
         c0, p0, _ = blm.evaluate_items(self.top, ctx.items, ctx.seqs, ctx.ppl_on, ctx.cache)
         ctx.before = {"ppl": p0, "acc": float(c0.mean()), "correct": c0.tolist()}
 
@@ -210,7 +211,7 @@ class Cpt(_Prior):
     def evaluation(self, ctx: Context) -> None:
         c = ctx.config
         self._top(ctx)
-        ctx.items = blm.lambada_items(ctx.data.held, c.ft_items, 0, c.item_words)
+        ctx.items = bitems.lambada_items(ctx.data.held, c.ft_items, 0, c.item_words)
         ctx.seq_len, ctx.ppl_on = c.cpt_seq_len, "sequence"
         self.before(ctx)
 
@@ -238,7 +239,7 @@ class Sft(_Prior):
     def evaluation(self, ctx: Context) -> None:
         c = ctx.config
         self._top(ctx)
-        ctx.items = blm.reply_items(ctx.data.held, c.ft_items, 0)
+        ctx.items = bitems.reply_items(ctx.data.held, c.ft_items, 0)
         ctx.seq_len, ctx.ppl_on = c.sft_max_len, "choice"
         self.top.memo = {}  # frozen-stack outputs per distinct example: most replies are unedited in every arm
         self.before(ctx)
