@@ -9,15 +9,17 @@ Prints, all measured in this run:
   `bench_edit.flops_per_token`) with each path's ratio to it, and peak GPU memory;
 - the out-of-memory back-off exercised for real: the allocator capped (`set_per_process_memory_fraction`)
   below what a 64K-token batch needs, then the scores compared with uncapped ones;
-- the tiny-LM trainer's training tokens/s on the device (`tinylm_tokens_per_s`).
+- the tiny-LM trainers' training tokens/s on the device: the sequential one and the grid trainer (ensembles)
+  (`tinylm_tokens_per_s`).
 
-Needs only torch, transformers, tokenizers, numpy (+ what toedit imports) and the prior's tokenizer and
-config, exported here once (the 93 MB prior package does not travel):
+Needs only torch, transformers, tokenizers, numpy (+ what toedit imports; `WHEELS` travel as wheels) and the
+prior's tokenizer and config, exported here once (the 93 MB prior package does not travel):
 
-    python benchmarks/gpu_check.py --export .gpu_assets        # here: ~3.5 MB, ignored by git
+    python benchmarks/gpu_check.py --export .gpu_assets        # here: ~9 MB, ignored by git
     # on the GPU machine (the `run` tool): carry [".gpu_assets"], timeout_s 540
-    PYTHONPATH=src PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --assets .gpu_assets --shapes 135m,1b,8b \
-        --json $OUT/gpu_check.json
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu_assets/*.whl && \
+    PYTHONPATH=src:/tmp/site PYTHONUNBUFFERED=1 python3 benchmarks/gpu_check.py --assets .gpu_assets \
+        --shapes 135m,1b,8b --json $OUT/gpu_check.json
 
 Without CUDA (or with --cpu-smoke) it runs every step on the CPU with tiny shapes and a few documents (the
 OOM back-off then through a test seam: `torch.cuda.OutOfMemoryError` raised for batches over half the
@@ -48,6 +50,8 @@ from toedit.agreement import compare_scorings  # noqa: E402
 from toedit.config import RunConfig  # noqa: E402
 from toedit.prior import Prior, context_token_id  # noqa: E402
 
+# imported by toedit, absent from the GPU machine's image (its package list: the device README's KINDS.md)
+WHEELS = ("zstandard",)
 ASSET_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 # Llama shapes beside the prior's (vocabulary: the prior's tokenizer)
 SHAPES = {
@@ -63,8 +67,9 @@ LOG = logging.getLogger("gpu_check")
 
 
 # ------------------------------------------------------------------------------------------------ assets
-def export_assets(out: Path) -> None:
-    """Copy the embedded prior's config and tokenizer files (converted once by load_prior) into `out`."""
+def export_assets(out: Path, wheels: bool = True) -> None:
+    """Copy the embedded prior's config and tokenizer files (converted once by load_prior) into `out`, and
+    download the wheels of what toedit imports that the GPU machine lacks (`WHEELS`, for its Python 3.12)."""
     from toedit.prior import load_prior
 
     load_prior("default", device="cpu", dtype="float32")  # makes sure the safetensors cache exists
@@ -73,7 +78,21 @@ def export_assets(out: Path) -> None:
     for name in ASSET_FILES:
         if (src / name).exists():
             shutil.copy2(src / name, out / name)
+    if wheels:
+        download_wheels(out)
     print(f"exported {', '.join(sorted(p.name for p in out.iterdir()))} from {src} to {out}")
+
+
+def download_wheels(out: Path) -> None:
+    """`pip download` the installed versions of `WHEELS` as CPython 3.12 manylinux wheels into `out`."""
+    import subprocess
+    from importlib.metadata import version
+
+    platforms = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
+    cmd += ["--python-version", "3.12", "--implementation", "cp", "-d", str(out)]
+    cmd += [arg for p in platforms for arg in ("--platform", p)]
+    subprocess.run(cmd + [f"{name}=={version(name)}" for name in WHEELS], check=True)
 
 
 def load_assets(path: Path):
@@ -318,20 +337,38 @@ class _ListHandler(logging.Handler):
 
 
 def tinylm_tokens_per_s(texts: list[str], device: torch.device, smoke: bool) -> dict:
-    """The tiny-LM trainer (`experiments.tinylm.train_rows`, as it is) on the device: training tokens/s."""
-    from toedit.experiments import tinylm
+    """The tiny-LM trainers on the device, training tokens/s: the sequential one (`tinylm.train_rows`, one run)
+    and the grid trainer (`ensemble.train_grid`, the runs of a grid as ensembles, compiled on the device), on
+    the same configuration."""
+    from bench_tinylm import grid_rate
 
-    config = tinylm.TrainConfig(tokens=4096 if smoke else 262_144)
+    from toedit.experiments import ensemble, tinylm
+
+    config = tinylm.TrainConfig(tokens=4096 if smoke else 262_144, device=device.type)
     tokenizer = tinylm.build_tokenizer(config.tokenizer, texts)
-    rows = tinylm.pack(texts, tokenizer, config.seq_len).to(device)
+    rows = tinylm.pack(texts, tokenizer, config.seq_len)
     model = tinylm.make_model(config, len(tokenizer)).to(device)
-    _, stats = tinylm.train_rows(rows, config, len(tokenizer), model=model)
+    _, stats = tinylm.train_rows(rows.to(device), config, len(tokenizer), model=model)
     print(
         f"\ntiny LM (hidden {config.hidden}, {config.layers} layers, batch {config.batch_size} x {config.seq_len}) "
         f"on {device.type}: {stats['tokens_per_s']:,.0f} training tokens/s ({stats['steps']} steps, "
         f"loss {stats['first_loss']:.2f} -> {stats['final_loss']:.2f})"
     )
-    return {k: v for k, v in stats.items() if k != "losses"}
+    out = {k: v for k, v in stats.items() if k != "losses"}
+    n = 2 if smoke else 10
+    members = [ensemble.Member(rows, dataclasses.replace(config, seed=s)) for s in range(n)]
+    res = ensemble.train_grid(members, len(tokenizer), compile=not smoke)
+    tps, first = grid_rate(res, config)
+    grid = res[0][1]
+    print(
+        f"grid trainer ({n} runs, ensembles of {grid['members']}, {grid['precision']}, compiled "
+        f"{'yes' if grid['compiled'] else 'no'}): {tps:,.0f} training tokens/s after the first steps "
+        f"({first:.1f} s), {tps / stats['tokens_per_s']:.1f}x the sequential trainer"
+    )
+    out["grid"] = {"runs": n, "members": grid["members"], "precision": grid["precision"],
+                   "compiled": grid["compiled"], "tokens_per_s": tps, "first_steps_seconds": first,
+                   "vs_sequential": tps / stats["tokens_per_s"]}  # fmt: skip
+    return out
 
 
 def release(device: torch.device) -> None:

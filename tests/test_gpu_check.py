@@ -41,12 +41,15 @@ def test_the_cpu_smoke_mode_runs_every_step(gpu_check, tiny_model_dir, tmp_path,
     assert oom["backoffs"] >= 1 and "retrying in halves" in oom["messages"][0]
     assert oom["agreement"]["max_abs_logprob_diff"] < 1e-4
     assert res["tinylm"]["tokens_per_s"] > 0 and res["tinylm"]["steps"] >= 1
+    grid = res["tinylm"]["grid"]
+    assert grid["runs"] == 2 and grid["tokens_per_s"] > 0 and grid["vs_sequential"] > 0
+    assert "grid trainer (2 runs" in printed
 
 
 def test_export_writes_the_assets_the_check_loads(gpu_check, tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(gpu_check.bench_edit, "model_dir", lambda: tiny_model_dir)
     monkeypatch.setattr("toedit.prior.load_prior", lambda *a, **k: None)
-    gpu_check.export_assets(tmp_path / "assets")
+    gpu_check.export_assets(tmp_path / "assets", wheels=False)
     names = {p.name for p in (tmp_path / "assets").iterdir()}
     assert {"config.json", "tokenizer.json"} <= names and not any(n.endswith(".safetensors") for n in names)
     config, tokenizer = gpu_check.load_assets(tmp_path / "assets")
