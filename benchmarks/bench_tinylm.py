@@ -53,7 +53,7 @@ def sequential(configs: list[TrainConfig], rows: torch.Tensor, vocab: int) -> fl
     return tokens / seconds
 
 
-def grid_rate(res: list, config: TrainConfig) -> tuple[float, float]:
+def grid_tokens_per_s(res: list, config: TrainConfig) -> tuple[float, float]:
     """(tokens/s after each ensemble's first step, seconds of all first steps) of a `train_grid` result."""
     chunks = [res[i][1] for i in range(0, len(res), res[0][1]["members"])]  # one stats per ensemble trained
     later = [(st["steps"] - 1) * config.batch_size * config.seq_len * st["members"] for st in chunks]
@@ -115,7 +115,7 @@ def main() -> None:
         rates[d].append(gemm_rate(d))
     fp32_rate, grid_rate = max(rates[torch.float32]), max(rates[dtype])
     seq_tps = statistics.mean(seq)
-    ens_tps, first_s = grid_rate(res, base)
+    ens_tps, first_s = grid_tokens_per_s(res, base)
     seq_roof = fp32_rate / flops
     ens_roof = grid_rate / flops
     name = stats["precision"]

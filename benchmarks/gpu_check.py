@@ -340,7 +340,7 @@ def tinylm_tokens_per_s(texts: list[str], device: torch.device, smoke: bool) -> 
     """The tiny-LM trainers on the device, training tokens/s: the sequential one (`tinylm.train_rows`, one run)
     and the grid trainer (`ensemble.train_grid`, the runs of a grid as ensembles, compiled on the device), on
     the same configuration."""
-    from bench_tinylm import grid_rate
+    from bench_tinylm import grid_tokens_per_s
 
     from toedit.experiments import ensemble, tinylm
 
@@ -358,7 +358,7 @@ def tinylm_tokens_per_s(texts: list[str], device: torch.device, smoke: bool) -> 
     n = 2 if smoke else 10
     members = [ensemble.Member(rows, dataclasses.replace(config, seed=s)) for s in range(n)]
     res = ensemble.train_grid(members, len(tokenizer), compile=not smoke)
-    tps, first = grid_rate(res, config)
+    tps, first = grid_tokens_per_s(res, config)
     grid = res[0][1]
     print(
         f"grid trainer ({n} runs, ensembles of {grid['members']}, {grid['precision']}, compiled "
