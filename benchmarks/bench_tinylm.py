@@ -71,7 +71,7 @@ def cpu_name() -> str:
         return platform.processor() or "?"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--tokens", type=int, default=65_536, help="training tokens per run (quick preset: 262,144)"
@@ -84,7 +84,7 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", help="grid trainer precision: auto | float32 | bfloat16")
     ap.add_argument("--max-members", type=int, default=MAX_MEMBERS, help="members per ensemble (0: all)")
     ap.add_argument("--no-compile", action="store_true", help="the grid trainer without torch.compile")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     quick = BenefitConfig(**BENEFIT_QUICK)
@@ -134,6 +134,7 @@ def main() -> None:
         f"ensemble ({args.members} members, {stats['members']} per ensemble, {name}): {ens_tps:8.0f} tokens/s = {ens_tps / ens_roof:.2f} of the "
         f"{name} roofline ({ens_roof:.0f} tokens/s), {ens_tps / seq_tps:.1f}x the sequential trainer"
     )
+    return {"sequential": seq_tps, "grid": ens_tps, "ratio": ens_tps / seq_tps, "members": stats["members"]}
 
 
 if __name__ == "__main__":
