@@ -410,25 +410,45 @@ def main(argv: list[str] | None = None) -> dict:
     )
     texts = bench_edit.corpus(args.tokens, ref_prior)
     del ref_prior
-    results: dict = {"device": name, "torch": torch.__version__, "smoke": args.cpu_smoke}
+    results: dict = {
+        "device": name,
+        "torch": torch.__version__,
+        "smoke": args.cpu_smoke,
+        "section_seconds": {},
+    }
+
+    def done(section: str, t0: float) -> None:
+        """Record the section's time and write what is measured so far (a run cut off by its time limit
+        still returns every finished section)."""
+        results["section_seconds"][section] = round(time.perf_counter() - t0, 1)
+        results["seconds"] = time.perf_counter() - t_start
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2, default=float) + "\n")
+
+    t0 = time.perf_counter()
     gemm = gemm_tflops(device, 256 if args.cpu_smoke else 8192)
     results["gemm_bf16_tflops"] = gemm
     print(f"bf16 GEMM: {gemm:.1f} TFLOP/s ({'256' if args.cpu_smoke else '8192'}^3)")
     results["agreement"] = agreement(base, tokenizer, texts[:8], device, args.cpu_smoke)
+    done("gemm+agreement", t0)
     with tempfile.TemporaryDirectory() as tmp:
         jsonl = Path(tmp) / "input.jsonl"
         bench_edit.write_jsonl(texts, jsonl)
         results["speed"] = {}
         for shape in filter(None, args.shapes.split(",")):
+            t0 = time.perf_counter()
             results["speed"][shape] = speed(base, tokenizer, shape, texts, jsonl, device, gemm, args)
             release(device)  # the shape's model and activations
+            done(f"speed {shape}", t0)
+    t0 = time.perf_counter()
     results["oom"] = oom_backoff(base, tokenizer, texts, device, args)
     release(device)
+    done("oom", t0)
+    t0 = time.perf_counter()
     results["tinylm"] = tinylm_tokens_per_s(texts, device, args.cpu_smoke)
-    results["seconds"] = time.perf_counter() - t_start
-    print(f"\ngpu_check done in {results['seconds']:.0f} s")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=float) + "\n")
+    done("tinylm", t0)
+    print(f"\ngpu_check done in {results['seconds']:.0f} s: " + ", ".join(
+        f"{k} {v:.0f} s" for k, v in results["section_seconds"].items()))  # fmt: skip
     return results
 
 

@@ -24,7 +24,10 @@ def test_the_cpu_smoke_mode_runs_every_step(gpu_check, tiny_model_dir, tmp_path,
     res = gpu_check.main(
         ["--cpu-smoke", "--assets", str(tiny_model_dir), "--shapes", "1b", "--json", str(out)]
     )
-    assert json.loads(out.read_text())["smoke"] is True and res["smoke"]
+    written = json.loads(out.read_text())
+    assert written["smoke"] is True and res["smoke"]
+    # every section's time is recorded (and was written as the section finished)
+    assert list(written["section_seconds"]) == ["gemm+agreement", "speed 1b", "oom", "tinylm"]
     printed = capsys.readouterr().out
     # the same weights in fp32 on the same device: identical scores; bf16 differs but is compared
     same = res["agreement"]["cpu float32 vs cpu float32"]
