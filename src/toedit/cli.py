@@ -24,6 +24,7 @@ from typing import Any
 
 from ._version import __version__
 from .config import EditConfig, IOConfig, RunConfig, ScoreConfig
+from .corpora import CORPORA
 from .options import ConfigError, Verb, add_flags, build, given_values, opt, read_config_file, section
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_MODEL, EXIT_INPUT, EXIT_TOO_MANY_ERRORS = 0, 1, 2, 3, 4, 5
@@ -156,7 +157,7 @@ class TheoryOptions:
 class CorpusOptions:
     """`toedit corpus`: fetch an offline human-written corpus as JSONL (austen, pydoc)."""
 
-    name: str = opt("", "austen | pydoc", positional=True, required=True)
+    name: str = opt("", " | ".join(CORPORA), positional=True, required=True, choices=CORPORA)
     output: str | None = opt(
         None, "directory for the JSONL files", flags=("-o",), required=True, param="dest"
     )
@@ -297,6 +298,8 @@ def _verbs_for(argv: Sequence[str]) -> list[Verb] | None:
 # looked up only when its module is already imported (one not imported cannot have raised).
 # tests/test_cli.py checks that every name here exists.
 EXIT_ERRORS: tuple[tuple[str, str, int], ...] = (
+    ("toedit.analysis.dsir", "SelectionError", EXIT_INPUT),
+    ("toedit.corpora", "CorpusError", EXIT_INPUT),
     ("toedit.optional", "MissingExtra", EXIT_CONFIG),
     ("toedit.prior", "PriorError", EXIT_MODEL),
     ("toedit.io.records", "InputError", EXIT_INPUT),
