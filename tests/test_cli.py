@@ -161,6 +161,13 @@ def test_dry_run_prints_the_plan(tmp_path, corpus, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_score_help_says_top_k_needs_save_topk(capsys):
+    """scores/ hold top-k candidates only with --save-topk (docs/usage.md); the verb's help must not promise them."""
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    assert "top-k too with --save-topk" in capsys.readouterr().out
+
+
 def test_every_verb_has_help(capsys):
     from toedit.cli import build_parser
 

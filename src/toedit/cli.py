@@ -53,7 +53,7 @@ class EditOptions:
 
 @dataclass
 class ScoreOptions:
-    """`toedit score`: score corpora (token log-probs, top-k) into RUN_DIR/scores."""
+    """`toedit score`: token log-probs into RUN_DIR/scores (top-k too with --save-topk)."""
 
     inputs: list[str] = opt([], _INPUTS_HELP, positional=True, nargs="*", required=True)
     output: str | None = opt(None, "run directory", flags=("-o",), required=True)
