@@ -157,7 +157,7 @@ class TheoryOptions:
 class CorpusOptions:
     """`toedit corpus`: fetch an offline human-written corpus as JSONL (austen, pydoc)."""
 
-    name: str = opt("", " | ".join(CORPORA), positional=True, required=True, choices=CORPORA)
+    name: str | None = opt(None, " | ".join(CORPORA), positional=True, required=True, choices=CORPORA)
     output: str | None = opt(
         None, "directory for the JSONL files", flags=("-o",), required=True, param="dest"
     )
