@@ -168,6 +168,21 @@ def test_score_help_says_top_k_needs_save_topk(capsys):
     assert "top-k too with --save-topk" in capsys.readouterr().out
 
 
+def test_an_unknown_flag_names_the_verb_and_the_closest_flag(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["edit", "in.jsonl", "-o", "r", "--treshold", "0.9"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("usage: toedit edit ")
+    assert "toedit edit: error: unrecognized arguments: --treshold 0.9 (did you mean --threshold?)" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["experiment", "all", "--no-such-flag"])
+    err = capsys.readouterr().err
+    assert (
+        exc.value.code == 2
+        and "toedit experiment all: error: unrecognized arguments: --no-such-flag\n" in err
+    )
+
+
 def test_every_verb_has_help(capsys):
     from toedit.cli import build_parser
 

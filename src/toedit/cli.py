@@ -13,6 +13,7 @@ space, read-only, no permission); 5 more bad records than
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import json
 import logging
@@ -261,8 +262,18 @@ def build_parser(verbs: Sequence[Verb] | None = None) -> argparse.ArgumentParser
             "--config", metavar="FILE", help="YAML, TOML or JSON file with the same keys as the flags"
         )
         add_flags(p, verb.options)
-        p.set_defaults(_verb=verb)
+        p.set_defaults(_verb=verb, _parser=p)
     return parser
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """argparse's message for arguments a verb does not take, with the closest flag of a typo."""
+    flags = [name for action in parser._actions for name in action.option_strings]
+    typos = [x.split("=")[0] for x in extra if x.startswith("--")]
+    close = [m[0] for t in typos if (m := difflib.get_close_matches(t, flags, n=1))]
+    return f"unrecognized arguments: {' '.join(extra)}" + (
+        f" (did you mean {', '.join(close)}?)" if close else ""
+    )
 
 
 def parse_options(verb: Verb, args: argparse.Namespace, validate: bool = True) -> Any:
@@ -323,7 +334,9 @@ def _exit_code(exc: BaseException) -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(_verbs_for(argv)).parse_args(argv)
+    args, extra = build_parser(_verbs_for(argv)).parse_known_args(argv)
+    if extra:  # reported by the verb's parser: its usage, not the top level's (which lists one verb)
+        args._parser.error(_unrecognized(args._parser, extra))
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
