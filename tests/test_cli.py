@@ -115,6 +115,34 @@ def test_max_errors_exit_5(tmp_path, tiny_model_dir, capsys):
     assert "line 3" in capsys.readouterr().err
 
 
+def test_corpus_and_select_errors_exit_without_a_traceback(tmp_path, monkeypatch, capsys):
+    """A newcomer's mistakes outside `edit`: an unknown corpus, no apt-get, more documents than the pool has."""
+    with pytest.raises(SystemExit) as exc:
+        main(["corpus", "dickens", "-o", str(tmp_path / "c")])
+    assert exc.value.code == EXIT_CONFIG and "must be one of austen, pydoc" in capsys.readouterr().err
+    monkeypatch.setenv("PATH", str(tmp_path))  # no apt-get / dpkg-deb
+    assert main(["corpus", "austen", "-o", str(tmp_path / "c")]) == EXIT_INPUT
+    assert "apt-get/dpkg-deb not found" in capsys.readouterr().err
+    target, raw, empty = tmp_path / "t.jsonl", tmp_path / "r.jsonl", tmp_path / "e.jsonl"
+    target.write_text("".join(json.dumps({"text": t}) + "\n" for t in corpus_texts(3)), encoding="utf-8")
+    raw.write_text("".join(json.dumps({"text": t}) + "\n" for t in corpus_texts(2)), encoding="utf-8")
+    empty.write_text("", encoding="utf-8")
+    out = tmp_path / "s.jsonl"
+    for args, message in (
+        (["-n", "5"], "cannot select 5 documents: only 2 raw documents are eligible"),
+        (["-n", "-1"], "n must be >= 0"),
+    ):
+        assert (
+            main(["select", "--target", str(target), "--raw", str(raw), "-o", str(out), *args]) == EXIT_INPUT
+        )
+        assert message in capsys.readouterr().err
+    assert (
+        main(["select", "--target", str(empty), "--raw", str(raw), "-o", str(out), "-n", "1"]) == EXIT_INPUT
+    )
+    assert "the target corpus has no n-grams" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_stdin_to_stdout(tmp_path, tiny_model_dir, monkeypatch, capsys):
     rows = [{"id": i, "text": t[:150]} for i, t in enumerate(corpus_texts(3))]
     data = "".join(json.dumps(r) + "\n" for r in rows).encode()
@@ -131,6 +159,28 @@ def test_dry_run_prints_the_plan(tmp_path, corpus, capsys):
     out = capsys.readouterr().out
     assert "plan: 1 shard(s)" in out and "in" in out
     assert not (tmp_path / "r").exists()
+
+
+def test_score_help_says_top_k_needs_save_topk(capsys):
+    """scores/ hold top-k candidates only with --save-topk (docs/usage.md); the verb's help must not promise them."""
+    with pytest.raises(SystemExit):
+        main(["score", "--help"])
+    assert "top-k too with --save-topk" in capsys.readouterr().out
+
+
+def test_an_unknown_flag_names_the_verb_and_the_closest_flag(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["edit", "in.jsonl", "-o", "r", "--treshold", "0.9"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.startswith("usage: toedit edit ")
+    assert "toedit edit: error: unrecognized arguments: --treshold 0.9 (did you mean --threshold?)" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["experiment", "all", "--no-such-flag"])
+    err = capsys.readouterr().err
+    assert (
+        exc.value.code == 2
+        and "toedit experiment all: error: unrecognized arguments: --no-such-flag\n" in err
+    )
 
 
 def test_every_verb_has_help(capsys):

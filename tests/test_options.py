@@ -191,6 +191,28 @@ def test_required_options_come_from_flags_or_files(tmp_path, capsys):
     assert options.inputs == ["a.jsonl", "b.jsonl"] and options.output == "runs/x"
 
 
+def test_required_positionals_are_required(tmp_path, capsys):
+    """An empty required positional is missing: `toedit status` with no RUN_DIR read the current directory,
+    `toedit corpus -o DIR` with no name raised a traceback."""
+    for argv, name in (
+        (["status"], "run_dir"),
+        (["report"], "run_dir"),
+        (["corpus", "-o", str(tmp_path)], "name"),
+    ):
+        assert main(argv) == EXIT_CONFIG
+        assert f"missing required option(s): {name}" in capsys.readouterr().err
+
+
+def test_a_positional_with_choices_may_come_from_a_file(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: pydoc\n")
+    _, options = parse(["corpus", "--config", str(cfg), "-o", str(tmp_path)])
+    assert options.name == "pydoc"
+    with pytest.raises(SystemExit) as exc:
+        parse(["corpus", "dickens", "-o", str(tmp_path)])
+    assert exc.value.code == 2 and "must be one of austen, pydoc, got 'dickens'" in capsys.readouterr().err
+
+
 def test_leaf_names_are_unique_per_verb():
     for verb in VERBS:
         names = [leaf.name for leaf in leaves(verb.options)]

@@ -13,6 +13,7 @@ space, read-only, no permission); 5 more bad records than
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import json
 import logging
@@ -24,6 +25,7 @@ from typing import Any
 
 from ._version import __version__
 from .config import EditConfig, IOConfig, RunConfig, ScoreConfig
+from .corpora import CORPORA
 from .options import ConfigError, Verb, add_flags, build, given_values, opt, read_config_file, section
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_MODEL, EXIT_INPUT, EXIT_TOO_MANY_ERRORS = 0, 1, 2, 3, 4, 5
@@ -52,7 +54,7 @@ class EditOptions:
 
 @dataclass
 class ScoreOptions:
-    """`toedit score`: score corpora (token log-probs, top-k) into RUN_DIR/scores."""
+    """`toedit score`: token log-probs into RUN_DIR/scores (top-k too with --save-topk)."""
 
     inputs: list[str] = opt([], _INPUTS_HELP, positional=True, nargs="*", required=True)
     output: str | None = opt(None, "run directory", flags=("-o",), required=True)
@@ -156,7 +158,7 @@ class TheoryOptions:
 class CorpusOptions:
     """`toedit corpus`: fetch an offline human-written corpus as JSONL (austen, pydoc)."""
 
-    name: str = opt("", "austen | pydoc", positional=True, required=True)
+    name: str | None = opt(None, " | ".join(CORPORA), positional=True, required=True, choices=CORPORA)
     output: str | None = opt(
         None, "directory for the JSONL files", flags=("-o",), required=True, param="dest"
     )
@@ -260,8 +262,18 @@ def build_parser(verbs: Sequence[Verb] | None = None) -> argparse.ArgumentParser
             "--config", metavar="FILE", help="YAML, TOML or JSON file with the same keys as the flags"
         )
         add_flags(p, verb.options)
-        p.set_defaults(_verb=verb)
+        p.set_defaults(_verb=verb, _parser=p)
     return parser
+
+
+def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> str:
+    """argparse's message for arguments a verb does not take, with the closest flag of a typo."""
+    flags = [name for action in parser._actions for name in action.option_strings]
+    typos = [x.split("=")[0] for x in extra if x.startswith("--")]
+    close = [m[0] for t in typos if (m := difflib.get_close_matches(t, flags, n=1))]
+    return f"unrecognized arguments: {' '.join(extra)}" + (
+        f" (did you mean {', '.join(close)}?)" if close else ""
+    )
 
 
 def parse_options(verb: Verb, args: argparse.Namespace, validate: bool = True) -> Any:
@@ -297,6 +309,8 @@ def _verbs_for(argv: Sequence[str]) -> list[Verb] | None:
 # looked up only when its module is already imported (one not imported cannot have raised).
 # tests/test_cli.py checks that every name here exists.
 EXIT_ERRORS: tuple[tuple[str, str, int], ...] = (
+    ("toedit.analysis.dsir", "SelectionError", EXIT_INPUT),
+    ("toedit.corpora", "CorpusError", EXIT_INPUT),
     ("toedit.optional", "MissingExtra", EXIT_CONFIG),
     ("toedit.prior", "PriorError", EXIT_MODEL),
     ("toedit.io.records", "InputError", EXIT_INPUT),
@@ -320,7 +334,9 @@ def _exit_code(exc: BaseException) -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(_verbs_for(argv)).parse_args(argv)
+    args, extra = build_parser(_verbs_for(argv)).parse_known_args(argv)
+    if extra:  # reported by the verb's parser: its usage, not the top level's (which lists one verb)
+        args._parser.error(_unrecognized(args._parser, extra))
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )

@@ -324,7 +324,7 @@ def build(cls: type, values: dict[str, Any], validate: bool = True):
         missing = [
             f.name if f.metadata.get("positional") else "--" + f.name.replace("_", "-")
             for f in dataclasses.fields(cls)
-            if f.metadata.get("required") and getattr(obj, f.name) in (None, [])
+            if f.metadata.get("required") and getattr(obj, f.name) in (None, [], "")
         ]
         if missing:
             raise ConfigError(f"missing required option(s): {', '.join(missing)} (flags or --config)")
@@ -387,6 +387,8 @@ def _flag_type(leaf: Leaf, item: bool = False) -> Callable[[str], Any]:
     """argparse type function: the same converter as config files, from text (item: one list element)."""
 
     def convert(text: str) -> Any:
+        if text is argparse.SUPPRESS:  # an absent "?" positional: argparse converts its default too
+            return text
         try:
             if item:
                 return coerce(leaf, [text], "", from_text=True)[0]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from toedit.analysis.dsir import (
+    SelectionError,
     _words_from_feature_sums,
     bucket_distribution,
     gumbel_top_k,
@@ -118,8 +119,13 @@ def test_gumbel_top_k_properties():
         assert np.all(np.diff(keys) <= 0)
     idx, _ = gumbel_top_k(lw, 5, seed=0)
     assert sorted(idx.tolist()) == [0, 1, 2, 3, 4]
-    with pytest.raises(ValueError):
+    # a SelectionError (a ValueError) is what the CLI reports as an input error, without a traceback
+    with pytest.raises(SelectionError, match="cannot select 6 documents: only 5 raw documents are eligible"):
         gumbel_top_k(lw, 6)
+    with pytest.raises(SelectionError, match="n must be >= 0"):
+        gumbel_top_k(lw, -1)
+    with pytest.raises(SelectionError, match="the target corpus has no n-grams"):
+        select([], ["some raw text"], 1)
     # excluded (-inf) rows are never picked
     ex = lw.copy()
     ex[2] = -np.inf

@@ -38,6 +38,7 @@ from .features import HashedNgramFeaturizer
 sp = optional_import("scipy.sparse", purpose="DSIR selection (toedit select, analyze)")
 
 __all__ = [
+    "SelectionError",
     "SelectionResult",
     "bucket_distribution",
     "gumbel_top_k",
@@ -48,6 +49,11 @@ __all__ = [
     "select_files",
     "select_from_features",
 ]
+
+
+class SelectionError(ValueError):
+    """The corpora cannot give the selection asked for (too few raw documents, no n-grams); the CLI reports
+    it as an input error."""
 
 
 @dataclass
@@ -117,9 +123,11 @@ def gumbel_top_k(
     lw = np.asarray(log_weights, dtype=np.float64)
     eligible = np.flatnonzero(lw > -np.inf)
     if n < 0:
-        raise ValueError("n must be >= 0")
+        raise SelectionError(f"cannot select {n} documents: n must be >= 0")
     if n > eligible.shape[0]:
-        raise ValueError(f"cannot select {n} documents from {eligible.shape[0]} eligible ones")
+        raise SelectionError(
+            f"cannot select {n} documents: only {eligible.shape[0]} raw documents are eligible"
+        )
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     keys = lw.copy()
     if not top_k:
@@ -196,13 +204,13 @@ def select_from_features(
         raise ValueError("need smoothing > 0 or eps > 0 (log of zero probabilities)")
     target_counts = np.asarray(target_counts, dtype=np.float64)
     if target_counts.sum() <= 0:
-        raise ValueError("the target corpus has no n-grams")
+        raise SelectionError("the target corpus has no n-grams (is it empty?)")
     raw = sp.csr_matrix(raw_features) if not sp.issparse(raw_features) else raw_features.tocsr()
     if raw.shape[1] != target_counts.shape[0]:
         raise ValueError("target and raw features have different numbers of buckets")
     raw_counts = np.asarray(raw.sum(axis=0), dtype=np.float64).ravel()
     if raw_counts.sum() <= 0 and smoothing <= 0:
-        raise ValueError("the raw corpus has no n-grams")
+        raise SelectionError("the raw corpus has no n-grams (is it empty?)")
     q = bucket_distribution(target_counts, smoothing)
     p = bucket_distribution(raw_counts, smoothing)
     with np.errstate(divide="ignore"):

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import stats as run_stats
+from .layout import RunLayout
 
 
 @dataclass
@@ -60,6 +61,11 @@ class RunSummary:
             shown = "; ".join(f"{s['path']} ({s['reason']})" for s in self.skipped[:5])
             more = f"; and {len(self.skipped) - 5} more (see manifest.json)" if len(self.skipped) > 5 else ""
             lines.append(f"not read       {len(self.skipped)}: {shown}{more}")
+        if s["n_errors"] and self.run_dir:  # on stdout runs each bad record is already printed to stderr
+            lines.append(
+                f"bad records    {s['n_errors']:,} not edited: file, line and reason of each in "
+                f"{RunLayout(self.run_dir).errors_path}"
+            )
         rounds = s.get("rounds") or []
         for i, rnd in enumerate(rounds):
             scored = max(rnd["n_scored"], 1)
