@@ -174,6 +174,9 @@ def test_an_unknown_flag_names_the_verb_and_the_closest_flag(capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.startswith("usage: toedit edit ")
     assert "toedit edit: error: unrecognized arguments: --treshold 0.9 (did you mean --threshold?)" in err
+    with pytest.raises(SystemExit):  # nothing close: no guess (a shared "--" prefix is not closeness)
+        main(["edit", "in.jsonl", "-o", "r", "--bogus"])
+    assert capsys.readouterr().err.endswith("unrecognized arguments: --bogus\n")
     with pytest.raises(SystemExit) as exc:
         main(["experiment", "all", "--no-such-flag"])
     err = capsys.readouterr().err

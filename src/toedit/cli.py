@@ -268,9 +268,11 @@ def build_parser(verbs: Sequence[Verb] | None = None) -> argparse.ArgumentParser
 
 def _unrecognized(parser: argparse.ArgumentParser, extra: list[str]) -> str:
     """argparse's message for arguments a verb does not take, with the closest flag of a typo."""
-    flags = [name for action in parser._actions for name in action.option_strings]
-    typos = [x.split("=")[0] for x in extra if x.startswith("--")]
-    close = [m[0] for t in typos if (m := difflib.get_close_matches(t, flags, n=1))]
+    flags = {
+        name[2:]: name for action in parser._actions for name in action.option_strings if name[:2] == "--"
+    }
+    typos = [x.split("=")[0][2:] for x in extra if x.startswith("--")]
+    close = [flags[m[0]] for t in typos if (m := difflib.get_close_matches(t, list(flags), n=1, cutoff=0.75))]
     return f"unrecognized arguments: {' '.join(extra)}" + (
         f" (did you mean {', '.join(close)}?)" if close else ""
     )
