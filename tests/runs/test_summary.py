@@ -23,3 +23,18 @@ def test_bad_records_point_at_errors_jsonl(tmp_path):
     )
     assert "errors.jsonl" not in _summary(str(tmp_path / "run"), 0).format()
     assert "errors.jsonl" not in _summary(None, 2).format()  # stdout runs print each bad record to stderr
+
+
+def test_a_score_run_prints_no_rule_lines(tiny_prior, tmp_path):
+    """`toedit score` applies no rule: its summary has no selected / changed / dropped lines (an edit run's
+    has), and the run layer passes the kind through."""
+    from toedit.runs.run import run_edit, run_score
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "one short document"}\n', encoding="utf-8")
+    score = run_score([str(src)], str(tmp_path / "s"), prior=tiny_prior)
+    edit = run_edit([str(src)], str(tmp_path / "e"), prior=tiny_prior)
+    assert score.kind == "score" and edit.kind == "edit"
+    for rule_line in ("above thr.", "changed ", "dropped ", "skipped unsafe"):
+        assert rule_line not in score.format() and rule_line in edit.format()
+    assert "tokens " in score.format() and "speed " in score.format()

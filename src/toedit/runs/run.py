@@ -210,6 +210,7 @@ def _execute(
             0,
             plan,
             skipped=skipped,
+            kind=kind,
         )
     if kind == "score" and run_dir is None:
         raise RunDirError("`toedit score` writes scores/ into a RUN_DIR; -o - is only for `toedit edit`")
@@ -357,6 +358,7 @@ def _run_locked(req: RunRequest, prior: Prior | None) -> RunSummary:
         model=model_name,
         dtype=payload["dtype"],
         compile=payload["score"]["compile"],
+        kind=kind,
     )
 
 

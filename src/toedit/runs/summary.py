@@ -26,6 +26,7 @@ class RunSummary:
     model: str | None = None  # the prior's name
     dtype: str | None = None  # the precision its body ran in (--dtype auto resolved)
     compile: str | None = None  # whether scoring ran torch.compile'd (--compile auto resolved): on | off
+    kind: str = "edit"  # "score": no rule ran, so no selection / change / drop lines
 
     @property
     def tokens_per_second(self) -> float:
@@ -42,14 +43,20 @@ class RunSummary:
             f"shards         {self.shards} ({self.shards_done_before} already done)",
             f"documents      {s['n_records']:,} ({s['n_empty']:,} empty, {s['n_errors']:,} bad records)",
             f"tokens         {s['n_tokens']:,} ({s['n_scored']:,} scored)",
-            f"above thr.     {s['n_above']:,} ({100 * r['above_rate']:.2f} % of scored)",
-            f"changed        {s['n_changed']:,} ({100 * r['change_rate']:.3f} % of scored)",
-            f"  of which     {s.get('n_changed_word', 0):,} whole words, {s.get('n_changed_fragment', 0):,} word "
-            f"fragments, {s.get('n_changed_space', 0):,} whitespace, {s.get('n_changed_punct', 0):,} punctuation",
-            f"dropped        {s['n_dropped']:,} ({100 * r['drop_rate']:.3f} %)",
-            f"skipped unsafe {s['n_skipped_unsafe']:,}",
-            f"speed          {self.tokens_per_second:,.0f} tokens/s ({self.tokens_this_run:,} tokens in {self.seconds:.1f} s)",
         ]
+        if self.kind == "edit":
+            lines += [
+                f"above thr.     {s['n_above']:,} ({100 * r['above_rate']:.2f} % of scored)",
+                f"changed        {s['n_changed']:,} ({100 * r['change_rate']:.3f} % of scored)",
+                f"  of which     {s.get('n_changed_word', 0):,} whole words, {s.get('n_changed_fragment', 0):,} "
+                f"word fragments, {s.get('n_changed_space', 0):,} whitespace, {s.get('n_changed_punct', 0):,} "
+                "punctuation",
+                f"dropped        {s['n_dropped']:,} ({100 * r['drop_rate']:.3f} %)",
+                f"skipped unsafe {s['n_skipped_unsafe']:,}",
+            ]
+        lines.append(
+            f"speed          {self.tokens_per_second:,.0f} tokens/s ({self.tokens_this_run:,} tokens in {self.seconds:.1f} s)"
+        )
         if self.failed:
             names = ", ".join(f["shard"] for f in self.failed[:10])
             where = "see RUN_DIR/failed/" if self.run_dir else _stdout_losses(self.failed)
