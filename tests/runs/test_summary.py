@@ -38,3 +38,17 @@ def test_a_score_run_prints_no_rule_lines(tiny_prior, tmp_path):
     for rule_line in ("above thr.", "changed ", "dropped ", "skipped unsafe"):
         assert rule_line not in score.format() and rule_line in edit.format()
     assert "tokens " in score.format() and "speed " in score.format()
+
+
+def test_a_new_run_dir_named_like_a_file_is_warned_about(tmp_path, caplog):
+    from toedit.runs.run import run_edit
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"text": "one short document"}\n', encoding="utf-8")
+    with caplog.at_level("WARNING", logger="toedit.runs.run"):
+        run_edit([str(src)], str(tmp_path / "edited.jsonl"), dry_run=True)
+    assert "RUN_DIR is a directory; toedit edit creates it" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="toedit.runs.run"):
+        run_edit([str(src)], str(tmp_path / "edited"), dry_run=True)
+    assert "RUN_DIR is a directory" not in caplog.text

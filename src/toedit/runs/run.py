@@ -33,6 +33,8 @@ from .shard import RunContext, RunSpec
 from .summary import RunSummary
 
 log = logging.getLogger(__name__)
+# a new RUN_DIR named like a data file is most likely a user expecting one output file: warned about
+FILE_LIKE = (".jsonl", ".json", ".parquet", ".txt", ".csv", ".gz", ".zst", ".bz2", ".xz")
 COUNT_FOR_ETA_BYTES = 2 * 1024**3
 
 
@@ -186,6 +188,13 @@ def _execute(
             cfg.validate()
     rank = resolve_rank(run)
     run_dir = None if output == "-" else Path(output)
+    if run_dir is not None and not run_dir.exists() and run_dir.name.endswith(FILE_LIKE):
+        log.warning(
+            "-o %s: RUN_DIR is a directory; toedit %s creates it and writes %s inside (-o - for JSONL on stdout)",
+            output,
+            kind,
+            "data/ and scores/" if kind == "edit" else "scores/",
+        )
     exclude = [run_dir] if run_dir is not None else []
     found = discover(inputs, run.shard_lines, exclude=exclude, fence=RUN_DIRS)
     shards = found.shards
