@@ -158,7 +158,17 @@ def test_dry_run_prints_the_plan(tmp_path, corpus, capsys):
     assert main(["edit", str(corpus), "-o", str(tmp_path / "r"), "--dry-run"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "plan: 1 shard(s)" in out and "in" in out
+    assert "settings: all defaults" in out
     assert not (tmp_path / "r").exists()
+
+
+def test_dry_run_prints_the_settings_from_the_config_file_and_flags(tmp_path, corpus, capsys):
+    """A dry run shows what the run would use: the --config file's keys and the flags, where not default."""
+    cfg = tmp_path / "edit.yaml"
+    cfg.write_text("threshold: 0.9\ntop_k: 0\n", encoding="utf-8")
+    argv = ["edit", str(corpus), "-o", str(tmp_path / "r"), "--config", str(cfg), "--seed", "7", "--dry-run"]
+    assert main(argv) == EXIT_OK
+    assert "settings: threshold=0.9 top_k=0 seed=7\n" in capsys.readouterr().out
 
 
 def test_score_help_says_top_k_needs_save_topk(capsys):

@@ -44,7 +44,7 @@ class EditOptions:
 
     inputs: list[str] = opt([], _INPUTS_HELP, positional=True, nargs="*", required=True)
     output: str | None = opt(None, "run directory (- writes JSONL to stdout)", flags=("-o",), required=True)
-    dry_run: bool = opt(False, "print the plan and exit")
+    dry_run: bool = opt(False, "print the plan (shards, settings that differ from the defaults) and exit")
     json: bool = opt(False, "print the summary as JSON", cli_only=True)
     edit: EditConfig = section(EditConfig)
     score: ScoreConfig = section(ScoreConfig)
@@ -58,7 +58,7 @@ class ScoreOptions:
 
     inputs: list[str] = opt([], _INPUTS_HELP, positional=True, nargs="*", required=True)
     output: str | None = opt(None, "run directory", flags=("-o",), required=True)
-    dry_run: bool = opt(False, "print the plan and exit")
+    dry_run: bool = opt(False, "print the plan (shards, settings that differ from the defaults) and exit")
     json: bool = opt(False, "print the summary as JSON", cli_only=True)
     score: ScoreConfig = section(ScoreConfig)
     io: IOConfig = section(IOConfig)
@@ -172,6 +172,8 @@ def _show_summary(summary, options) -> int:
         print(json.dumps(summary.to_dict(), indent=2))
     elif options.dry_run:
         print(f"plan: {summary.shards} shard(s) -> {summary.run_dir or 'stdout'}")
+        changed = _changed_settings(options)
+        print(f"settings: {' '.join(changed) if changed else 'all defaults'}")
         for item in summary.plan:
             print(f"  {item['name']:<40} {item['format']:<9} {item['size']:>12,} B  {item['path']}")
         for skipped in summary.skipped:
@@ -179,6 +181,25 @@ def _show_summary(summary, options) -> int:
     else:
         print(summary.format(), file=sys.stderr if summary.run_dir is None else sys.stdout)
     return EXIT_SHARDS_FAILED if summary.failed else EXIT_OK
+
+
+def _changed_settings(options) -> list[str]:
+    """`key=value` of every edit / score / io / run setting that differs from its default (flags and
+    --config alike): what a dry run would run with."""
+    import dataclasses
+
+    out = []
+    for name in ("edit", "score", "io", "run"):
+        cfg = getattr(options, name, None)
+        if cfg is None:
+            continue
+        default = type(cfg)()
+        out += [
+            f"{f.name}={getattr(cfg, f.name)}"
+            for f in dataclasses.fields(cfg)
+            if getattr(cfg, f.name) != getattr(default, f.name)
+        ]
+    return out
 
 
 def _show_sweep(result, options) -> int:
