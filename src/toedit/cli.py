@@ -20,7 +20,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ._version import __version__
@@ -186,8 +186,6 @@ def _show_summary(summary, options) -> int:
 def _changed_settings(options) -> list[str]:
     """`key=value` of every edit / score / io / run setting that differs from its default (flags and
     --config alike): what a dry run would run with."""
-    import dataclasses
-
     out = []
     for name in ("edit", "score", "io", "run"):
         cfg = getattr(options, name, None)
@@ -196,7 +194,7 @@ def _changed_settings(options) -> list[str]:
         default = type(cfg)()
         out += [
             f"{f.name}={getattr(cfg, f.name)}"
-            for f in dataclasses.fields(cfg)
+            for f in fields(cfg)
             if getattr(cfg, f.name) != getattr(default, f.name)
         ]
     return out
