@@ -1,7 +1,7 @@
 """`toedit experiment benefit`: does editing help? A package: `config` (options, presets, endpoints), `data`
 (corpora, one normalisation, overlap), `arms` (H, E, E-rate, E-text, E-word, R), `settings` (pretrain, cpt,
-sft behind one protocol), `items` (evaluation items), `lm` (models, evaluation), `stats` (families, verdicts, the moved rule),
-`report` (the page section) and `run` (the driver)."""
+sft behind one protocol), `items` (evaluation items), `lm` (models, evaluation), `stats` (families, verdicts,
+the moved rule), `report` (the page section) and `run` (the driver)."""
 
 from .arms import Calibrated, build_arms, calibrate_arms, matched_random
 from .config import ARM_KINDS, BENEFIT_QUICK, SETTINGS, BenefitConfig, load_preset
