@@ -214,6 +214,28 @@ def test_top_lm_encode_does_not_depend_on_block_mates_and_is_memoised(tiny_prior
         top.encode([ids[:41]], 40)
 
 
+@pytest.mark.parametrize("bf16", [False, True])
+def test_evaluation_runs_the_frozen_stack_once_per_sequence_for_every_model(tiny_prior, bf16):
+    """With a memo, every model after the first reads the evaluation set's frozen-stack output from it: the
+    same numbers as without a memo, and no frozen forward after the first evaluation."""
+    top = blm.TopLM(bf.trainable_copy(tiny_prior), 1, frozen=tiny_prior.model)
+    top.bf16 = bf16
+    items = bitems.lambada_items(corpus_texts(6), 20, 0, context_words=20, min_words=8)
+    seqs = bitems.item_sequences(items, tiny_prior.tokenizer, tiny_prior.context_id, 48)
+    assert len(items) > 5
+    plain = blm.evaluate_items(top, items, seqs, "sequence")
+    calls = []
+    hook = top.low.register_forward_hook(lambda *_: calls.append(1))
+    top.memo = {}
+    first = blm.evaluate_items(top, items, seqs, "sequence")
+    n_first = len(calls)
+    again = blm.evaluate_items(top, items, seqs, "sequence")
+    hook.remove()
+    assert n_first > 0 and len(calls) == n_first
+    for res in (first, again):
+        assert res[0].tolist() == plain[0].tolist() and res[1:] == plain[1:]
+
+
 def test_top_lm_scores_targets_with_the_priors_head(tiny_prior):
     import torch
 
@@ -258,8 +280,9 @@ def test_sft_memo_changes_the_time_not_the_numbers(tiny_prior, chitchat_json, mo
     reused, computed[:] = sum(computed), []
     monkeypatch.setattr(blm.TopLM, "encode", lambda self, s, w: counting(self, s, w, keep=False))
     plain = bf.run_setting("sft", cfg, tiny_prior, progress=False)
-    # H's 16 examples are computed once for both seeds (and E-rate's unedited replies are H's)
-    assert len(computed) == 4 and reused <= sum(computed) - 16
+    # H's 16 examples are computed once for both seeds (and E-rate's unedited replies are H's); the evaluation
+    # set once for the untrained prior and the 4 models
+    assert len(plain["runs"]) == 4 and reused <= sum(computed) - 16
     assert [(r["ppl"], r["correct"], r["final_loss"]) for r in memo["runs"]] == [
         (r["ppl"], r["correct"], r["final_loss"]) for r in plain["runs"]
     ]

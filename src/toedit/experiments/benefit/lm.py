@@ -3,9 +3,10 @@
 Two ways to train a causal LM here:
 - `FullLM`: every weight trains (the tiny Llama from scratch, pre-training setting);
 - `TopLM`: the prior with its lower layers, embeddings and head frozen and its top `n` decoder layers (+ the
-  final norm) trained. The frozen stack's output is computed once per text (`TopLM.lower`) and reused by every
-  epoch and evaluation, so CPU fine-tuning of a 135M model costs the top layers and the LM head only; with
-  `TopLM.memo` once per distinct sequence across runs (sft: an unedited reply is shared by every arm and seed).
+  final norm) trained. The frozen stack's output is computed once per run over its rows (`TopLM.lower`), so CPU
+  fine-tuning of a 135M model costs the top layers and the LM head only; with `TopLM.memo` (cpt and sft set
+  it) once per distinct sequence across runs (`TopLM.encode`): the evaluation set for every model, and sft's
+  examples (an unedited reply is shared by every arm and seed).
 Both expose `inputs`/`encode` (what the model reads), `hidden(inputs)` (final normed hidden states), `head` and
 `logprobs` (the log-probs of targets), so one training and one evaluation routine serve both.
 """
@@ -291,33 +292,21 @@ def corpus_tokens(texts: Sequence[str], tokenizer) -> int:
 
 @torch.no_grad()
 def sequence_logprobs(
-    lm,
-    seqs: Sequence[EvalSeq],
-    cache: dict | None = None,
-    batch: int = LOWER_ROWS,
-    full: set[int] | None = None,
+    lm, seqs: Sequence[EvalSeq], batch: int = LOWER_ROWS, full: set[int] | None = None
 ) -> list:
     """Per sequence: the log-probs (float64 numpy) of its tokens 1.. (the first is the bos context); for a
     sequence not in `full` only the tokens from its `start` on (NaN before: the LM head runs only there).
 
-    `cache` keeps `lm.inputs` per batch (the frozen stack's output of a `TopLM`), so every model scores the
-    same evaluation set without recomputing the shared lower layers.
+    What the model reads comes from `lm.encode` per batch of `batch` sequences of similar length: with a
+    `TopLM.memo` the frozen stack runs once per distinct sequence, so every model scores the same evaluation
+    set without recomputing the shared lower layers.
     """
     out: list = [None] * len(seqs)
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i].ids))
     for b in range(0, len(order), batch):
         idx = order[b : b + batch]
         width = max(len(seqs[i].ids) for i in idx)
-        ids = torch.zeros((len(idx), width), dtype=torch.long)
-        for r, i in enumerate(idx):
-            ids[r, : len(seqs[i].ids)] = torch.tensor(seqs[i].ids)
-        key = tuple(idx)
-        if cache is not None and key in cache:
-            inputs = cache[key]
-        else:
-            inputs = lm.inputs(ids)
-            if cache is not None:
-                cache[key] = inputs
+        inputs = pad_stack(lm.encode([seqs[i].ids for i in idx], width), width).to(lm.device)
         with autocast(lm.device, lm.bf16):
             h = lm.hidden(inputs)
         firsts = [1 if full is None or i in full else seqs[i].start for i in idx]
@@ -339,9 +328,7 @@ def sequence_logprobs(
     return out
 
 
-def evaluate_items(
-    lm, items: Sequence[Item], seqs: Sequence[EvalSeq], ppl_on: str, cache: dict | None = None
-):
+def evaluate_items(lm, items: Sequence[Item], seqs: Sequence[EvalSeq], ppl_on: str):
     """(0/1 correctness per item, PPL, PPL tokens) from ONE forward pass over the choice sequences.
 
     Choices score by the sum (or mean, `Item.normalise`) of their tokens' log-probs; the PPL is over the true
@@ -351,7 +338,7 @@ def evaluate_items(
     full = (
         {j for j, s in enumerate(seqs) if s.choice == items[s.item].answer} if ppl_on == "sequence" else set()
     )
-    lps = sequence_logprobs(lm, seqs, cache, full=full)
+    lps = sequence_logprobs(lm, seqs, full=full)
     scores = np.full((len(items), 4), -np.inf)
     tok = []
     for s, lp in zip(seqs, lps, strict=True):

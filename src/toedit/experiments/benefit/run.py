@@ -67,9 +67,7 @@ def run_setting(setting: str, config: BenefitConfig, prior, progress: bool = Tru
             realised.setdefault(name, []).append(rates)
             ts = time.perf_counter()
             trained = impl.train(ctx, seed, name, arm_texts, order)
-            correct, ppl, ppl_tokens = blm.evaluate_items(
-                trained.lm, ctx.items, ctx.seqs, ctx.ppl_on, ctx.cache
-            )
+            correct, ppl, ppl_tokens = blm.evaluate_items(trained.lm, ctx.items, ctx.seqs, ctx.ppl_on)
             stats = trained.stats
             runs.append(
                 {

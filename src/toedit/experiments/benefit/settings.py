@@ -48,7 +48,6 @@ class Context:
     ppl_on: str = "sequence"
     before: dict[str, float] | None = None
     unigram: float | None = None
-    cache: dict | None = None  # evaluation inputs shared by every model (cpt/sft: the frozen stack's output)
 
 
 def doc_order(n: int, seed: int) -> np.ndarray:
@@ -194,12 +193,14 @@ class _Prior(Setting):
         from ...lmhead import LMHead
 
         self.top.scorer = LMHead(ctx.prior)
-        ctx.cache = {}
+        # the frozen stack's output per distinct sequence, kept for every model of the setting: the evaluation
+        # sequences (and sft's examples, most of them unedited in every arm) run through it once
+        self.top.memo = {}
 
     def before(self, ctx: Context) -> None:
         """The untrained prior on the evaluation set: how far did training move it?"""
         ctx.seqs = bitems.item_sequences(ctx.items, ctx.tok, ctx.eos, ctx.seq_len)
-        c0, p0, _ = blm.evaluate_items(self.top, ctx.items, ctx.seqs, ctx.ppl_on, ctx.cache)
+        c0, p0, _ = blm.evaluate_items(self.top, ctx.items, ctx.seqs, ctx.ppl_on)
         ctx.before = {"ppl": p0, "acc": float(c0.mean()), "correct": c0.tolist()}
 
 
@@ -241,7 +242,6 @@ class Sft(_Prior):
         self._top(ctx)
         ctx.items = bitems.reply_items(ctx.data.held, c.ft_items, 0)
         ctx.seq_len, ctx.ppl_on = c.sft_max_len, "choice"
-        self.top.memo = {}  # frozen-stack outputs per distinct example: most replies are unedited in every arm
         self.before(ctx)
 
     def train(self, ctx: Context, seed: int, name: str, texts: list[str], order: np.ndarray) -> Trained:
