@@ -190,10 +190,10 @@ def _execute(
     run_dir = None if output == "-" else Path(output)
     if run_dir is not None and not run_dir.exists() and run_dir.name.endswith(FILE_LIKE):
         log.warning(
-            "-o %s: RUN_DIR is a directory; toedit %s creates it and writes %s inside (-o - for JSONL on stdout)",
+            "-o %s: RUN_DIR is a directory; toedit %s creates it and writes %s inside",
             output,
             kind,
-            "data/ and scores/" if kind == "edit" else "scores/",
+            "data/ and scores/ (-o - for JSONL on stdout)" if kind == "edit" else "scores/",
         )
     exclude = [run_dir] if run_dir is not None else []
     found = discover(inputs, run.shard_lines, exclude=exclude, fence=RUN_DIRS)
