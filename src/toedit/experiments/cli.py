@@ -74,7 +74,7 @@ class BenefitOptions:
     output: str = opt("runs/benefit", "output directory", flags=("-o",), param="out_dir")
     quick: bool = opt(
         False,
-        "the quick setting: presets/benefit_quick.toml (51 min measured with 2 torch threads on a 2-core CPU)",
+        "the quick setting: presets/benefit_quick.toml (about an hour on a 2-core CPU; measured: docs/experiments.md)",
         cli_only=True,
     )
     results: str | None = opt(None, "write the marked benefit section of this page (e.g. docs/RESULTS.md)")
